@@ -1,0 +1,1 @@
+"""ssc_core.evaluation."""

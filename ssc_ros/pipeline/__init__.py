@@ -1,0 +1,1 @@
+"""ROS-agnostic pipeline: synchronizer, temporal buffer, inference worker, output builders."""

@@ -1,0 +1,25 @@
+"""Shared pytest fixtures: keep torch small on CI's 2 cores and point at ../shared data when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+try:
+    import torch
+
+    torch.set_num_threads(2)
+except ImportError:  # pragma: no cover - torch is a hard dependency; this only keeps collection readable
+    pass
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data (real KITTI calibrations, trajectories and one real frame); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present beside the checkout")
+    return SHARED_DATA
