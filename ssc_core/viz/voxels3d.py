@@ -1,0 +1,166 @@
+"""Headless 3D view of a voxel scene: exposed voxel faces, orthographic camera, z-buffer, Lambert shading.
+
+Only numpy: every exposed face that looks towards the camera is sampled on a small lattice (spacing below one
+pixel), the samples are projected, and for every pixel the nearest sample wins (one argsort over a combined
+pixel/depth key). Faces of one orientation share one shade, and the lattice border darkens slightly so single
+cubes stay readable. A 256x256x32 street scene renders in about a second on one core.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ssc_core.data.label_maps import ClassSet
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.types import GridSpec
+from ssc_core.viz.colors import RGB, check_labels, occupied_mask, palette
+
+
+@dataclass(frozen=True)
+class View:
+    """An orthographic camera around the grid. azimuth_deg: direction the camera LOOKS, measured in the
+    LiDAR x-y plane from +x towards +y (0 = looking forward from behind the car); elevation_deg: how far it
+    looks down (90 = straight down)."""
+
+    azimuth_deg: float = -30.0
+    elevation_deg: float = 40.0
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(view direction, screen right, screen up), each (3,) float64 in the grid frame."""
+        az, el = math.radians(self.azimuth_deg), math.radians(self.elevation_deg)
+        direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), -math.sin(el)])
+        right = np.array([math.sin(az), -math.cos(az), 0.0])
+        up = np.cross(right, direction)
+        return direction, right, up
+
+
+VIEWS: dict[str, View] = {
+    "iso": View(-30.0, 40.0),
+    "front": View(0.0, 30.0),
+    "side": View(90.0, 25.0),
+    "top": View(0.0, 90.0),
+}
+
+# Light from above, front-left of the car (grid frame); ambient keeps shadowed faces legible.
+_LIGHT = np.array([0.35, 0.55, 1.0]) / np.linalg.norm([0.35, 0.55, 1.0])
+_AMBIENT = 0.45
+_EDGE_SHADE = 0.85
+_EDGE_MIN_PIXELS = 3.0  # voxel outlines only when a voxel is at least this many pixels wide
+
+
+def resolve_view(view: str | View) -> View:
+    """A View from a preset name ('iso', 'front', 'side', 'top') or a View itself."""
+    if isinstance(view, View):
+        return view
+    try:
+        return VIEWS[view]
+    except KeyError:
+        raise ConfigError(f"unknown view {view!r}; known: {sorted(VIEWS)} or a View(azimuth, elevation)") from None
+
+
+def _exposed_faces(occupied: np.ndarray, direction: np.ndarray):
+    """Yield (normal axis, sign, (M, 3) int voxel indices) of faces with an empty neighbour facing the camera."""
+    padded = np.pad(occupied, 1)
+    inner = (slice(1, -1),) * 3
+    for axis in range(3):
+        for sign in (-1, 1):
+            if sign * direction[axis] >= 0:  # back face
+                continue
+            shifted = list(inner)
+            shifted[axis] = slice(2, None) if sign > 0 else slice(None, -2)
+            exposed = occupied & ~padded[tuple(shifted)]
+            yield axis, sign, np.argwhere(exposed)
+
+
+def render_voxels_3d(
+    labels: np.ndarray,
+    class_set: ClassSet,
+    grid: GridSpec | None = None,
+    view: str | View = "iso",
+    width: int = 800,
+    background: RGB = (255, 255, 255),
+    edges: bool = True,
+) -> np.ndarray:
+    """Render a semantic voxel scene in 3D (``edges``: darken voxel outlines when voxels are >= 3 px).
+
+    labels: (X, Y, Z) integer train ids on ``grid`` ([x][y][z], LiDAR frame; 0 empty and 255 ignore are not
+    drawn); class_set gives the colours; view: preset name or View; width: image width in pixels (the height
+    follows from the view so that the whole grid volume fits; two scenes on the same grid and view line up
+    pixel for pixel). Returns (H, width, 3) uint8 RGB.
+    """
+    labels = check_labels(labels, class_set)
+    if grid is not None and tuple(labels.shape) != tuple(grid.dims):
+        raise DataFormatError(f"labels shape {labels.shape} does not match grid dims {grid.dims}")
+    if width < 16:
+        raise ConfigError(f"render width must be >= 16 pixels, got {width}")
+    direction, right, up = resolve_view(view).axes()
+    project = np.stack([right, -up, direction], axis=1)  # voxel-unit point (3,) -> (screen x, screen y, depth)
+
+    corners = np.stack(np.meshgrid(*[[0, d] for d in labels.shape], indexing="ij"), -1).reshape(-1, 3)
+    corner_screen = corners @ project[:, :2]
+    margin = max(4, width // 50)
+    lo, hi = corner_screen.min(0), corner_screen.max(0)
+    scale = (width - 2 * margin) / max(hi[0] - lo[0], 1e-9)
+    height = int(math.ceil((hi[1] - lo[1]) * scale)) + 2 * margin
+    offset = margin - lo * scale
+
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:] = np.asarray(background, dtype=np.uint8)
+    occupied = occupied_mask(labels)
+    if not occupied.any():
+        return image
+
+    lut = palette(class_set).astype(np.float32)
+    n = max(2, int(math.ceil(scale / 0.5)) + 1)  # samples per face edge: spacing <= 0.5 px
+    t = np.linspace(0.0, 1.0, n)
+    uu, vv = (a.ravel() for a in np.meshgrid(t, t, indexing="ij"))
+    border = (uu == 0) | (uu == 1) | (vv == 0) | (vv == 1)
+
+    pixels, depths, sample_ids, face_colours = [], [], [], []
+    face_count = 0
+    for axis, sign, voxels in _exposed_faces(occupied, direction):
+        if len(voxels) == 0:
+            continue
+        normal = np.zeros(3)
+        normal[axis] = sign
+        shade = _AMBIENT + (1.0 - _AMBIENT) * max(0.0, float(normal @ _LIGHT))
+        e1, e2 = np.eye(3)[(axis + 1) % 3], np.eye(3)[(axis + 2) % 3]
+        base = voxels.astype(np.float32)
+        if sign > 0:
+            base[:, axis] += 1.0
+        anchor = base @ project.astype(np.float32)  # (M, 3)
+        step1, step2 = (e1 @ project).astype(np.float32), (e2 @ project).astype(np.float32)
+        lattice = (uu[:, None] * step1 + vv[:, None] * step2).astype(np.float32)  # (S, 3)
+        samples = anchor[:, None, :] + lattice[None]  # (M, S, 3)
+        px = np.floor(samples[..., 0] * scale + offset[0]).astype(np.int64)
+        py = np.floor(samples[..., 1] * scale + offset[1]).astype(np.int64)
+        inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+        # sample id = (global face index) * S + lattice index: recovers face colour and border flag later.
+        ids = (face_count + np.arange(len(voxels), dtype=np.int64))[:, None] * len(uu) + np.arange(len(uu))
+        pixels.append((py * width + px)[inside])
+        depths.append(samples[..., 2][inside])
+        sample_ids.append(ids[inside])
+        face_colours.append(lut[labels[tuple(voxels.T)]] * shade)
+        face_count += len(voxels)
+    pixel = np.concatenate(pixels)
+    depth = np.concatenate(depths)
+    sample_id = np.concatenate(sample_ids)
+    face_colour = np.concatenate(face_colours)
+
+    # One sort on (pixel, quantised depth): the first entry of each pixel run is the nearest sample.
+    span = max(float(depth.max() - depth.min()), 1e-9)
+    depth_q = ((depth - depth.min()) / span * ((1 << 24) - 1)).astype(np.int64)
+    order = np.argsort((pixel << 24) | depth_q)
+    pixel_sorted = pixel[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pixel_sorted[1:] != pixel_sorted[:-1]
+    winners = order[first]
+    face, lattice_index = np.divmod(sample_id[winners], len(uu))
+    colour = face_colour[face]
+    if edges and scale >= _EDGE_MIN_PIXELS:
+        colour[border[lattice_index]] *= _EDGE_SHADE
+    image.reshape(-1, 3)[pixel[winners]] = np.clip(colour, 0, 255).astype(np.uint8)
+    return image

@@ -1,0 +1,179 @@
+"""Headless renders: real images with the class colours where the voxels are, occlusion, orientation, errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssc_core.data.label_maps import SEMANTIC_KITTI
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.types import GridSpec
+from ssc_core.viz import (
+    View,
+    render_bev,
+    render_legend,
+    render_occupancy_grid,
+    render_voxels_3d,
+    save_png,
+    side_by_side,
+)
+
+CAR, ROAD, BUILDING, VEGETATION, POLE = 1, 9, 13, 15, 18
+WHITE = np.array([255, 255, 255])
+
+
+def colour(class_id: int) -> np.ndarray:
+    return SEMANTIC_KITTI.colors_rgb[class_id].astype(np.int64)
+
+
+def has_shade_of(image: np.ndarray, class_id: int, min_pixels: int = 20) -> bool:
+    """True when at least ``min_pixels`` pixels are the class colour times one brightness factor (shading)."""
+    ref = colour(class_id).astype(np.float64)
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    k = pixels @ ref / (ref @ ref)  # least-squares brightness factor per pixel
+    close = np.abs(pixels - k[:, None] * ref).max(axis=1) <= 3.0
+    return int((close & (k > 0.3) & (k <= 1.01)).sum()) >= min_pixels
+
+
+def small_street(dims=(64, 64, 8)) -> np.ndarray:
+    labels = np.zeros(dims, dtype=np.uint8)
+    labels[:, :, 0] = ROAD
+    labels[20:30, 28:34, 1:3] = CAR
+    labels[:, 50:60, 1:7] = BUILDING
+    labels[40:42, 10:12, 1:8] = POLE
+    return labels
+
+
+def test_3d_render_is_a_nontrivial_image_with_each_class_colour():
+    labels = small_street()
+    image = render_voxels_3d(labels, SEMANTIC_KITTI, GridSpec(dims=labels.shape), width=320)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] == 320 and image.shape[2] == 3
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 8
+    assert (np.abs(image.astype(int) - WHITE).sum(-1) > 0).mean() > 0.2
+    for class_id in (CAR, ROAD, BUILDING, POLE):
+        assert has_shade_of(image, class_id), SEMANTIC_KITTI.names[class_id]
+    assert not has_shade_of(image, VEGETATION, min_pixels=1)
+
+
+def test_3d_render_hides_what_is_behind_a_wall_and_shows_it_from_above():
+    labels = np.zeros((48, 48, 8), dtype=np.uint8)
+    labels[4:6, :, :] = BUILDING  # a wall across the whole scene, full height, near the car
+    labels[30:36, 20:26, 0:2] = CAR  # low, behind the wall
+    front = render_voxels_3d(labels, SEMANTIC_KITTI, view=View(0.0, 10.0), width=240, edges=False)
+    top = render_voxels_3d(labels, SEMANTIC_KITTI, view="top", width=240, edges=False)
+    assert not has_shade_of(front, CAR, min_pixels=1)
+    assert has_shade_of(front, BUILDING)
+    assert has_shade_of(top, CAR)
+
+
+def test_3d_render_skips_empty_and_ignore_voxels():
+    labels = np.zeros((16, 16, 4), dtype=np.uint8)
+    labels[4:8, 4:8, 0:2] = 255
+    image = render_voxels_3d(labels, SEMANTIC_KITTI, width=64, background=(10, 20, 30))
+    assert np.all(image == np.array([10, 20, 30], dtype=np.uint8))
+
+
+def test_two_scenes_on_one_grid_render_to_the_same_frame():
+    grid = GridSpec(dims=(32, 32, 8))
+    a = np.zeros(grid.dims, np.uint8)
+    b = np.zeros(grid.dims, np.uint8)
+    a[:, :, 0] = ROAD
+    b[0:2, 0:2, 0:8] = POLE
+    assert (
+        render_voxels_3d(a, SEMANTIC_KITTI, grid, width=200).shape
+        == render_voxels_3d(b, SEMANTIC_KITTI, grid, width=200).shape
+    )
+
+
+def test_full_size_scene_renders_within_a_few_seconds():
+    labels = np.zeros((256, 256, 32), dtype=np.uint8)
+    labels[:, :, 7] = ROAD
+    labels[:, 160:256, 8:28] = BUILDING
+    rng = np.random.default_rng(0)
+    labels[rng.random((256, 256, 32)) < 0.02] = VEGETATION  # many isolated voxels: worst case for faces
+    start = time.perf_counter()
+    image = render_voxels_3d(labels, SEMANTIC_KITTI, GridSpec(), width=800)
+    assert time.perf_counter() - start < 8.0
+    assert has_shade_of(image, VEGETATION) and has_shade_of(image, BUILDING)
+
+
+def test_bev_shows_the_top_most_class_with_forward_up_and_left_left():
+    labels = np.zeros((8, 6, 4), dtype=np.uint8)
+    labels[:, :, 0] = ROAD
+    labels[7, 5, 2] = CAR  # far forward (max x), far left (max y)
+    labels[0, 0, 3] = 255  # ignore above the road is see-through
+    labels[3, 2, :] = 0  # an empty column
+    bev = render_bev(labels, SEMANTIC_KITTI, scale=1, background=(1, 2, 3))
+    assert bev.shape == (8, 6, 3)
+    assert np.array_equal(bev[0, 0], colour(CAR))  # top-left of the picture
+    assert np.array_equal(bev[7, 5], colour(ROAD))  # voxel (0, 0): bottom-right, road under the ignore voxel
+    assert np.array_equal(bev[7 - 3, 5 - 2], [1, 2, 3])
+    upscaled = render_bev(labels, SEMANTIC_KITTI, scale=3, background=(1, 2, 3))
+    assert upscaled.shape == (24, 18, 3) and np.array_equal(upscaled[::3, ::3], bev)
+
+
+def test_occupancy_grid_picture_maps_values_and_lines_up_with_the_bev():
+    grid = np.full((6, 8), -1, dtype=np.int8)  # ROS layout: rows = y cells (6), columns = x cells (8)
+    grid[0, 0] = 0  # x=0, y=0: bottom-right in the BEV orientation
+    grid[5, 7] = 100  # x=7, y=5: top-left
+    grid[2, 3] = 50
+    image = render_occupancy_grid(grid, scale=1)
+    assert image.shape == (8, 6, 3)
+    assert np.array_equal(image[7, 5], [255, 255, 255])
+    assert np.array_equal(image[0, 0], [0, 0, 0])
+    assert 100 < image[7 - 3, 5 - 2, 0] < 160
+    assert np.array_equal(image[1, 1], [150, 150, 150])
+
+
+@pytest.mark.parametrize("bad", [np.full((4, 4), 101, np.int8), np.zeros((4, 4), np.float32), np.zeros(4, np.int8)])
+def test_occupancy_grid_picture_rejects_bad_grids(bad):
+    with pytest.raises(DataFormatError):
+        render_occupancy_grid(bad)
+
+
+def test_legend_has_a_swatch_of_every_listed_class():
+    legend = render_legend([CAR, VEGETATION], SEMANTIC_KITTI)
+    flat = legend.reshape(-1, 3).astype(np.int64)
+    for class_id in (CAR, VEGETATION):
+        assert (np.abs(flat - colour(class_id)).max(axis=1) == 0).sum() >= 25
+    assert not (np.abs(flat - colour(BUILDING)).max(axis=1) == 0).any()
+
+
+def test_side_by_side_has_both_scenes_titles_and_a_legend_of_their_classes():
+    pred = small_street()
+    gt = small_street()
+    gt[5:10, 5:10, 1:4] = VEGETATION
+    figure = side_by_side(pred, gt, SEMANTIC_KITTI, panel_width=240, caption="IoU 1.0")
+    assert figure.shape[1] >= 2 * 240
+    left, right = figure[:, : figure.shape[1] // 2], figure[:, figure.shape[1] // 2 :]
+    assert has_shade_of(right, VEGETATION) and not has_shade_of(left[:-60], VEGETATION, min_pixels=1)
+    plain = side_by_side(pred, gt, SEMANTIC_KITTI, panel_width=240)
+    band = figure.shape[0] - plain.shape[0]
+    assert band > 0 and (figure[:band].astype(int).sum(-1) < 200).sum() > 10  # dark caption text on top
+
+
+def test_side_by_side_rejects_scenes_of_different_shapes():
+    with pytest.raises(DataFormatError, match="shape"):
+        side_by_side(np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 2), np.uint8), SEMANTIC_KITTI)
+
+
+def test_renders_reject_ids_outside_the_class_set_and_unknown_views():
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[0, 0, 0] = 30
+    with pytest.raises(DataFormatError, match="30"):
+        render_voxels_3d(labels, SEMANTIC_KITTI)
+    with pytest.raises(DataFormatError):
+        render_bev(labels, SEMANTIC_KITTI)
+    with pytest.raises(ConfigError, match="view"):
+        render_voxels_3d(np.zeros((4, 4, 4), np.uint8), SEMANTIC_KITTI, view="diagonal")
+    with pytest.raises(DataFormatError, match="grid"):
+        render_voxels_3d(np.zeros((4, 4, 4), np.uint8), SEMANTIC_KITTI, GridSpec(dims=(8, 8, 8)))
+
+
+def test_save_png_round_trips(tmp_path):
+    image = render_bev(small_street(), SEMANTIC_KITTI)
+    path = save_png(tmp_path / "sub" / "bev.png", image)
+    assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), image)
