@@ -279,6 +279,10 @@ class SequencePaths:
     root: Path
     sequence: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "sequence", str(self.sequence))
+
     @classmethod
     def of(cls, root: PathLike, sequence: str | int) -> SequencePaths:
         """Paths for ``root`` (the folder holding ``sequences/``) and a sequence id (8 -> '08')."""

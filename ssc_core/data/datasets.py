@@ -1,0 +1,279 @@
+"""Torch Datasets: one labelled frame with its history window, as model samples.
+
+``SemanticKittiDataset(root, split, cfg)`` yields, per labelled frame (one with ``voxels/NNNNNN.label``), the
+sample of ``transforms.window_to_sample`` plus the targets:
+
+- ``target`` int64 (X, Y, Z): train ids through the benchmark's remap LUT, ``.invalid`` voxels set to 255;
+- ``target_1_2`` int64 (X/2, Y/2, Z/2): ``target`` downsampled by the SSC rule (``downsample.py``);
+- ``sequence`` (str) and ``frame`` (int).
+
+History frames sit at ``data.history_offsets`` (raw frame offsets such as [-12, -9, -6, -3]); an offset that
+falls outside the sequence reuses the current frame (as SGN does). Each history frame carries T_cur_hist from
+the LiDAR poses (poses.txt through Tr). ``build_frame`` loads one ``Frame`` from disk for replay and bag tools.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ssc_core.data.downsample import downsample_labels
+from ssc_core.data.label_maps import ClassSet, get_class_set
+from ssc_core.data.point_sources import point_source_name, point_source_requires
+from ssc_core.data.semantic_kitti import (
+    SequencePaths,
+    read_calib,
+    read_image,
+    read_packed_bits,
+    read_points,
+    read_times,
+    read_velo_poses,
+    read_voxel_labels,
+    remap_voxel_labels,
+)
+from ssc_core.data.transforms import window_to_sample
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.geometry.poses import relative_transform
+from ssc_core.types import Calib, Frame, FrameWindow, GridSpec
+
+LOG = logging.getLogger(__name__)
+
+# Official SemanticKITTI SSC splits (semantic-kitti.yaml). 'val' is accepted as an alias of 'valid'.
+SEMANTIC_KITTI_SPLITS: dict[str, list[str]] = {
+    "train": ["00", "01", "02", "03", "04", "05", "06", "07", "09", "10"],
+    "valid": ["08"],
+    "test": [f"{i:02d}" for i in range(11, 22)],
+}
+KITTI_FRAME_RATE_HZ = 10.0
+
+
+def resolve_sequences(
+    split: str | None, sequences: Sequence[str | int] | None, data_cfg: dict, default_splits: dict[str, list[str]]
+) -> list[str]:
+    """Sequence ids for a split name (from ``data.splits``, else ``default_splits``) or an explicit list.
+    Integers are zero-padded to two digits. ConfigError when neither or an unknown split is given."""
+    if sequences is not None:
+        return [f"{int(s):02d}" if str(s).isdigit() and len(str(s)) <= 2 else str(s) for s in sequences]
+    if split is None:
+        raise ConfigError("give a split (train/valid/test) or an explicit list of sequences")
+    splits = {**default_splits, **(data_cfg.get("splits") or {})}
+    name = "valid" if split == "val" and "val" not in splits else split
+    if name not in splits:
+        raise ConfigError(f"unknown split {split!r}; data.splits has {sorted(splits)}")
+    return resolve_sequences(None, splits[name], data_cfg, default_splits)
+
+
+@dataclass
+class SequenceInfo:
+    """What a sequence needs once: paths, calibration, LiDAR poses (N, 4, 4) float64 T_velo0_velo (None
+    without poses.txt), stamps (N,) int64 nanoseconds, and the number of frames N."""
+
+    paths: SequencePaths
+    calib: Calib
+    poses_velo: np.ndarray | None
+    stamps_ns: np.ndarray
+    num_frames: int
+
+
+def load_sequence_info(paths: SequencePaths, frame_rate_hz: float = KITTI_FRAME_RATE_HZ) -> SequenceInfo:
+    """Read calib.txt, poses.txt (optional) and times.txt (optional) of a SemanticKITTI sequence.
+
+    The frame count is the pose count, else the time count, else the number of scans/images. Missing
+    times.txt gives stamps index / frame_rate_hz. DataFormatError when counts disagree (poses vs scans,
+    times vs poses) or a file is malformed.
+    """
+    calib = read_calib(paths.calib)
+    poses_velo = read_velo_poses(paths, calib, check_count=True) if paths.poses.is_file() else None
+    times = read_times(paths.times) if paths.times.is_file() else None
+    if poses_velo is not None:
+        num_frames = len(poses_velo)
+    elif times is not None:
+        num_frames = len(times)
+    else:
+        present = paths.scan_frames() or paths.image_frames(2)
+        num_frames = (max(present) + 1) if present else 0
+    if times is not None and len(times) != num_frames:
+        raise DataFormatError(f"{paths.times}: {len(times)} times for {num_frames} poses in {paths.poses}")
+    if times is None:
+        stamps_ns = np.round(np.arange(num_frames) * 1e9 / frame_rate_hz).astype(np.int64)
+    else:
+        stamps_ns = np.round(times * 1e9).astype(np.int64)
+    return SequenceInfo(paths, calib, poses_velo, stamps_ns, num_frames)
+
+
+def _want(flag: bool | None, path: Path) -> bool:
+    """None: load when the file exists; True: required (DataFormatError when missing); False: skip."""
+    if flag is None:
+        return path.is_file()
+    if flag and not path.is_file():
+        raise DataFormatError(f"{path}: file not found")
+    return flag
+
+
+def build_frame(
+    paths: SequencePaths,
+    frame_index: int,
+    info: SequenceInfo | None = None,
+    *,
+    load_points: bool | None = None,
+    load_right: bool | None = None,
+) -> Frame:
+    """Load one Frame of a SemanticKITTI-layout sequence from disk.
+
+    Takes the sequence paths, a frame number and optionally its pre-read SequenceInfo (read here when None).
+    ``load_points`` / ``load_right``: None loads velodyne/NNNNNN.bin / image_3 when present, True requires them,
+    False skips them. Returns a Frame with image_left (H, W, 3) uint8 RGB, calib, T_odom_velo (the LiDAR pose in
+    the LiDAR frame of scan 0, None without poses.txt), stamp_ns and index.
+    """
+    info = info or load_sequence_info(paths)
+    if not 0 <= frame_index < info.num_frames:
+        raise DataFormatError(f"{paths.dir}: frame {frame_index} is not in the sequence ({info.num_frames} frames)")
+    pose = None if info.poses_velo is None else info.poses_velo[frame_index].copy()
+    return Frame(
+        stamp_ns=int(info.stamps_ns[frame_index]),
+        image_left=read_image(paths.image(frame_index, 2)),
+        calib=info.calib,
+        T_odom_velo=pose,
+        image_right=read_image(paths.image(frame_index, 3)) if _want(load_right, paths.image(frame_index, 3)) else None,
+        points_velo=read_points(paths.velodyne(frame_index)) if _want(load_points, paths.velodyne(frame_index))
+        else None,
+        index=frame_index,
+    )
+
+
+def history_indices(frame_index: int, offsets: Sequence[int], num_frames: int) -> list[int]:
+    """Frame numbers of the history window: frame_index + offset, or frame_index itself when that falls
+    outside [0, num_frames) (SGN's rule)."""
+    out = []
+    for off in offsets:
+        target = frame_index + int(off)
+        out.append(target if 0 <= target < num_frames else frame_index)
+    return out
+
+
+def _history_offsets(data_cfg: dict) -> list[int]:
+    offsets = data_cfg.get("history_offsets") or []
+    if not isinstance(offsets, list | tuple) or any(int(o) != o for o in offsets):
+        raise ConfigError(f"data.history_offsets must be a list of integer frame offsets, got {offsets!r}")
+    if any(o >= 0 for o in offsets):
+        raise ConfigError(f"data.history_offsets must be negative (past frames), got {list(offsets)}")
+    return [int(o) for o in offsets]
+
+
+class SemanticKittiDataset(Dataset):
+    """SemanticKITTI SSC frames with their history windows, as model samples (see the module docstring).
+
+    root: the folder holding ``sequences/`` (``<root>/dataset/sequences`` is found too); split: 'train',
+    'valid' ('val') or 'test', or ``sequences`` an explicit list; cfg: the ``data:`` section (grid,
+    image_crop, history_offsets, points, use_right_image, splits, class_set, frame_rate_hz).
+    ``with_labels=False`` yields unlabelled frames (every ``voxels/*.bin``, else every image) without targets.
+    """
+
+    default_splits = SEMANTIC_KITTI_SPLITS
+    default_class_set = "semantic_kitti"
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        cfg: dict | None = None,
+        *,
+        sequences: Sequence[str | int] | None = None,
+        with_labels: bool = True,
+    ) -> None:
+        self.cfg = dict(cfg or {})
+        self.root = self._find_root(Path(root))
+        self.grid = GridSpec.from_dict(self.cfg.get("grid") or {})
+        self.class_set: ClassSet = get_class_set(self.cfg.get("class_set", self.default_class_set))
+        self.history_offsets = _history_offsets(self.cfg)
+        self.with_labels = with_labels
+        self.frame_rate_hz = float(self.cfg.get("frame_rate_hz", KITTI_FRAME_RATE_HZ))
+        requires = point_source_requires(point_source_name(self.cfg))
+        self._load_points = "points_velo" in requires
+        self._load_right = bool(self.cfg.get("use_right_image", False)) or "image_right" in requires
+        self.sequences = resolve_sequences(split, sequences, self.cfg, self.default_splits)
+        self._infos: dict[str, SequenceInfo] = {}
+        self.items: list[tuple[str, int]] = []
+        for seq in self.sequences:
+            info = self._load_info(seq)
+            if self.history_offsets and info.poses_velo is None:
+                raise DataFormatError(f"{info.paths.poses}: file not found (needed for data.history_offsets)")
+            self._infos[seq] = info
+            self.items += [(seq, f) for f in self._frames_of(info.paths)]
+        if not self.items:
+            kind = "voxels/*.label" if with_labels else "frames"
+            raise DataFormatError(f"{self.root}: no {kind} in sequences {self.sequences}")
+
+    @staticmethod
+    def _find_root(root: Path) -> Path:
+        if (root / "sequences").is_dir():
+            return root
+        if (root / "dataset" / "sequences").is_dir():
+            return root / "dataset"
+        raise DataFormatError(f"{root}: no sequences/ folder (expected <root>/sequences/XX/...)")
+
+    def _load_info(self, sequence: str) -> SequenceInfo:
+        paths = SequencePaths.of(self.root, sequence)
+        if not paths.dir.is_dir():
+            raise DataFormatError(f"{paths.dir}: sequence folder not found")
+        return load_sequence_info(paths, self.frame_rate_hz)
+
+    def _frames_of(self, paths: SequencePaths) -> list[int]:
+        if self.with_labels:
+            return paths.labelled_frames()
+        voxel_inputs = sorted(int(p.stem) for p in (paths.dir / "voxels").glob("*.bin") if p.stem.isdigit())
+        return voxel_inputs or paths.image_frames(2)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def frame(self, sequence: str, frame_index: int) -> Frame:
+        """Load one Frame of a sequence of this dataset (with points/right image as the config needs)."""
+        info = self._infos[sequence]
+        return build_frame(info.paths, frame_index, info, load_points=self._load_points, load_right=self._load_right)
+
+    def window(self, index: int) -> FrameWindow:
+        """The FrameWindow of item ``index``: current frame plus history frames at data.history_offsets."""
+        seq, frame_index = self.items[index]
+        info = self._infos[seq]
+        cache: dict[int, Frame] = {frame_index: self.frame(seq, frame_index)}
+        history = []
+        for hist_index in history_indices(frame_index, self.history_offsets, info.num_frames):
+            if hist_index not in cache:
+                cache[hist_index] = self.frame(seq, hist_index)
+            history.append(cache[hist_index])
+        current = cache[frame_index]
+        transforms = [relative_transform(current.T_odom_velo, h.T_odom_velo) for h in history]
+        return FrameWindow(current=current, history=history, T_cur_hist=transforms)
+
+    def point_source_cfg(self, sequence: str) -> dict:
+        """The data cfg handed to point sources: ``data:`` with ``points.root`` (the folder holding
+        sequences/) and ``points.sequence`` added, so dataset-only sources (e.g. precomputed files) find
+        their files for the frame."""
+        points = dict(self.cfg.get("points") or {})
+        points.update(root=str(self.root), sequence=sequence)
+        return {**self.cfg, "points": points}
+
+    def read_target(self, sequence: str, frame_index: int) -> np.ndarray:
+        """(X, Y, Z) uint8 train ids of a labelled frame: LUT-remapped .label with .invalid voxels -> 255."""
+        paths = self._infos[sequence].paths
+        raw = read_voxel_labels(paths.voxel(frame_index, "label"), self.grid.dims)
+        invalid = read_packed_bits(paths.voxel(frame_index, "invalid"), self.grid.dims)
+        return remap_voxel_labels(raw, self.class_set, invalid)
+
+    def __getitem__(self, index: int) -> dict:
+        seq, frame_index = self.items[index]
+        sample = window_to_sample(self.window(index), self.point_source_cfg(seq))
+        if self.with_labels:
+            target = self.read_target(seq, frame_index)
+            sample["target"] = torch.from_numpy(target.astype(np.int64))
+            sample["target_1_2"] = torch.from_numpy(downsample_labels(target, 2).astype(np.int64))
+        sample["sequence"] = seq
+        sample["frame"] = frame_index
+        return sample

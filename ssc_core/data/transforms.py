@@ -1,0 +1,193 @@
+"""FrameWindow -> model sample, and samples -> batch.
+
+``window_to_sample`` is the one place that turns sensor frames into model inputs; the torch Datasets and the
+live Predictor both call it, so training and deployment see identical tensors. ``collate`` stacks samples into
+a batch for ``model(batch)``. Key reference (shapes per sample, F = frames in the window, history oldest first,
+current last):
+
+- ``img`` float32 (F, 3, H, W): RGB / 255, ImageNet-normalised, top-left cropped to ``data.image_crop``
+  (zero-padded bottom/right, after normalisation, where a frame is smaller than the crop).
+- ``K`` float32 (F, 3, 3): P2[:3, :3] of each frame (a top-left crop leaves it unchanged).
+- ``T_cam_velo`` float32 (F, 4, 4): current LiDAR frame -> frame f's camera 0, ``Tr_f @ inv(T_cur_hist_f)``.
+- ``image_hw`` int64 (2,): [H, W] of ``img``.
+- ``points`` float32 (P, 4) x, y, z, intensity in the current LiDAR frame (only when ``data.points.source`` is
+  not ``none``): the point source applied to every frame of the window, moved by T_cur_hist.
+- ``img_right`` float32 (F, 3, H, W) and ``stereo_baseline`` float32 (F,) metres (only with
+  ``data.use_right_image``).
+- ``stamp_ns``, ``frame_index``: python ints of the current frame.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ssc_core.data.point_sources import get_point_source, point_source_name
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.geometry.poses import invert_transform, is_rigid, transform_points
+from ssc_core.types import Frame, FrameWindow
+
+LOG = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Rotation orthonormality tolerance for T_cur_hist: KITTI poses are printed with ~7 significant digits, so
+# products of two of them are rigid only to ~1e-6; a real error (scale, shear, garbage) is far larger.
+RIGID_ATOL = 1e-4
+
+
+def image_crop_hw(data_cfg: dict) -> tuple[int, int] | None:
+    """``data.image_crop`` as (H, W), or None when absent/null (no crop). ConfigError when malformed."""
+    crop = data_cfg.get("image_crop")
+    if crop is None:
+        return None
+    if not isinstance(crop, list | tuple) or len(crop) != 2 or any(int(v) != v or v <= 0 for v in crop):
+        raise ConfigError(f"data.image_crop must be [H, W] positive integers or null, got {crop!r}")
+    return int(crop[0]), int(crop[1])
+
+
+def normalize_image(image_rgb: np.ndarray, what: str = "image") -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32, /255 then ImageNet mean/std. DataFormatError on other input."""
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise DataFormatError(f"{what}: expected (H, W, 3) uint8 RGB, got shape {image_rgb.shape} {image_rgb.dtype}")
+    img = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return img.sub_(mean).div_(std)
+
+
+def crop_or_pad(img_chw: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Top-left crop (C, H, W) to ``out_hw``; where the image is smaller, pad with zeros at the bottom/right."""
+    out_h, out_w = out_hw
+    c, h, w = img_chw.shape
+    if (h, w) == (out_h, out_w):
+        return img_chw
+    out = img_chw.new_zeros((c, out_h, out_w))
+    hh, ww = min(h, out_h), min(w, out_w)
+    out[:, :hh, :ww] = img_chw[:, :hh, :ww]
+    return out
+
+
+def _check_window(window: FrameWindow) -> list[np.ndarray]:
+    """Validate the window's transforms; returns T_cur_f (4, 4) float64 per frame (history..., identity)."""
+    if len(window.history) != len(window.T_cur_hist):
+        raise DataFormatError(
+            f"frame window: {len(window.history)} history frames but {len(window.T_cur_hist)} T_cur_hist transforms"
+        )
+    transforms = []
+    for hist, T in zip(window.history, window.T_cur_hist):
+        T = np.asarray(T, dtype=np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+            raise DataFormatError(f"frame {hist.index}: T_cur_hist must be a finite 4x4 matrix, got {T.tolist()}")
+        if not is_rigid(T, atol=RIGID_ATOL):
+            raise DataFormatError(f"frame {hist.index}: T_cur_hist is not a rigid transform: {T.tolist()}")
+        transforms.append(T)
+    return [*transforms, np.eye(4)]
+
+
+def _check_calib(frame: Frame) -> None:
+    for name, value in (("P2", frame.calib.P2), ("Tr", frame.calib.T_cam0_velo)):
+        if not np.all(np.isfinite(value)):
+            raise DataFormatError(f"frame {frame.index}: calibration {name} holds non-finite values")
+
+
+def _window_points(frames: list[Frame], transforms: list[np.ndarray], data_cfg: dict, name: str) -> np.ndarray:
+    """Apply the point source to each frame, move the points into the current LiDAR frame, drop non-finite."""
+    source = get_point_source(name)
+    clouds = []
+    for frame, T_cur_f in zip(frames, transforms):
+        pts = np.asarray(source(frame, data_cfg), dtype=np.float32)
+        if pts.ndim != 2 or pts.shape[1] != 4:
+            raise DataFormatError(f"frame {frame.index}: point source {name!r} returned shape {pts.shape}, "
+                                  "expected (N, 4)")
+        finite = np.all(np.isfinite(pts), axis=1)
+        if not finite.all():
+            LOG.debug("frame %d: dropped %d non-finite points of %d (source %r)",
+                      frame.index, int((~finite).sum()), len(pts), name)
+            pts = pts[finite]
+        clouds.append(transform_points(T_cur_f, pts))
+    return np.ascontiguousarray(np.concatenate(clouds, axis=0), dtype=np.float32)
+
+
+def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
+    """Turn a FrameWindow into one model sample (see the module docstring for keys, shapes and frames).
+
+    ``data_cfg`` is the config's ``data:`` section (keys read: image_crop, points.source, use_right_image).
+    Raises DataFormatError for malformed frames (wrong image shapes/dtypes, non-finite or non-rigid poses).
+    """
+    frames = window.frames
+    transforms = _check_window(window)
+    crop = image_crop_hw(data_cfg)
+    out_hw = crop or tuple(np.asarray(window.current.image_left).shape[:2])
+
+    imgs, Ks, T_cam_velo = [], [], []
+    for frame, T_cur_f in zip(frames, transforms):
+        _check_calib(frame)
+        imgs.append(crop_or_pad(normalize_image(frame.image_left, f"frame {frame.index} image_left"), out_hw))
+        Ks.append(frame.calib.K)
+        T_cam_velo.append(frame.calib.T_cam0_velo @ invert_transform(T_cur_f))
+    sample: dict = {
+        "img": torch.stack(imgs),
+        "K": torch.from_numpy(np.stack(Ks)).float(),
+        "T_cam_velo": torch.from_numpy(np.stack(T_cam_velo)).float(),
+        "image_hw": torch.tensor(out_hw, dtype=torch.int64),
+    }
+
+    if data_cfg.get("use_right_image", False):
+        rights, baselines = [], []
+        for frame in frames:
+            if frame.image_right is None:
+                raise DataFormatError(f"frame {frame.index}: data.use_right_image is set but the frame has no "
+                                      "right image")
+            rights.append(crop_or_pad(normalize_image(frame.image_right, f"frame {frame.index} image_right"),
+                                      out_hw))
+            baseline = frame.calib.stereo_baseline
+            if baseline is None:
+                raise DataFormatError(f"frame {frame.index}: data.use_right_image needs P3 in the calibration")
+            baselines.append(baseline)
+        sample["img_right"] = torch.stack(rights)
+        sample["stereo_baseline"] = torch.tensor(baselines, dtype=torch.float32)
+
+    name = point_source_name(data_cfg)
+    if name != "none":
+        sample["points"] = torch.from_numpy(_window_points(frames, transforms, data_cfg, name))
+
+    sample["stamp_ns"] = int(window.current.stamp_ns)
+    sample["frame_index"] = int(window.current.index)
+    return sample
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack samples into a batch.
+
+    Tensors/arrays of equal shape are stacked to (B, ...); ``points`` (P_i, 4) become one float32 tensor
+    (sum P_i, 5) = [batch_index, x, y, z, intensity]; anything else (str, int, ...) becomes a list.
+    Raises DataFormatError when samples have different keys or a stacked entry differs in shape.
+    """
+    if not samples:
+        raise DataFormatError("collate: no samples")
+    keys = list(samples[0])
+    for i, sample in enumerate(samples[1:], 1):
+        if set(sample) != set(keys):
+            raise DataFormatError(f"collate: sample {i} has keys {sorted(sample)}, sample 0 has {sorted(keys)}")
+    batch: dict = {}
+    for key in keys:
+        values = [s[key] for s in samples]
+        if key == "points":
+            batch[key] = torch.cat([
+                torch.cat([torch.full((len(p), 1), float(b)), torch.as_tensor(p, dtype=torch.float32)], dim=1)
+                for b, p in enumerate(values)
+            ])
+        elif isinstance(values[0], torch.Tensor | np.ndarray):
+            tensors = [torch.as_tensor(v) for v in values]
+            shapes = {tuple(t.shape) for t in tensors}
+            if len(shapes) != 1:
+                raise DataFormatError(f"collate: {key!r} has different shapes across samples: {sorted(shapes)}")
+            batch[key] = torch.stack(tensors)
+        else:
+            batch[key] = values
+    return batch
