@@ -126,6 +126,7 @@ def test_occupancy_grid_picture_maps_values_and_lines_up_with_the_bev():
     assert np.array_equal(image[0, 0], [0, 0, 0])
     assert 100 < image[7 - 3, 5 - 2, 0] < 160
     assert np.array_equal(image[1, 1], [150, 150, 150])
+    assert np.array_equal(render_occupancy_grid(grid.T, scale=1, layout="xy"), image)
 
 
 @pytest.mark.parametrize("bad", [np.full((4, 4), 101, np.int8), np.zeros((4, 4), np.float32), np.zeros(4, np.int8)])
@@ -177,3 +178,42 @@ def test_save_png_round_trips(tmp_path):
     image = render_bev(small_street(), SEMANTIC_KITTI)
     path = save_png(tmp_path / "sub" / "bev.png", image)
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), image)
+
+
+def _write_frame(sequence_dir, frame: int, train_labels: np.ndarray, predictions: bool = False) -> None:
+    from ssc_core.data.semantic_kitti import SequencePaths, write_packed_bits, write_voxel_labels
+
+    paths = SequencePaths.from_sequence_dir(sequence_dir)
+    raw = SEMANTIC_KITTI.inverse_lut()[train_labels]
+    write_voxel_labels(paths.voxel(frame, "label"), raw)
+    invalid = np.zeros(train_labels.shape, np.uint8)
+    invalid[0, 0, 0] = 1
+    write_packed_bits(paths.voxel(frame, "invalid"), invalid)
+    if predictions:
+        write_voxel_labels(paths.prediction(frame), raw)
+
+
+def test_viz_cli_writes_a_scene_png_and_a_comparison_png(tmp_path):
+    from ssc_core.viz.__main__ import main
+
+    seq = tmp_path / "sequences" / "00"
+    labels = small_street((32, 32, 8))
+    _write_frame(seq, 3, labels, predictions=True)
+    common = ["--sequence-dir", str(seq), "--frame", "3", "--dims", "32", "32", "8", "--width", "200"]
+    assert main([*common, "--output", str(tmp_path / "gt.png")]) == 0
+    assert main([*common, "--prediction-dir", str(seq / "predictions"), "--output", str(tmp_path / "cmp.png")]) == 0
+    gt_png = np.asarray(Image.open(tmp_path / "gt.png").convert("RGB"))
+    cmp_png = np.asarray(Image.open(tmp_path / "cmp.png").convert("RGB"))
+    assert has_shade_of(gt_png, CAR) and has_shade_of(gt_png, ROAD) and has_shade_of(cmp_png, CAR)
+    assert cmp_png.shape[1] > 2 * 200 > gt_png.shape[1]
+
+
+def test_viz_cli_reports_a_missing_label_file_as_an_error(tmp_path, capsys):
+    from ssc_core.viz.__main__ import main
+
+    code = main(
+        ["--sequence-dir", str(tmp_path / "sequences" / "00"), "--frame", "0", "--output", str(tmp_path / "x.png")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "000000.label" in err

@@ -3,7 +3,7 @@ side-by-side comparisons. SemanticKITTI (or any ClassSet) colours; no display ne
 
 from ssc_core.viz.bev import render_bev, render_occupancy_grid, top_labels
 from ssc_core.viz.colors import classes_present, palette
-from ssc_core.viz.compose import add_title, render_legend, save_png, side_by_side, stack
+from ssc_core.viz.compose import add_title, render_legend, save_png, scene_figure, side_by_side, stack
 from ssc_core.viz.voxels3d import VIEWS, View, render_voxels_3d
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "render_occupancy_grid",
     "render_voxels_3d",
     "save_png",
+    "scene_figure",
     "side_by_side",
     "stack",
     "top_labels",

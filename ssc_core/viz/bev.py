@@ -43,12 +43,19 @@ def render_bev(
     return _upscale(image[::-1, ::-1], scale)
 
 
-def render_occupancy_grid(grid: np.ndarray, scale: int = 2) -> np.ndarray:
-    """Picture of a nav_msgs/OccupancyGrid's data as an (H, W) int8 array in ROS layout (row = cell y index,
-    column = cell x index, row 0 at the map origin): -1 unknown is grey, 0 free white, 100 occupied black,
-    values between are shades of grey. Rotated like ``render_bev`` (+x up, +y left).
-    Returns (W*scale, H*scale, 3) uint8 RGB."""
+def render_occupancy_grid(grid: np.ndarray, scale: int = 2, layout: str = "ros") -> np.ndarray:
+    """Picture of occupancy cells: -1 unknown is grey, 0 free white, 100 occupied black, values between are
+    shades of grey; rotated like ``render_bev`` (+x up, +y left).
+
+    layout "ros": ``grid`` is a nav_msgs/OccupancyGrid's data as an (H, W) int8 array (row = cell y index,
+    column = cell x index, row 0 at the map origin), e.g. ``msg.data.reshape(msg.info.height, msg.info.width)``;
+    layout "xy": ``grid`` is indexed [x][y] like the voxel grid (e.g. ``OutputBuilder.occupancy_cells``).
+    Returns (X*scale, Y*scale, 3) uint8 RGB."""
+    if layout not in ("ros", "xy"):
+        raise ConfigError(f"occupancy grid layout must be 'ros' or 'xy', got {layout!r}")
     grid = np.asarray(grid)
+    if layout == "xy" and grid.ndim == 2:
+        grid = grid.T
     if grid.ndim != 2:
         raise DataFormatError(f"occupancy grid must be a 2-D (H, W) array, got shape {grid.shape}")
     if not np.issubdtype(grid.dtype, np.integer):

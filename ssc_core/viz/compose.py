@@ -95,6 +95,33 @@ def render_legend(
     return np.asarray(canvas)
 
 
+def _titled_column(labels, class_set, grid, title, view, panel_width, bev) -> np.ndarray:
+    panels = [render_voxels_3d(labels, class_set, grid, view=view, width=panel_width)]
+    if bev:
+        top = render_bev(labels, class_set, scale=1)
+        size = max(1, int(panel_width * 0.55)), max(1, int(panel_width * 0.55 * top.shape[0] / top.shape[1]))
+        panels.append(np.asarray(Image.fromarray(top).resize(size, Image.NEAREST)))
+    column = stack(panels, axis=0, centre=True)
+    return add_title(column, title) if title else column
+
+
+def scene_figure(
+    labels: np.ndarray,
+    class_set: ClassSet,
+    grid: GridSpec | None = None,
+    title: str | None = None,
+    view: str | View = "iso",
+    panel_width: int = 640,
+    bev: bool = True,
+) -> np.ndarray:
+    """Figure of one (X, Y, Z) train-id scene: optional title, its 3D view, its bird's-eye view below
+    (``bev``) and a legend of the classes present. Returns (H, W, 3) uint8 RGB."""
+    labels = check_labels(labels, class_set)
+    column = _titled_column(labels, class_set, grid, title, view, panel_width, bev)
+    legend = render_legend(classes_present(labels), class_set, width=column.shape[1])
+    return stack([column, legend], axis=0, gap=4)
+
+
 def side_by_side(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -113,14 +140,10 @@ def side_by_side(
     gt = check_labels(gt, class_set, "ground truth")
     if pred.shape != gt.shape:
         raise DataFormatError(f"prediction shape {pred.shape} differs from ground truth shape {gt.shape}")
-    columns = []
-    for labels, title in zip((pred, gt), titles):
-        panels = [render_voxels_3d(labels, class_set, grid, view=view, width=panel_width)]
-        if bev:
-            top = render_bev(labels, class_set, scale=1)
-            size = max(1, int(panel_width * 0.55)), max(1, int(panel_width * 0.55 * top.shape[0] / top.shape[1]))
-            panels.append(np.asarray(Image.fromarray(top).resize(size, Image.NEAREST)))
-        columns.append(add_title(stack(panels, axis=0, centre=True), title))
+    columns = [
+        _titled_column(labels, class_set, grid, title, view, panel_width, bev)
+        for labels, title in zip((pred, gt), titles)
+    ]
     figure = stack(columns, axis=1, gap=16)
     legend = render_legend(classes_present(pred, gt), class_set, width=figure.shape[1])
     figure = stack([figure, legend], axis=0, gap=4)

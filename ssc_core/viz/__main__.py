@@ -1,0 +1,86 @@
+"""``python -m ssc_core.viz``: render a SemanticKITTI-layout frame's voxels (and optionally a prediction) to PNG.
+
+Examples:
+  python -m ssc_core.viz --sequence-dir data/sequences/08 --frame 0 --output scene.png
+  python -m ssc_core.viz --sequence-dir data/sequences/08 --frame 0 --prediction-dir out/sequences/08/predictions \
+      --output pred_vs_gt.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ssc_core.data.label_maps import get_class_set
+from ssc_core.data.semantic_kitti import (
+    SequencePaths,
+    read_packed_bits,
+    read_voxel_labels,
+    remap_voxel_labels,
+)
+from ssc_core.errors import SSCError
+from ssc_core.types import GridSpec
+from ssc_core.viz.compose import save_png, scene_figure, side_by_side
+from ssc_core.viz.voxels3d import VIEWS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m ssc_core.viz``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ssc_core.viz",
+        description="Render the ground-truth voxels of one frame of a SemanticKITTI-layout sequence (3D view, "
+        "bird's-eye view, legend) to a PNG, or prediction vs ground truth side by side. Headless (no display).",
+    )
+    parser.add_argument("--sequence-dir", required=True, type=Path, help="sequence folder (.../sequences/08)")
+    parser.add_argument("--frame", required=True, type=int, help="frame number with a voxels/NNNNNN.label file")
+    parser.add_argument("--output", required=True, type=Path, help="PNG file to write")
+    parser.add_argument(
+        "--prediction-dir",
+        type=Path,
+        help="folder of predicted NNNNNN.label files (raw ids, as ssc-infer writes); renders prediction vs GT",
+    )
+    parser.add_argument("--class-set", default="semantic_kitti", help="class set of the labels (default: %(default)s)")
+    parser.add_argument("--dims", type=int, nargs=3, default=[256, 256, 32], help="voxel grid dims X Y Z")
+    parser.add_argument("--view", choices=sorted(VIEWS), default="iso", help="3D view preset (default: %(default)s)")
+    parser.add_argument("--width", type=int, default=640, help="width of each 3D panel in pixels")
+    parser.add_argument("--no-bev", action="store_true", help="leave out the bird's-eye views")
+    parser.add_argument("--title", help="caption above the figure")
+    return parser
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Render the figure the parsed ``args`` describe; returns the PNG path."""
+    class_set = get_class_set(args.class_set)
+    grid = GridSpec(dims=tuple(args.dims))
+    paths = SequencePaths.from_sequence_dir(args.sequence_dir)
+    invalid_path = paths.voxel(args.frame, "invalid")
+    invalid = read_packed_bits(invalid_path, grid.dims) if invalid_path.is_file() else None
+    gt = remap_voxel_labels(read_voxel_labels(paths.voxel(args.frame, "label"), grid.dims), class_set, invalid)
+    if args.prediction_dir is None:
+        figure = scene_figure(
+            gt, class_set, grid, title=args.title, view=args.view, panel_width=args.width, bev=not args.no_bev
+        )
+    else:
+        raw = read_voxel_labels(args.prediction_dir / f"{args.frame:06d}.label", grid.dims)
+        pred = remap_voxel_labels(raw, class_set)
+        figure = side_by_side(
+            pred, gt, class_set, grid, view=args.view, panel_width=args.width, bev=not args.no_bev, caption=args.title
+        )
+    return save_png(args.output, figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns 0 on success, 2 (with ``error: ...`` on stderr) on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        path = run(args)
+    except (SSCError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
