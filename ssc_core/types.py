@@ -98,8 +98,10 @@ class GridSpec:
         """Voxel indices of points. Takes (N, >=3) points in the grid frame; returns ((N, 3) int64
         indices, (N,) bool mask of points inside the volume). Indices of outside points are meaningless."""
         pts = np.asarray(points)[:, :3].astype(np.float64)
+        finite = np.all(np.isfinite(pts), axis=1)
+        pts = np.where(finite[:, None], pts, np.asarray(self.origin))  # no NaN -> int cast (undefined value)
         idx = np.floor((pts - np.asarray(self.origin)) / self.voxel_size).astype(np.int64)
-        inside = np.all((idx >= 0) & (idx < np.asarray(self.dims)), axis=1) & np.all(np.isfinite(pts), axis=1)
+        inside = np.all((idx >= 0) & (idx < np.asarray(self.dims)), axis=1) & finite
         return idx, inside
 
 
