@@ -1,0 +1,430 @@
+"""The Trainer every model shares: AdamW + warm-up/cosine, gradient clipping, AMP, DDP, TensorBoard, periodic
+validation with SSCMetrics, atomic best/last checkpoints and exact resume.
+
+It knows nothing of any particular model: it needs ``model(batch) -> {"ssc_logits": (B, C, X, Y, Z), ...}`` and
+``model.losses(outputs, batch) -> {name: scalar tensor}`` (summed for the backward pass, each logged), and
+datasets whose samples collate (``ssc_core.data.transforms.collate``) to batches holding ``target`` (B, X, Y, Z)
+int64 train ids with 255 = ignore. Training schemes extend it through ``TrainerHook``s.
+
+Files in ``work_dir``: ``last.pt`` (full training state, rewritten every ``checkpoint_interval`` epochs),
+``best.pt`` (weights + metadata of the best validation ``best_metric``), ``history.jsonl`` (one line per epoch)
+and ``tb/`` (TensorBoard events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from tqdm import tqdm
+
+from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
+from ssc_core.training.distributed import DistInfo, resolve_device
+from ssc_core.training.hooks import TrainerHook
+from ssc_core.training.schedule import WarmupCosineSchedule
+from ssc_core.training.settings import TrainSettings
+from ssc_core.types import GridSpec
+
+LOG = logging.getLogger(__name__)
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Recursively move the tensors of a batch (dicts, lists, tuples) to ``device``; other values unchanged."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    return batch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states as tensors and plain data (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore ``rng_state()`` output."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    npst = state["numpy"]
+    np.random.set_state(("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["cached_gaussian"]))
+    random.setstate(_as_tuples(state["python"]))
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def plain(value: Any) -> Any:
+    """Numpy scalars/arrays and tensors -> python numbers/lists (so metrics fit a weights_only checkpoint)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray | torch.Tensor):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _default_collate() -> Callable[[list[dict]], dict]:
+    from ssc_core.data.transforms import collate
+
+    return collate
+
+
+def _new_metrics(num_classes: int) -> Any:
+    from ssc_core.evaluation.metrics import SSCMetrics
+
+    return SSCMetrics(num_classes)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_dataset`` and validates on ``val_dataset`` (may be None).
+
+    cfg: the whole config (``train:`` parsed by TrainSettings; ``data.grid`` gives the grid).
+    work_dir: where checkpoints, history and TensorBoard events go. dist_info: from ``init_distributed``
+    (single process on ``device`` when None). class_set: the label set (defaults to the train dataset's
+    ``class_set`` attribute, else SemanticKITTI). hooks: TrainerHook instances.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: dict,
+        train_dataset: Dataset,
+        val_dataset: Dataset | None = None,
+        work_dir: str | Path = "work_dirs/run",
+        device: str | torch.device | None = None,
+        dist_info: DistInfo | None = None,
+        class_set: ClassSet | None = None,
+        collate_fn: Callable[[list[dict]], dict] | None = None,
+        hooks: Iterable[TrainerHook] = (),
+    ) -> None:
+        self.cfg = cfg
+        self.settings = TrainSettings.from_config(cfg)
+        self.dist = dist_info or DistInfo(device=resolve_device(None if device is None else str(device)))
+        self.device = self.dist.device
+        self.work_dir = Path(work_dir)
+        self.grid = GridSpec.from_dict((cfg.get("data") or {}).get("grid") or {})
+        self.class_set = class_set or getattr(train_dataset, "class_set", None) or SEMANTIC_KITTI
+        self.hooks = list(hooks)
+        self.collate_fn = collate_fn or _default_collate()
+        if len(train_dataset) == 0:
+            raise ConfigError("the training dataset is empty (check data.splits and --data-root)")
+
+        s = self.settings
+        seed_everything(s.seed + self.dist.rank)
+        if s.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+
+        self.model = model.to(self.device)
+        self.core_model = self.model
+        if self.dist.is_distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.model, device_ids=ids,
+                                                 find_unused_parameters=s.find_unused_parameters)
+
+        self.train_dataset, self.val_dataset = train_dataset, val_dataset
+        self.sampler = DistributedSampler(train_dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                          shuffle=True, seed=s.seed, drop_last=False)
+        self.train_loader = DataLoader(train_dataset, batch_size=s.batch_size, sampler=self.sampler,
+                                       num_workers=s.num_workers, collate_fn=self.collate_fn,
+                                       pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = len(self.train_loader)
+        if s.max_iters_per_epoch is not None:
+            self.steps_per_epoch = min(self.steps_per_epoch, s.max_iters_per_epoch)
+
+        params = [p for p in self.core_model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("the model has no trainable parameters")
+        self.params = params
+        self.optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
+        self.schedule = WarmupCosineSchedule(
+            self.optimizer, total_steps=s.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch,
+            warmup_iters=s.warmup_iters, warmup_ratio=s.warmup_ratio, min_lr_ratio=s.min_lr_ratio,
+            by_epoch=s.schedule_by_epoch,
+        )
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=s.amp == "fp16")
+
+        self.epoch = 0
+        self.step = 0
+        self.best_metric = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self.step_losses: list[dict[str, float]] = []
+        self.skipped_steps = 0
+        self._writer = None
+
+    # ------------------------------------------------------------------------------------------ helpers
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs and writes files."""
+        return self.dist.is_main
+
+    @property
+    def writer(self):
+        """TensorBoard SummaryWriter on rank 0 (None elsewhere), created on first use."""
+        if self._writer is None and self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.work_dir / "tb"))
+        return self._writer
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of ``train.amp`` (a no-op for 'none')."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # ------------------------------------------------------------------------------------------ training
+    def fit(self) -> list[dict[str, Any]]:
+        """Train from ``self.epoch`` to ``train.epochs``, validating every ``val_interval`` epochs and after the
+        last, checkpointing every ``checkpoint_interval`` and after the last. Returns the per-epoch history."""
+        s = self.settings
+        if self.is_main:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        for hook in self.hooks:
+            hook.before_train(self)
+        try:
+            for epoch in range(self.epoch, s.epochs):
+                record = {"epoch": epoch + 1, "train": self.train_epoch(epoch)}
+                self.epoch = epoch + 1
+                for hook in self.hooks:
+                    hook.after_epoch(self, epoch)
+                last = self.epoch == s.epochs
+                if self.val_dataset is not None and (self.epoch % s.val_interval == 0 or last):
+                    record["val"] = self.validate()
+                    self._maybe_save_best(record["val"])
+                record["lr"] = self.schedule.get_last_lr()[0]
+                self.history.append(record)
+                if self.is_main:
+                    with open(self.work_dir / "history.jsonl", "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(plain(record)) + "\n")
+                if self.epoch % s.checkpoint_interval == 0 or last:
+                    self.save_last()
+        finally:
+            if self._writer is not None:
+                self._writer.flush()
+        return self.history
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over (at most ``max_iters_per_epoch`` batches of) the training set. Returns the mean of
+        every loss term (and ``total``) over the epoch's steps."""
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        count = 0
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
+                   disable=not self.is_main, dynamic_ncols=True, leave=False)
+        for i, batch in enumerate(self.train_loader):
+            if i >= self.steps_per_epoch:
+                break
+            values = self.train_step(batch)
+            bar.update(1)
+            if values is None:
+                continue
+            count += 1
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{values['total']:.4f}")
+        bar.close()
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
+        """Forward, losses, backward, clip, step for one batch. Returns the loss terms as floats (plus
+        ``total``), or None when the loss was not finite and the step was skipped."""
+        s = self.settings
+        batch = move_to_device(batch, self.device)
+        for hook in self.hooks:
+            batch = hook.before_step(self, batch) or batch
+        with self.autocast():
+            outputs = self.model(batch)
+            losses = self.core_model.losses(outputs, batch)
+        for hook in self.hooks:
+            losses = hook.after_losses(self, outputs, batch, losses) or losses
+        if not losses:
+            raise ConfigError("model.losses returned no loss terms")
+        total = sum(v.float() for v in losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            self.skipped_steps += 1
+            LOG.warning("step %d: non-finite loss %s, step skipped", self.step,
+                        {k: float(v.detach()) for k, v in losses.items()})
+            if self.writer is not None:
+                self.writer.add_scalar("train/skipped_steps", self.skipped_steps, self.step)
+            return None
+        self.scaler.scale(total).backward()
+        grad_norm = None
+        if s.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.schedule.get_last_lr()[0]
+        self.schedule.step()
+        self.step += 1
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        values["total"] = float(total.detach())
+        self.step_losses.append(values)
+        if self.writer is not None and (self.step % s.log_interval == 0 or self.step == 1):
+            for key, value in values.items():
+                self.writer.add_scalar(f"train/{key}", value, self.step)
+            self.writer.add_scalar("train/lr", lr, self.step)
+            if grad_norm is not None:
+                self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
+        for hook in self.hooks:
+            hook.after_step(self, values)
+        return values
+
+    # ------------------------------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self, dataset: Dataset | None = None) -> dict[str, Any]:
+        """Score the model on ``dataset`` (default: the validation set) with SSCMetrics. Under DDP every rank
+        scores every world_size-th sample and the confusion matrices are summed, so each rank returns the
+        metrics of the whole set: iou, precision, recall, iou_per_class, miou."""
+        dataset = dataset if dataset is not None else self.val_dataset
+        if dataset is None:
+            return {}
+        model = self.core_model
+        was_training = model.training
+        model.eval()
+        scorer = _new_metrics(self.class_set.num_classes)
+        shard = Subset(dataset, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
+        loader = DataLoader(shard, batch_size=self.settings.batch_size, shuffle=False,
+                            num_workers=self.settings.num_workers, collate_fn=self.collate_fn)
+        for batch in tqdm(loader, desc="validate", disable=not self.is_main, dynamic_ncols=True, leave=False):
+            batch = move_to_device(batch, self.device)
+            with self.autocast():
+                logits = model(batch)["ssc_logits"]
+            pred = logits.argmax(dim=1).cpu().numpy()
+            target = batch["target"].cpu().numpy()
+            for b in range(pred.shape[0]):
+                scorer.add(pred[b], target[b])
+        if self.dist.is_distributed:
+            confusion = torch.from_numpy(scorer.confusion).to(self.device)
+            dist.all_reduce(confusion)
+            scorer.reset()
+            scorer.add_confusion(confusion.cpu().numpy())
+        metrics = plain(scorer.compute())
+        model.train(was_training)
+        if self.is_main:
+            self._log_metrics(metrics)
+        for hook in self.hooks:
+            hook.after_validation(self, metrics)
+        return metrics
+
+    def _log_metrics(self, metrics: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key in ("iou", "precision", "recall", "miou"):
+            if key in metrics:
+                self.writer.add_scalar(f"val/{key}", metrics[key], self.step)
+        for cls, value in enumerate(metrics.get("iou_per_class", [])):
+            name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
+            self.writer.add_scalar(f"val_class/{cls:02d}_{name}", value, self.step)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def _gather_rng(self) -> list[dict[str, Any]]:
+        state = rng_state()
+        if not self.dist.is_distributed:
+            return [state]
+        gathered: list[Any] = [None] * self.dist.world_size
+        dist.all_gather_object(gathered, state)
+        return gathered
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything besides the weights that exact resume needs (optimizer, schedule, scaler, counters, RNG of
+        every rank, best metric, hook states, history)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "rng": self._gather_rng(),
+            "best_metric": self.best_metric,
+            "hooks": [hook.state_dict() for hook in self.hooks],
+            "history": plain(self.history),
+        }
+
+    def save_last(self) -> Path | None:
+        """Write ``last.pt`` (weights + full training state) atomically on rank 0; returns its path there."""
+        state = self.training_state()  # collective in DDP: every rank must call it
+        if not self.is_main:
+            return None
+        return save_checkpoint(self.work_dir / "last.pt", self.core_model, self.cfg, self.class_set, self.grid,
+                               **state)
+
+    def _maybe_save_best(self, metrics: dict[str, Any]) -> None:
+        key = self.settings.best_metric
+        if key not in metrics:
+            raise ConfigError(f"train.best_metric {key!r} is not among the validation metrics {sorted(metrics)}")
+        value = float(metrics[key])
+        if value > self.best_metric:
+            self.best_metric = value
+            if not self.is_main:
+                return
+            save_checkpoint(self.work_dir / "best.pt", self.core_model, self.cfg, self.class_set, self.grid,
+                            epoch=self.epoch, step=self.step, best_metric=value, metrics=metrics)
+
+    def resume(self, path: str | Path) -> None:
+        """Restore weights and training state from a ``last.pt`` written by ``save_last``. Raises
+        CheckpointMismatchError when its model/data config, class set or grid differ from this run's, and
+        DataFormatError when it holds no training state (e.g. a ``best.pt``)."""
+        ckpt = load_checkpoint(path, map_location="cpu")
+        check_compatible(ckpt, config=self.cfg, class_set=self.class_set, grid=self.grid, source=str(path))
+        if "optimizer" not in ckpt:
+            raise DataFormatError(f"{path}: holds weights only (no training state); resume from last.pt")
+        load_model_state(self.core_model, ckpt["model"], source=str(path))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        self.best_metric = float(ckpt["best_metric"])
+        self.history = list(ckpt.get("history", []))
+        states = ckpt["rng"]
+        set_rng_state(states[self.dist.rank] if self.dist.rank < len(states) else states[0])
+        for hook, state in zip(self.hooks, ckpt.get("hooks", [])):
+            hook.load_state_dict(state)
+
+    def close(self) -> None:
+        """Close the TensorBoard writer."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+

@@ -1,0 +1,335 @@
+"""Trainer, schedule, settings and checkpoints, on a tiny model defined here (no real SSC model needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ssc_core.data.label_maps import SEMANTIC_KITTI
+from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
+from ssc_core.training.checkpoint import (
+    check_compatible,
+    class_set_from_dict,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
+from ssc_core.training.hooks import TrainerHook
+from ssc_core.training.schedule import WarmupCosineSchedule
+from ssc_core.training.settings import TrainSettings
+from ssc_core.training.trainer import Trainer
+from ssc_core.types import GridSpec
+
+DIMS = (8, 8, 4)
+C = SEMANTIC_KITTI.num_classes
+
+
+class TinySSC(nn.Module):
+    """Logits = learned per-voxel bias + a projection of the mean image colour (dropout exercises the RNG)."""
+
+    def __init__(self, dims=DIMS, width: int = 8) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(C, *dims))
+        self.feat = nn.Linear(3, width)
+        self.drop = nn.Dropout(0.2)
+        self.head = nn.Linear(width, C)
+
+    def forward(self, batch):
+        colour = batch["img"].mean(dim=(1, 3, 4))
+        feat = self.head(self.drop(torch.relu(self.feat(colour))))
+        return {"ssc_logits": self.bias[None] + feat[:, :, None, None, None]}
+
+    def losses(self, outputs, batch):
+        logits = outputs["ssc_logits"]
+        return {"loss_ssc": F.cross_entropy(logits.float(), batch["target"], ignore_index=255),
+                "loss_reg": 1e-3 * self.bias.pow(2).mean()}
+
+
+class TinyData(Dataset):
+    """Samples with the contract's keys: a coloured image and a fixed random scene per index."""
+
+    class_set = SEMANTIC_KITTI
+
+    def __init__(self, n: int = 6, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.targets = rng.choice([0, 0, 0, 1, 9, 13], size=(n, *DIMS))
+        self.targets[:, 0, 0, 0] = 255
+        self.colours = rng.random((n, 3)).astype(np.float32)
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        target = torch.from_numpy(self.targets[i].astype(np.int64))
+        return {
+            "img": torch.from_numpy(self.colours[i]).view(1, 3, 1, 1).expand(1, 3, 4, 6).clone(),
+            "K": torch.eye(3).unsqueeze(0),
+            "T_cam_velo": torch.eye(4).unsqueeze(0),
+            "image_hw": torch.tensor([4, 6]),
+            "target": target,
+            "stamp_ns": i,
+            "frame_index": i,
+            "sequence": "00",
+            "frame": i,
+        }
+
+
+def _cfg(**train) -> dict:
+    base = {"epochs": 2, "batch_size": 2, "lr": 0.05, "warmup_iters": 2, "log_interval": 1, "seed": 3}
+    return {
+        "model": {"name": "tiny", "width": 8},
+        "data": {"grid": {"dims": list(DIMS), "voxel_size": 0.4, "origin": [0.0, -1.6, -0.8]}},
+        "train": {**base, **train},
+    }
+
+
+# ------------------------------------------------------------------------------------------ settings/schedule
+def test_train_settings_default_to_the_sgn_recipe_and_reject_unknown_or_bad_keys():
+    s = TrainSettings.from_config({})
+    assert (s.lr, s.weight_decay, s.grad_clip, s.epochs, s.warmup_iters) == (2e-4, 0.01, 35.0, 48, 500)
+    assert s.warmup_ratio == pytest.approx(1 / 3) and s.min_lr_ratio == 1e-3 and s.schedule_by_epoch
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainSettings.from_config({"train": {"learning_rate": 1.0}})
+    with pytest.raises(ConfigError, match="train.amp"):
+        TrainSettings.from_config({"train": {"amp": "fp8"}})
+    with pytest.raises(ConfigError, match="train.epochs"):
+        TrainSettings.from_config({"train": {"epochs": 0}})
+
+
+def test_schedule_warms_up_linearly_from_a_third_then_anneals_by_epoch_to_the_floor():
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupCosineSchedule(opt, total_steps=40, steps_per_epoch=10, warmup_iters=5, min_lr_ratio=1e-3)
+    lrs = []
+    for _ in range(40):
+        lrs.append(sched.get_last_lr()[0])
+        sched.step()
+    assert lrs[0] == pytest.approx(1 / 3)
+    assert lrs[5] == pytest.approx(1.0)  # warm-up over, still epoch 0 of the cosine
+    assert all(lrs[i] < lrs[i + 1] for i in range(4))
+    assert lrs[10] == lrs[19] == pytest.approx(1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lrs[39] < lrs[29] < lrs[19]
+    assert sched.factor(40) == pytest.approx(1e-3)
+    restored = WarmupCosineSchedule(opt, total_steps=40, steps_per_epoch=10, warmup_iters=5)
+    restored.load_state_dict(sched.state_dict())
+    assert restored.get_last_lr() == sched.get_last_lr()
+
+
+# ------------------------------------------------------------------------------------------ trainer
+def test_fit_lowers_the_loss_and_writes_history_checkpoints_and_tensorboard(tmp_path):
+    cfg = _cfg(epochs=4)
+    trainer = Trainer(TinySSC(), cfg, TinyData(), TinyData(), work_dir=tmp_path, device="cpu")
+    history = trainer.fit()
+    trainer.close()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["train"]["loss_ssc"] < 0.7 * history[0]["train"]["loss_ssc"]
+    assert set(history[0]["train"]) == {"loss_ssc", "loss_reg", "total"}
+    assert {"iou", "miou", "precision", "recall", "iou_per_class"} <= set(history[-1]["val"])
+    assert trainer.step == 4 * 3
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 4 and last["step"] == 12 and "optimizer" in last
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["best_metric"] == pytest.approx(max(h["val"]["miou"] for h in history))
+    assert "optimizer" not in best and best["grid"] == GridSpec.from_dict(cfg["data"]["grid"]).to_dict()
+    assert not list(tmp_path.glob("*.tmp"))
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_ssc", "train/loss_reg", "train/total", "train/lr", "val/miou", "val/iou"} <= tags
+    assert "val_class/01_car" in tags
+
+
+def test_resume_continues_the_same_loss_curve_as_an_uninterrupted_run(tmp_path):
+    torch.manual_seed(0)
+    straight = Trainer(TinySSC(), _cfg(epochs=2), TinyData(), TinyData(), work_dir=tmp_path / "a", device="cpu")
+    straight.fit()
+
+    torch.manual_seed(0)  # same initial weights (the CLI seeds before building the model)
+    first = Trainer(TinySSC(), _cfg(epochs=1), TinyData(), TinyData(), work_dir=tmp_path / "b", device="cpu")
+    first.fit()
+    torch.manual_seed(12345)  # a resumed process starts from unrelated RNG state
+    np.random.seed(99)
+    resumed = Trainer(TinySSC(), _cfg(epochs=2), TinyData(), TinyData(), work_dir=tmp_path / "b", device="cpu")
+    resumed.resume(tmp_path / "b" / "last.pt")
+    assert resumed.epoch == 1 and resumed.step == 3
+    resumed.fit()
+
+    assert first.step_losses == straight.step_losses[:3]
+    assert resumed.step_losses == straight.step_losses[3:]
+    for (name, a), b in zip(straight.core_model.state_dict().items(), resumed.core_model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_resume_refuses_a_checkpoint_of_another_grid_or_a_weights_only_file(tmp_path):
+    trainer = Trainer(TinySSC(), _cfg(epochs=1), TinyData(), TinyData(), work_dir=tmp_path, device="cpu")
+    trainer.fit()
+    other = _cfg(epochs=1)
+    other["data"]["grid"]["voxel_size"] = 0.2
+    with pytest.raises(CheckpointMismatchError, match="voxel_size"):
+        Trainer(TinySSC(), other, TinyData(), work_dir=tmp_path / "x", device="cpu").resume(tmp_path / "last.pt")
+    with pytest.raises(DataFormatError, match="weights only"):
+        Trainer(TinySSC(), _cfg(), TinyData(), work_dir=tmp_path / "y", device="cpu").resume(tmp_path / "best.pt")
+
+
+class AddTermHook(TrainerHook):
+    """Adds a named loss term and counts steps; its counter must survive a checkpoint."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def after_losses(self, trainer, outputs, batch, losses):
+        return {**losses, "loss_hook": outputs["ssc_logits"].float().pow(2).mean() * 0.0 + 0.5}
+
+    def after_step(self, trainer, losses):
+        self.calls += 1
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+def test_hooks_add_loss_terms_that_are_logged_and_keep_their_state_across_resume(tmp_path):
+    hook = AddTermHook()
+    trainer = Trainer(TinySSC(), _cfg(epochs=1), TinyData(), work_dir=tmp_path, device="cpu", hooks=[hook])
+    history = trainer.fit()
+    assert history[0]["train"]["loss_hook"] == pytest.approx(0.5)
+    assert history[0]["train"]["total"] == pytest.approx(
+        history[0]["train"]["loss_ssc"] + history[0]["train"]["loss_reg"] + 0.5, rel=1e-5)
+    fresh = AddTermHook()
+    Trainer(TinySSC(), _cfg(epochs=2), TinyData(), work_dir=tmp_path, device="cpu",
+            hooks=[fresh]).resume(tmp_path / "last.pt")
+    assert fresh.calls == hook.calls == 3
+
+
+def test_non_finite_losses_skip_the_step_without_touching_the_weights(tmp_path):
+    class Exploding(TinySSC):
+        def losses(self, outputs, batch):
+            return {"loss_ssc": outputs["ssc_logits"].sum() * float("nan")}
+
+    model = Exploding()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, _cfg(epochs=1), TinyData(), work_dir=tmp_path, device="cpu")
+    trainer.fit()
+    assert trainer.skipped_steps == 3 and trainer.step == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    trainer = Trainer(TinySSC(), _cfg(epochs=2, amp="bf16"), TinyData(), work_dir=tmp_path, device="cpu")
+    history = trainer.fit()
+    assert all(math.isfinite(v) for v in trainer.step_losses[-1].values())
+    assert history[-1]["train"]["loss_ssc"] < history[0]["train"]["loss_ssc"]
+
+
+def test_empty_training_set_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="empty"):
+        Trainer(TinySSC(), _cfg(), TinyData(n=0), work_dir=tmp_path, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def test_checkpoint_round_trip_gives_identical_outputs_and_loads_weights_only(tmp_path):
+    model = TinySSC().eval()
+    with torch.no_grad():
+        model.bias.normal_()
+    cfg = _cfg()
+    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    path = save_checkpoint(tmp_path / "m.pt", model, cfg, SEMANTIC_KITTI, grid)
+    raw = torch.load(path, weights_only=True)  # no pickled classes inside
+    assert raw["config"] == cfg and raw["version"]
+    ckpt = load_checkpoint(path)
+    restored = TinySSC().eval()
+    load_model_state(restored, ckpt["model"])
+    batch = {"img": torch.rand(2, 1, 3, 4, 6)}
+    with torch.no_grad():
+        assert torch.equal(model(batch)["ssc_logits"], restored(batch)["ssc_logits"])
+    class_set = class_set_from_dict(ckpt["class_set"])
+    assert class_set.names == SEMANTIC_KITTI.names
+    np.testing.assert_array_equal(class_set.inverse_lut(), SEMANTIC_KITTI.inverse_lut())
+    np.testing.assert_array_equal(class_set.colors_rgb, SEMANTIC_KITTI.colors_rgb)
+
+
+def test_mismatched_checkpoints_fail_saying_what_differs(tmp_path):
+    cfg = _cfg()
+    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    path = save_checkpoint(tmp_path / "m.pt", TinySSC(), cfg, SEMANTIC_KITTI, grid)
+    ckpt = load_checkpoint(path)
+    other = _cfg()
+    other["model"]["width"] = 16
+    other["data"]["history_offsets"] = [-3]
+    other["train"]["lr"] = 1.0  # training keys may differ
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_compatible(ckpt, config=other)
+    assert "model.width: checkpoint 8 vs config 16" in str(err.value)
+    assert "data.history_offsets" in str(err.value) and "train.lr" not in str(err.value)
+    with pytest.raises(CheckpointMismatchError, match="grid"):
+        check_compatible(ckpt, grid=GridSpec())
+    with pytest.raises(CheckpointMismatchError, match="head.weight: checkpoint \\(20, 8\\) vs model \\(20, 16\\)"):
+        load_model_state(TinySSC(width=16), ckpt["model"])
+    with pytest.raises(CheckpointMismatchError, match="missing in checkpoint"):
+        load_model_state(nn.Sequential(TinySSC()), ckpt["model"])
+
+
+def test_unreadable_or_foreign_checkpoint_files_are_data_format_errors(tmp_path):
+    with pytest.raises(DataFormatError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataFormatError, match="cannot read"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(DataFormatError, match="missing keys"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+# ------------------------------------------------------------------------------------------ DDP
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, work_dir: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from ssc_core.training.distributed import cleanup_distributed, init_distributed
+
+    info = init_distributed("cpu")
+    trainer = Trainer(TinySSC(), _cfg(epochs=1), TinyData(n=5), TinyData(n=5), work_dir=work_dir, dist_info=info)
+    history = trainer.fit()
+    torch.save({"val": history[0]["val"]["miou"], "steps": trainer.step,
+                "state": trainer.core_model.state_dict()}, f"{out}_{rank}.pt")
+    cleanup_distributed(info)
+
+
+def test_ddp_on_two_cpu_processes_shards_training_and_scores_the_whole_val_set(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "run"), str(tmp_path / "r")), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"r_{r}.pt", weights_only=True) for r in range(2))
+    assert r0["steps"] == r1["steps"] == 2  # 5 samples over 2 ranks at batch 2 -> 3 per rank -> 2 batches
+    for key, value in r0["state"].items():
+        assert torch.equal(value, r1["state"][key]), key  # DDP keeps the replicas identical
+    assert r0["val"] == r1["val"]
+    model = TinySSC()
+    model.load_state_dict(r0["state"])
+    single = Trainer(model, _cfg(epochs=1), TinyData(n=5), TinyData(n=5), work_dir=tmp_path / "s", device="cpu")
+    assert single.validate()["miou"] == pytest.approx(r0["val"])  # summed shard confusions = whole set
+    assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "best.pt").is_file()
