@@ -1,1 +1,14 @@
-"""ssc_core.losses."""
+"""Losses shared by the SSC models."""
+
+from ssc_core.losses.lovasz import lovasz_softmax_loss
+from ssc_core.losses.ssc import binary_occupancy_loss, geo_scal_loss, sem_scal_loss, weighted_ce_loss
+from ssc_core.losses.weights import resolve_class_weights
+
+__all__ = [
+    "binary_occupancy_loss",
+    "geo_scal_loss",
+    "lovasz_softmax_loss",
+    "resolve_class_weights",
+    "sem_scal_loss",
+    "weighted_ce_loss",
+]

@@ -1,1 +1,18 @@
-"""ssc_core.ops."""
+"""Sparse and scatter operators shared by the models (pure torch, spconv when usable)."""
+
+from ssc_core.ops.scatter import delinearize_keys, linearize_coords, scatter_max, scatter_mean, unique_coords
+from ssc_core.ops.sparse import BACKENDS, SparseVoxels, SubMConv3d, build_rulebook, enable_spconv, resolve_backend
+
+__all__ = [
+    "BACKENDS",
+    "SparseVoxels",
+    "SubMConv3d",
+    "build_rulebook",
+    "delinearize_keys",
+    "enable_spconv",
+    "linearize_coords",
+    "resolve_backend",
+    "scatter_max",
+    "scatter_mean",
+    "unique_coords",
+]

@@ -1,1 +1,1 @@
-"""ssc_core.models/blocks."""
+"""Building blocks shared by the SSC models (image backbones, necks, 3D convs, sparse blocks, heads)."""

@@ -1,0 +1,199 @@
+"""Submanifold sparse 3D convolution: spconv when it is usable, else a pure-torch rulebook that trains.
+
+A ``SparseVoxels`` holds active sites (coords (N, 4) int64 = batch, x, y, z) and their features (N, C).
+``SubMConv3d`` keeps its weight in spconv's layout (C_out, k, k, k, C_in) in both backends, so a checkpoint
+trained with one backend loads into the other. The kernel axes follow the coords' (x, y, z) order.
+
+Backends: ``torch`` (gather-GEMM-scatter over a neighbour table built with searchsorted; a custom autograd
+function recomputes gathers in backward instead of storing 27 copies), ``spconv`` (spconv 2.x; on CPU its
+backward needs the stream patch from dependencies.md, applied by ``enable_spconv``), ``auto`` (spconv on
+CUDA when importable, torch otherwise).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ssc_core.errors import ConfigError
+from ssc_core.ops.scatter import linearize_coords
+
+BACKENDS = ("auto", "torch", "spconv")
+_SPCONV_STATE: dict[str, object] = {}
+
+
+def enable_spconv() -> object | None:
+    """Import spconv.pytorch (once) and make its CPU backward work; returns the module or None if unavailable.
+
+    spconv 2.3's ops call ``torch.cuda.current_stream()`` unconditionally; on a CPU-only torch that raises in
+    backward, so ``get_current_stream`` is replaced by one that returns 0 when CUDA is unavailable."""
+    if "module" in _SPCONV_STATE:
+        return _SPCONV_STATE["module"]
+    try:
+        import spconv.pytorch as spconv_pt
+        import spconv.pytorch.ops as spconv_ops
+    except Exception:  # noqa: BLE001 - any import failure (missing wheel, ABI mismatch) means "not usable"
+        _SPCONV_STATE["module"] = None
+        return None
+    original = spconv_ops.get_current_stream
+
+    def _stream() -> int:
+        return original() if torch.cuda.is_available() else 0
+
+    spconv_ops.get_current_stream = _stream
+    _SPCONV_STATE["module"] = spconv_pt
+    return spconv_pt
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The concrete backend ('torch' or 'spconv') for ``backend`` on ``device``."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"sparse backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "spconv" if device.type == "cuda" and enable_spconv() is not None else "torch"
+    if backend == "spconv" and enable_spconv() is None:
+        raise ConfigError("sparse backend 'spconv' requested but spconv cannot be imported")
+    return backend
+
+
+@dataclass
+class SparseVoxels:
+    """Active voxels of a batch of sparse grids.
+
+    features: (N, C) float; coords: (N, 4) int64 (batch, x, y, z); spatial_shape: grid dims (X, Y, Z);
+    batch_size: B. ``cache`` holds neighbour tables shared by every conv on the same sites."""
+
+    features: torch.Tensor
+    coords: torch.Tensor
+    spatial_shape: tuple[int, int, int]
+    batch_size: int
+    cache: dict = field(default_factory=dict)
+
+    def replace_features(self, features: torch.Tensor) -> SparseVoxels:
+        """Same sites (and cached neighbour tables), new (N, C') features."""
+        return SparseVoxels(features, self.coords, self.spatial_shape, self.batch_size, self.cache)
+
+    def dense(self) -> torch.Tensor:
+        """Dense (B, C, X, Y, Z) tensor, zeros at inactive sites."""
+        b, c = self.batch_size, self.features.shape[1]
+        x_dim, y_dim, z_dim = self.spatial_shape
+        out = self.features.new_zeros((b * x_dim * y_dim * z_dim, c))
+        out = out.index_put((linearize_coords(self.coords, self.spatial_shape),), self.features)
+        return out.view(b, x_dim, y_dim, z_dim, c).permute(0, 4, 1, 2, 3)
+
+
+def kernel_offsets(kernel_size: int) -> torch.Tensor:
+    """(k^3, 3) int64 offsets (dx, dy, dz) in the weight's (kx, ky, kz) C order, centred on 0."""
+    r = kernel_size // 2
+    return torch.tensor(list(itertools.product(range(-r, r + 1), repeat=3)), dtype=torch.int64)
+
+
+def build_rulebook(voxels: SparseVoxels, kernel_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Neighbour pairs of a submanifold conv: for each kernel offset k, (out_idx, in_idx) int64 with
+    coords[in_idx] == coords[out_idx] + offset_k. Cached on ``voxels`` per kernel size."""
+    key = ("rulebook", kernel_size)
+    if key in voxels.cache:
+        return voxels.cache[key]
+    coords = voxels.coords
+    shape = torch.tensor(voxels.spatial_shape, device=coords.device)
+    keys = linearize_coords(coords, voxels.spatial_shape)
+    sorted_keys, order = torch.sort(keys)
+    rules = []
+    for offset in kernel_offsets(kernel_size).to(coords.device):
+        nbr = coords[:, 1:] + offset
+        inside = torch.all((nbr >= 0) & (nbr < shape), dim=1)
+        nbr_keys = linearize_coords(torch.cat([coords[:, :1], nbr], dim=1), voxels.spatial_shape)
+        pos = torch.searchsorted(sorted_keys, nbr_keys).clamp_(max=len(sorted_keys) - 1)
+        found = inside & (sorted_keys[pos] == nbr_keys)
+        out_idx = torch.nonzero(found).squeeze(1)
+        rules.append((out_idx, order[pos[out_idx]]))
+    voxels.cache[key] = rules
+    return rules
+
+
+class _RulebookConv(torch.autograd.Function):
+    """out[o] = sum_k W_k^T f[i] over rulebook pairs (o, i) of offset k; weight (K, C_in, C_out)."""
+
+    @staticmethod
+    def forward(ctx, features, weight, rules):  # noqa: ANN001, ANN205 - autograd signature
+        out = features.new_zeros((features.shape[0], weight.shape[2]))
+        for k, (out_idx, in_idx) in enumerate(rules):
+            if out_idx.numel():
+                out.index_add_(0, out_idx, features[in_idx] @ weight[k])
+        ctx.save_for_backward(features, weight)
+        ctx.rules = rules
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: ANN001, ANN205 - autograd signature
+        features, weight = ctx.saved_tensors
+        grad_features = torch.zeros_like(features) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        for k, (out_idx, in_idx) in enumerate(ctx.rules):
+            if not out_idx.numel():
+                continue
+            g = grad_out[out_idx]
+            if grad_features is not None:
+                grad_features.index_add_(0, in_idx, g @ weight[k].t())
+            if grad_weight is not None:
+                grad_weight[k] = features[in_idx].t() @ g
+        return grad_features, grad_weight, None
+
+
+class SubMConv3d(nn.Module):
+    """Submanifold 3D convolution (outputs only at the input's active sites) with a cubic odd kernel.
+
+    Takes a SparseVoxels with (N, in_channels) features, returns one with (N, out_channels) on the same sites.
+    weight: (out_channels, k, k, k, in_channels) like spconv; bias optional."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = True,
+                 backend: str = "auto") -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ConfigError(f"SubMConv3d kernel_size must be odd, got {kernel_size}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"sparse backend must be one of {BACKENDS}, got {backend!r}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.backend = backend
+        self.weight = nn.Parameter(torch.empty(out_channels, kernel_size, kernel_size, kernel_size, in_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        fan_in = in_channels * kernel_size**3
+        nn.init.uniform_(self.weight, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"bias={self.bias is not None}, backend={self.backend}")
+
+    def forward(self, x: SparseVoxels) -> SparseVoxels:
+        backend = resolve_backend(self.backend, x.features.device)
+        out = self._forward_spconv(x) if backend == "spconv" else self._forward_torch(x)
+        if self.bias is not None:
+            out = out + self.bias
+        return x.replace_features(out)
+
+    def _forward_torch(self, x: SparseVoxels) -> torch.Tensor:
+        k3 = self.kernel_size**3
+        weight = self.weight.reshape(self.out_channels, k3, self.in_channels).permute(1, 2, 0)
+        if self.kernel_size == 1:
+            return x.features @ weight[0]
+        return _RulebookConv.apply(x.features, weight, build_rulebook(x, self.kernel_size))
+
+    def _forward_spconv(self, x: SparseVoxels) -> torch.Tensor:
+        spconv_pt = enable_spconv()
+        key = f"subm{self.kernel_size}"
+        conv = x.cache.get(("spconv_module", self.in_channels, self.out_channels, self.kernel_size))
+        if conv is None:
+            conv = spconv_pt.SubMConv3d(self.in_channels, self.out_channels, self.kernel_size,
+                                        padding=self.kernel_size // 2, bias=False, indice_key=key)
+            x.cache[("spconv_module", self.in_channels, self.out_channels, self.kernel_size)] = conv
+        del conv.weight
+        conv.weight = self.weight
+        tensor = spconv_pt.SparseConvTensor(x.features, x.coords.int(), list(x.spatial_shape), x.batch_size,
+                                            indice_dict=x.cache.setdefault("spconv_indices", {}))
+        out = conv(tensor)
+        x.cache["spconv_indices"].update(out.indice_dict)
+        return out.features
