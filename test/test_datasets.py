@@ -14,9 +14,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from ssc_core.config import load_config
+from ssc_core.data import kitti360 as k360
 from ssc_core.data import semantic_kitti as sk
 from ssc_core.data.datasets import (
+    Kitti360Dataset,
     SemanticKittiDataset,
+    build_dataset,
     build_frame,
     history_indices,
     load_sequence_info,
@@ -440,3 +443,75 @@ def test_build_frame_on_the_real_kitti_frame_projects_its_lidar_into_the_crop(sh
     pix, depth = project_points(sample["points"].numpy(), sample["K"][0].numpy(), sample["T_cam_velo"][0].numpy())
     inside = fov_mask(pix, depth, (370, 1220))
     assert inside.mean() > 0.9
+
+
+# ------------------------------------------------------------------------------------------- KITTI-360
+K360_DRIVE = "2013_05_28_drive_0009_sync"
+
+
+def write_tiny_kitti360_drive(root, num_frames: int = 8, labelled=(0, 5), pose_frames=(0, 1, 2, 3, 5, 6, 7)):
+    """An SSCBench-KITTI-360 drive: images, one-byte .invalid voxels, and cam0_to_world.txt poses for
+    ``pose_frames`` (frame 4 has none) with the LiDAR at x = i m."""
+    paths = k360.Kitti360Paths.of(root, 9)
+    calib = k360.kitti360_calib()
+    for i in range(num_frames):
+        sk.write_image(paths.image(i, 0), np.broadcast_to(_frame_colour(i), (*IMAGE_HW, 3)).copy())
+    T_world_cam0 = np.stack([_velo_pose(i) @ np.linalg.inv(calib.T_cam0_velo) for i in pose_frames])
+    k360.write_kitti360_poses(paths.cam0_to_world, np.array(pose_frames), T_world_cam0)
+    for i in labelled:
+        raw = np.zeros(GRID["dims"], np.uint16)
+        raw[0] = 52  # other-structure: scored in KITTI-360 (17)
+        raw[1] = 99  # other-object (18)
+        raw[2] = 71  # trunk: not a KITTI-360 class -> 255
+        raw[3, :, :] = 10
+        invalid = np.zeros(GRID["dims"], np.uint8)
+        invalid[3, 0, 0] = 1  # labelled voxel: invalid is ignored there
+        invalid[5, 0, 0] = 1  # empty voxel: ignored
+        k360.write_kitti360_labels(paths.voxel(i, "label"), raw)
+        k360.write_kitti360_invalid(paths.voxel(i, "invalid"), invalid)
+    return paths
+
+
+def _k360_cfg(**overrides) -> dict:
+    cfg = load_config("config/data/kitti360.yaml", {"data": {"grid": GRID, "image_crop": list(IMAGE_HW)}})["data"]
+    cfg.update(overrides)
+    return cfg
+
+
+def test_kitti360_dataset_targets_follow_sscbench_rules(tmp_path):
+    write_tiny_kitti360_drive(tmp_path)
+    ds = Kitti360Dataset(tmp_path, "test", _k360_cfg())
+    assert ds.sequences == [K360_DRIVE] and [f for _, f in ds.items] == [0, 5]
+    target = ds[0]["target"].numpy()
+    assert np.all(target[0] == 17) and np.all(target[1] == 18) and np.all(target[2] == 255)
+    assert target[3, 0, 0] == 1  # invalid but labelled: kept
+    assert target[5, 0, 0] == 255 and target[5, 0, 1] == 0
+    assert ds[0]["target_1_2"].shape == (4, 4, 2)
+    np.testing.assert_allclose(ds[0]["K"][0].numpy(), k360.KITTI360_P_RECT_00[:, :3], atol=1e-4)
+
+
+def test_kitti360_history_frames_without_pose_reuse_the_current_frame(tmp_path):
+    write_tiny_kitti360_drive(tmp_path)
+    ds = Kitti360Dataset(tmp_path, cfg=_k360_cfg(history_offsets=[-2, -1]), sequences=[9])
+    sample = ds[1]  # frame 5: history 3 (posed) and 4 (no pose -> 5)
+    colours = _denormalise(sample["img"]).mean(dim=(2, 3))
+    expected = torch.tensor(np.stack([_frame_colour(i) for i in (3, 5, 5)]), dtype=torch.float32)
+    torch.testing.assert_close(colours, expected, atol=1e-3, rtol=0)
+    torch.testing.assert_close(sample["T_cam_velo"][1], sample["T_cam_velo"][2])
+    # Frame 3's camera sees a current-frame point 2 m further away (the car moved 2 m along x).
+    p_cur = np.array([10.0, 0.0, 0.0, 1.0])
+    cam_hist = (sample["T_cam_velo"][0].double().numpy() @ p_cur)[:3]
+    cam_cur = (sample["T_cam_velo"][2].double().numpy() @ p_cur)[:3]
+    expected_hist = k360.kitti360_calib().T_cam0_velo @ np.linalg.inv(_velo_pose(5 - 2)) @ _velo_pose(5) @ p_cur
+    np.testing.assert_allclose(cam_hist, expected_hist[:3], atol=1e-4)
+    assert not np.allclose(cam_hist, cam_cur)
+
+
+def test_build_dataset_picks_the_class_from_the_config(tmp_path, tiny_root):
+    write_tiny_kitti360_drive(tmp_path / "KITTI-360")
+    assert isinstance(build_dataset(_k360_cfg(), "test", tmp_path), Kitti360Dataset)
+    assert isinstance(build_dataset(_cfg(root=str(tiny_root)), "valid"), SemanticKittiDataset)
+    with pytest.raises(ConfigError, match="no dataset root"):
+        build_dataset(_cfg(), "valid")
+    with pytest.raises(ConfigError, match="unknown data.dataset"):
+        build_dataset(_cfg(dataset="nuscenes"), "valid", tiny_root)

@@ -15,7 +15,7 @@ the LiDAR poses (poses.txt through Tr). ``build_frame`` loads one ``Frame`` from
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,16 @@ import torch
 from torch.utils.data import Dataset
 
 from ssc_core.data.downsample import downsample_labels
+from ssc_core.data.kitti360 import (
+    KITTI360_SPLITS,
+    Kitti360Paths,
+    drive_name,
+    kitti360_calib,
+    kitti360_eval_target,
+    read_kitti360_invalid,
+    read_kitti360_labels,
+    read_kitti360_poses,
+)
 from ssc_core.data.label_maps import ClassSet, get_class_set
 from ssc_core.data.point_sources import point_source_name, point_source_requires
 from ssc_core.data.semantic_kitti import (
@@ -53,28 +63,39 @@ SEMANTIC_KITTI_SPLITS: dict[str, list[str]] = {
 KITTI_FRAME_RATE_HZ = 10.0
 
 
+def semantic_kitti_sequence(sequence: str | int) -> str:
+    """Normalise a SemanticKITTI sequence id: 8, '8' or '08' -> '08' (other names unchanged)."""
+    text = str(sequence)
+    return f"{int(text):02d}" if text.isdigit() and len(text) <= 2 else text
+
+
 def resolve_sequences(
-    split: str | None, sequences: Sequence[str | int] | None, data_cfg: dict, default_splits: dict[str, list[str]]
+    split: str | None,
+    sequences: Sequence[str | int] | None,
+    data_cfg: dict,
+    default_splits: dict[str, Sequence[str]],
+    normalize: Callable[[str | int], str] = semantic_kitti_sequence,
 ) -> list[str]:
-    """Sequence ids for a split name (from ``data.splits``, else ``default_splits``) or an explicit list.
-    Integers are zero-padded to two digits. ConfigError when neither or an unknown split is given."""
+    """Sequence ids for a split name (from ``data.splits``, else ``default_splits``) or an explicit list,
+    each passed through ``normalize``. ConfigError when neither or an unknown split is given."""
     if sequences is not None:
-        return [f"{int(s):02d}" if str(s).isdigit() and len(str(s)) <= 2 else str(s) for s in sequences]
+        return [normalize(s) for s in sequences]
     if split is None:
         raise ConfigError("give a split (train/valid/test) or an explicit list of sequences")
     splits = {**default_splits, **(data_cfg.get("splits") or {})}
     name = "valid" if split == "val" and "val" not in splits else split
     if name not in splits:
         raise ConfigError(f"unknown split {split!r}; data.splits has {sorted(splits)}")
-    return resolve_sequences(None, splits[name], data_cfg, default_splits)
+    return resolve_sequences(None, splits[name], data_cfg, default_splits, normalize)
 
 
 @dataclass
 class SequenceInfo:
-    """What a sequence needs once: paths, calibration, LiDAR poses (N, 4, 4) float64 T_velo0_velo (None
-    without poses.txt), stamps (N,) int64 nanoseconds, and the number of frames N."""
+    """What a sequence needs once: paths, calibration, LiDAR poses (N, 4, 4) float64 T_odom_velo (None
+    without a pose file; NaN for frames the pose file does not cover), stamps (N,) int64 nanoseconds, and
+    the number of frames N."""
 
-    paths: SequencePaths
+    paths: SequencePaths | Kitti360Paths
     calib: Calib
     poses_velo: np.ndarray | None
     stamps_ns: np.ndarray
@@ -147,13 +168,16 @@ def build_frame(
     )
 
 
-def history_indices(frame_index: int, offsets: Sequence[int], num_frames: int) -> list[int]:
+def history_indices(
+    frame_index: int, offsets: Sequence[int], num_frames: int, has_pose: np.ndarray | None = None
+) -> list[int]:
     """Frame numbers of the history window: frame_index + offset, or frame_index itself when that falls
-    outside [0, num_frames) (SGN's rule)."""
+    outside [0, num_frames) or (given ``has_pose`` (N,) bool) has no pose (SGN's rule)."""
     out = []
     for off in offsets:
         target = frame_index + int(off)
-        out.append(target if 0 <= target < num_frames else frame_index)
+        ok = 0 <= target < num_frames and (has_pose is None or bool(has_pose[target]))
+        out.append(target if ok else frame_index)
     return out
 
 
@@ -173,10 +197,12 @@ class SemanticKittiDataset(Dataset):
     'valid' ('val') or 'test', or ``sequences`` an explicit list; cfg: the ``data:`` section (grid,
     image_crop, history_offsets, points, use_right_image, splits, class_set, frame_rate_hz).
     ``with_labels=False`` yields unlabelled frames (every ``voxels/*.bin``, else every image) without targets.
+    Subclasses for other layouts override the ``_``-prefixed hooks, ``frame`` and ``read_target``.
     """
 
-    default_splits = SEMANTIC_KITTI_SPLITS
+    default_splits: dict[str, Sequence[str]] = SEMANTIC_KITTI_SPLITS
     default_class_set = "semantic_kitti"
+    normalize_sequence = staticmethod(semantic_kitti_sequence)
 
     def __init__(
         self,
@@ -197,19 +223,18 @@ class SemanticKittiDataset(Dataset):
         requires = point_source_requires(point_source_name(self.cfg))
         self._load_points = "points_velo" in requires
         self._load_right = bool(self.cfg.get("use_right_image", False)) or "image_right" in requires
-        self.sequences = resolve_sequences(split, sequences, self.cfg, self.default_splits)
+        self.sequences = resolve_sequences(split, sequences, self.cfg, self.default_splits, self.normalize_sequence)
         self._infos: dict[str, SequenceInfo] = {}
         self.items: list[tuple[str, int]] = []
         for seq in self.sequences:
             info = self._load_info(seq)
-            if self.history_offsets and info.poses_velo is None:
-                raise DataFormatError(f"{info.paths.poses}: file not found (needed for data.history_offsets)")
             self._infos[seq] = info
-            self.items += [(seq, f) for f in self._frames_of(info.paths)]
+            self.items += [(seq, f) for f in self._frames_of(info)]
         if not self.items:
-            kind = "voxels/*.label" if with_labels else "frames"
+            kind = "labelled frames (voxels/*.label)" if with_labels else "frames"
             raise DataFormatError(f"{self.root}: no {kind} in sequences {self.sequences}")
 
+    # ------------------------------------------------------------------------------------ layout hooks
     @staticmethod
     def _find_root(root: Path) -> Path:
         if (root / "sequences").is_dir():
@@ -222,14 +247,18 @@ class SemanticKittiDataset(Dataset):
         paths = SequencePaths.of(self.root, sequence)
         if not paths.dir.is_dir():
             raise DataFormatError(f"{paths.dir}: sequence folder not found")
-        return load_sequence_info(paths, self.frame_rate_hz)
+        info = load_sequence_info(paths, self.frame_rate_hz)
+        if self.history_offsets and info.poses_velo is None:
+            raise DataFormatError(f"{paths.poses}: file not found (needed for data.history_offsets)")
+        return info
 
-    def _frames_of(self, paths: SequencePaths) -> list[int]:
+    def _frames_of(self, info: SequenceInfo) -> list[int]:
         if self.with_labels:
-            return paths.labelled_frames()
-        voxel_inputs = sorted(int(p.stem) for p in (paths.dir / "voxels").glob("*.bin") if p.stem.isdigit())
-        return voxel_inputs or paths.image_frames(2)
+            return info.paths.labelled_frames()
+        voxel_inputs = sorted(int(p.stem) for p in (info.paths.dir / "voxels").glob("*.bin") if p.stem.isdigit())
+        return voxel_inputs or info.paths.image_frames()
 
+    # ------------------------------------------------------------------------------------ loading
     def __len__(self) -> int:
         return len(self.items)
 
@@ -238,34 +267,41 @@ class SemanticKittiDataset(Dataset):
         info = self._infos[sequence]
         return build_frame(info.paths, frame_index, info, load_points=self._load_points, load_right=self._load_right)
 
-    def window(self, index: int) -> FrameWindow:
-        """The FrameWindow of item ``index``: current frame plus history frames at data.history_offsets."""
-        seq, frame_index = self.items[index]
-        info = self._infos[seq]
-        cache: dict[int, Frame] = {frame_index: self.frame(seq, frame_index)}
-        history = []
-        for hist_index in history_indices(frame_index, self.history_offsets, info.num_frames):
-            if hist_index not in cache:
-                cache[hist_index] = self.frame(seq, hist_index)
-            history.append(cache[hist_index])
-        current = cache[frame_index]
-        transforms = [relative_transform(current.T_odom_velo, h.T_odom_velo) for h in history]
-        return FrameWindow(current=current, history=history, T_cur_hist=transforms)
-
-    def point_source_cfg(self, sequence: str) -> dict:
-        """The data cfg handed to point sources: ``data:`` with ``points.root`` (the folder holding
-        sequences/) and ``points.sequence`` added, so dataset-only sources (e.g. precomputed files) find
-        their files for the frame."""
-        points = dict(self.cfg.get("points") or {})
-        points.update(root=str(self.root), sequence=sequence)
-        return {**self.cfg, "points": points}
-
     def read_target(self, sequence: str, frame_index: int) -> np.ndarray:
         """(X, Y, Z) uint8 train ids of a labelled frame: LUT-remapped .label with .invalid voxels -> 255."""
         paths = self._infos[sequence].paths
         raw = read_voxel_labels(paths.voxel(frame_index, "label"), self.grid.dims)
         invalid = read_packed_bits(paths.voxel(frame_index, "invalid"), self.grid.dims)
         return remap_voxel_labels(raw, self.class_set, invalid)
+
+    def window(self, index: int) -> FrameWindow:
+        """The FrameWindow of item ``index``: current frame plus history frames at data.history_offsets
+        (the current frame itself where an offset leaves the sequence or lands on a frame without pose)."""
+        seq, frame_index = self.items[index]
+        info = self._infos[seq]
+        has_pose = None
+        if info.poses_velo is not None:
+            has_pose = np.all(np.isfinite(info.poses_velo.reshape(len(info.poses_velo), -1)), axis=1)
+            if not has_pose[frame_index]:
+                has_pose = np.zeros_like(has_pose)  # no pose for the current frame: no usable history
+        cache: dict[int, Frame] = {frame_index: self.frame(seq, frame_index)}
+        history = []
+        for hist_index in history_indices(frame_index, self.history_offsets, info.num_frames, has_pose):
+            if hist_index not in cache:
+                cache[hist_index] = self.frame(seq, hist_index)
+            history.append(cache[hist_index])
+        current = cache[frame_index]
+        transforms = [
+            np.eye(4) if h is current else relative_transform(current.T_odom_velo, h.T_odom_velo) for h in history
+        ]
+        return FrameWindow(current=current, history=history, T_cur_hist=transforms)
+
+    def point_source_cfg(self, sequence: str) -> dict:
+        """The data cfg handed to point sources: ``data:`` with ``points.root`` (the dataset root) and
+        ``points.sequence`` added, so dataset-only sources (e.g. precomputed files) find the frame's file."""
+        points = dict(self.cfg.get("points") or {})
+        points.update(root=str(self.root), sequence=sequence)
+        return {**self.cfg, "points": points}
 
     def __getitem__(self, index: int) -> dict:
         seq, frame_index = self.items[index]
@@ -277,3 +313,117 @@ class SemanticKittiDataset(Dataset):
         sample["sequence"] = seq
         sample["frame"] = frame_index
         return sample
+
+
+# ----------------------------------------------------------------------------------------------- KITTI-360
+def kitti360_velodyne_path(root: Path, drive: str, frame_index: int) -> Path:
+    """KITTI-360's raw scan of a frame: ``<root>/data_3d_raw/<drive>/velodyne_points/data/<frame:010d>.bin``."""
+    return Path(root) / "data_3d_raw" / drive / "velodyne_points" / "data" / f"{frame_index:010d}.bin"
+
+
+def load_kitti360_info(paths: Kitti360Paths, frame_rate_hz: float = KITTI_FRAME_RATE_HZ) -> SequenceInfo:
+    """The SSCBench calibration, LiDAR poses from ``cam0_to_world.txt`` (T_world_velo = T_world_cam0 @
+    T_cam0_velo; NaN for frames it does not list; None without the file) and stamps index / frame_rate_hz
+    of one KITTI-360 drive. The frame count covers every image and pose."""
+    calib = kitti360_calib()
+    frames = paths.image_frames(0)
+    pose_frames, poses = (None, None)
+    if paths.cam0_to_world.is_file():
+        pose_frames, poses = read_kitti360_poses(paths.cam0_to_world)
+    num_frames = max([*frames, *(pose_frames.tolist() if pose_frames is not None else []), -1]) + 1
+    poses_velo = None
+    if poses is not None:
+        poses_velo = np.full((num_frames, 4, 4), np.nan)
+        poses_velo[pose_frames] = poses @ calib.T_cam0_velo[None]
+    stamps_ns = np.round(np.arange(num_frames) * 1e9 / frame_rate_hz).astype(np.int64)
+    return SequenceInfo(paths, calib, poses_velo, stamps_ns, num_frames)
+
+
+def build_kitti360_frame(
+    paths: Kitti360Paths,
+    frame_index: int,
+    info: SequenceInfo | None = None,
+    *,
+    load_points: bool | None = None,
+    load_right: bool | None = None,
+) -> Frame:
+    """Load one Frame of an SSCBench-KITTI-360 drive: image_00 (left), optionally image_01 (right) and the
+    raw scan from data_3d_raw (None/True/False as in ``build_frame``). T_odom_velo is None for frames that
+    cam0_to_world.txt does not list."""
+    info = info or load_kitti360_info(paths)
+    if not 0 <= frame_index < info.num_frames:
+        raise DataFormatError(f"{paths.dir}: frame {frame_index} is not in the drive ({info.num_frames} frames)")
+    pose = None
+    if info.poses_velo is not None and np.all(np.isfinite(info.poses_velo[frame_index])):
+        pose = info.poses_velo[frame_index].copy()
+    velodyne = kitti360_velodyne_path(paths.root, paths.drive, frame_index)
+    return Frame(
+        stamp_ns=int(info.stamps_ns[frame_index]),
+        image_left=read_image(paths.image(frame_index, 0)),
+        calib=info.calib,
+        T_odom_velo=pose,
+        image_right=read_image(paths.image(frame_index, 1)) if _want(load_right, paths.image(frame_index, 1)) else None,
+        points_velo=read_points(velodyne) if _want(load_points, velodyne) else None,
+        index=frame_index,
+    )
+
+
+class Kitti360Dataset(SemanticKittiDataset):
+    """SSCBench-KITTI-360 SSC frames with their history windows, as model samples.
+
+    root: the folder holding ``data_2d_raw/`` (``<root>/KITTI-360/data_2d_raw`` is found too); split 'train',
+    'valid', 'test' (SSCBench drives) or ``sequences`` (drive names or numbers: 9 -> 2013_05_28_drive_0009_sync);
+    cfg: the ``data:`` section (see config/data/kitti360.yaml). Targets follow SSCBench: KITTI-360 class set,
+    one-byte ``.invalid`` applied only where the raw label is 0. History frames without a pose in
+    cam0_to_world.txt reuse the current frame, as SGN does.
+    """
+
+    default_splits = {name: list(drives) for name, drives in KITTI360_SPLITS.items()}
+    default_class_set = "kitti360"
+    normalize_sequence = staticmethod(drive_name)
+
+    @staticmethod
+    def _find_root(root: Path) -> Path:
+        for cand in (root, root / "KITTI-360"):
+            if (cand / "data_2d_raw").is_dir():
+                return cand
+        raise DataFormatError(f"{root}: no data_2d_raw/ folder (expected <root>/data_2d_raw/<drive>/...)")
+
+    def _load_info(self, sequence: str) -> SequenceInfo:
+        paths = Kitti360Paths.of(self.root, sequence)
+        if not paths.dir.is_dir():
+            raise DataFormatError(f"{paths.dir}: drive folder not found")
+        info = load_kitti360_info(paths, self.frame_rate_hz)
+        if self.history_offsets and info.poses_velo is None:
+            raise DataFormatError(f"{paths.cam0_to_world}: file not found (needed for data.history_offsets)")
+        return info
+
+    def frame(self, sequence: str, frame_index: int) -> Frame:
+        """Load one Frame of a drive of this dataset (with points/right image as the config needs)."""
+        info = self._infos[sequence]
+        return build_kitti360_frame(info.paths, frame_index, info, load_points=self._load_points,
+                                    load_right=self._load_right)
+
+    def read_target(self, sequence: str, frame_index: int) -> np.ndarray:
+        """(X, Y, Z) uint8 KITTI-360 train ids: LUT-remapped .label, 255 where invalid and raw label 0."""
+        paths = self._infos[sequence].paths
+        raw = read_kitti360_labels(paths.voxel(frame_index, "label"), self.grid.dims)
+        invalid = read_kitti360_invalid(paths.voxel(frame_index, "invalid"), self.grid.dims)
+        return kitti360_eval_target(raw, invalid, self.class_set)
+
+
+DATASETS: dict[str, type[SemanticKittiDataset]] = {"semantic_kitti": SemanticKittiDataset, "kitti360": Kitti360Dataset}
+
+
+def build_dataset(
+    data_cfg: dict, split: str | None = None, root: str | Path | None = None, **kwargs
+) -> SemanticKittiDataset:
+    """The Dataset named by ``data.dataset`` (semantic_kitti | kitti360) at ``root`` (else ``data.root``) for
+    a split; ``kwargs`` go to the class (``sequences``, ``with_labels``). ConfigError for unknown names/no root."""
+    name = data_cfg.get("dataset", "semantic_kitti")
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data.dataset {name!r}; known: {sorted(DATASETS)}")
+    root = root if root is not None else data_cfg.get("root")
+    if not root:
+        raise ConfigError("no dataset root: pass one (e.g. --data-root) or set data.root in the config")
+    return DATASETS[name](root, split, data_cfg, **kwargs)
