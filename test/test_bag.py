@@ -1,0 +1,284 @@
+"""ssc-bag: KITTI sequence -> bag with the replay's topics/frames/stamps, bag errors, and bag -> pipeline -> bag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ssc_core.data.label_maps import SEMANTIC_KITTI
+from ssc_core.data.semantic_kitti import (
+    write_calib,
+    write_image,
+    write_packed_bits,
+    write_points,
+    write_poses,
+    write_times,
+    write_voxel_labels,
+)
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.types import Calib, GridSpec
+from ssc_ros.bag import (
+    BagReader,
+    BagWriter,
+    QosSpec,
+    TransformHistory,
+    input_bag_dir,
+    kitti2bag,
+    output_bag_dir,
+)
+from ssc_ros.messages import (
+    camera_info_to_P,
+    image_to_rgb,
+    make_float64,
+    make_tf_message,
+    make_transform_stamped,
+    pointcloud2_to_xyzi,
+    rosbags_namespace,
+    stamp_to_ns,
+)
+from ssc_ros.replay import ReplayNames
+
+NAMES = ReplayNames()
+TINY_GRID = GridSpec(dims=(16, 16, 4), voxel_size=0.8, origin=(0.0, -6.4, -2.0))
+P2 = np.array([[50.0, 0.0, 32.0, 2.5], [0.0, 50.0, 16.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+P3 = np.array([[50.0, 0.0, 32.0, -20.0], [0.0, 50.0, 16.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+TR = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.08], [1.0, 0.0, 0.0, -0.27], [0.0, 0.0, 0.0, 1.0]])
+CAR, ROAD = 1, 9
+
+
+@pytest.fixture(scope="module")
+def ns():
+    return rosbags_namespace("humble")
+
+
+def write_tiny_sequence(root: Path, frames: int = 3, labelled: tuple[int, ...] = (0, 2)) -> Path:
+    """A 64x32-pixel, 16x16x4-voxel SemanticKITTI-layout sequence driving forward 0.5 m per frame at 10 Hz."""
+    seq = root / "sequences" / "00"
+    rng = np.random.default_rng(0)
+    write_calib(seq / "calib.txt", Calib(P2=P2, T_cam0_velo=TR, P3=P3, P0=P2, P1=P3))
+    poses_velo = np.tile(np.eye(4), (frames, 1, 1))
+    poses_velo[:, 0, 3] = 0.5 * np.arange(frames)
+    write_poses(seq / "poses.txt", TR[None] @ poses_velo @ np.linalg.inv(TR)[None])
+    write_times(seq / "times.txt", 0.1 * np.arange(frames))
+    for f in range(frames):
+        write_image(seq / "image_2" / f"{f:06d}.png", rng.integers(0, 255, (32, 64, 3), dtype=np.uint8))
+        write_image(seq / "image_3" / f"{f:06d}.png", rng.integers(0, 255, (32, 64, 3), dtype=np.uint8))
+        points = np.c_[rng.uniform(1, 12, (200, 1)), rng.uniform(-6, 6, (200, 1)), rng.uniform(-2, 1, (200, 2))]
+        write_points(seq / "velodyne" / f"{f:06d}.bin", points.astype(np.float32))
+        if f in labelled:
+            labels = np.zeros(TINY_GRID.dims, np.uint8)
+            labels[:, :, 0] = ROAD
+            labels[4 + f : 7 + f, 6:9, 1:3] = CAR
+            write_voxel_labels(seq / "voxels" / f"{f:06d}.label", SEMANTIC_KITTI.inverse_lut()[labels])
+            invalid = np.zeros(TINY_GRID.dims, np.uint8)
+            invalid[0, 0, 0] = 1
+            write_packed_bits(seq / "voxels" / f"{f:06d}.invalid", invalid)
+    return seq
+
+
+@pytest.fixture(scope="module")
+def tiny_sequence(tmp_path_factory) -> Path:
+    return write_tiny_sequence(tmp_path_factory.mktemp("kitti"))
+
+
+@pytest.fixture(scope="module")
+def tiny_bag(tiny_sequence, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bags") / "tiny.mcap"
+    return kitti2bag(tiny_sequence, out, grid=TINY_GRID, progress=False)
+
+
+def read_all(path, ns, topics=None):
+    with BagReader(path, ns.typestore) as reader:
+        return reader.topics, [(m, reader.decode(m)) for m in reader.raw_messages(topics)]
+
+
+# ------------------------------------------------------------------------------------------------ kitti2bag
+def test_kitti2bag_writes_the_replay_topics_with_one_message_per_frame(tiny_bag, ns):
+    assert tiny_bag.path.name == "tiny" and tiny_bag.storage_file == tiny_bag.path / "tiny.mcap"
+    assert tiny_bag.storage_file.is_file() and (tiny_bag.path / "metadata.yaml").is_file()
+    topics, _ = read_all(tiny_bag.path, ns)
+    expected = {
+        NAMES.tf_static: ("tf2_msgs/msg/TFMessage", 1),
+        NAMES.tf: ("tf2_msgs/msg/TFMessage", 3),
+        NAMES.left_image: ("sensor_msgs/msg/Image", 3),
+        NAMES.left_info: ("sensor_msgs/msg/CameraInfo", 3),
+        NAMES.right_image: ("sensor_msgs/msg/Image", 3),
+        NAMES.right_info: ("sensor_msgs/msg/CameraInfo", 3),
+        NAMES.cloud: ("sensor_msgs/msg/PointCloud2", 3),
+        NAMES.gt_voxels: ("visualization_msgs/msg/MarkerArray", 2),  # only frames 0 and 2 are labelled
+    }
+    assert {t: (i.msgtype, i.count) for t, i in topics.items()} == expected
+    assert NAMES.clock not in topics
+
+
+def test_kitti2bag_stamps_frames_and_data_match_the_sequence(tiny_bag, tiny_sequence, ns):
+    _, messages = read_all(tiny_bag.path, ns, [NAMES.left_image, NAMES.left_info, NAMES.cloud, NAMES.tf])
+    stamps = {1_000_000_000 + k * 100_000_000 for k in range(3)}  # replay offset 1 s + times.txt
+    by_topic: dict[str, list] = {}
+    for raw, msg in messages:
+        by_topic.setdefault(raw.topic, []).append((raw, msg))
+    for topic, entries in by_topic.items():
+        got = [
+            stamp_to_ns(msg.header.stamp if hasattr(msg, "header") else msg.transforms[0].header.stamp)
+            for _, msg in entries
+        ]
+        assert got == sorted(stamps), topic
+        assert [raw.stamp_ns for raw, _ in entries] == got, f"{topic}: bag time must equal header stamp"
+    image = image_to_rgb(by_topic[NAMES.left_image][1][1])
+    from ssc_core.data.semantic_kitti import read_image, read_points
+
+    assert np.array_equal(image, read_image(tiny_sequence / "image_2" / "000001.png"))
+    assert by_topic[NAMES.left_image][0][1].header.frame_id == NAMES.left_frame
+    assert np.allclose(camera_info_to_P(by_topic[NAMES.left_info][0][1]), P2)
+    cloud = by_topic[NAMES.cloud][2][1]
+    assert cloud.header.frame_id == NAMES.lidar_frame
+    assert np.allclose(pointcloud2_to_xyzi(cloud), read_points(tiny_sequence / "velodyne" / "000002.bin"))
+    tf = by_topic[NAMES.tf][2][1].transforms[0]
+    assert (tf.header.frame_id, tf.child_frame_id) == (NAMES.fixed_frame, NAMES.lidar_frame)
+    assert tf.transform.translation.x == pytest.approx(1.0)
+
+
+def test_kitti2bag_static_tf_is_latched_and_places_the_camera_by_tr(tiny_bag, ns):
+    topics, messages = read_all(tiny_bag.path, ns, [NAMES.tf_static])
+    qos = topics[NAMES.tf_static].qos[0]
+    assert qos.durability.name == "TRANSIENT_LOCAL" and qos.reliability.name == "RELIABLE" and qos.depth == 1
+    assert topics[NAMES.left_image].qos[0].durability.name == "VOLATILE"
+    history = TransformHistory()
+    history.add(messages[0][1], static=True)
+    T_cam0_velo = history.lookup(NAMES.cam0_frame, NAMES.lidar_frame, 0)
+    assert np.allclose(T_cam0_velo, TR, atol=1e-9)
+
+
+def test_kitti2bag_ground_truth_markers_hold_the_labelled_voxels(tiny_bag, ns):
+    _, messages = read_all(tiny_bag.path, ns, [NAMES.gt_voxels])
+    markers = messages[0][1].markers
+    cubes = {m.ns: len(m.points) for m in markers if m.type == m.CUBE_LIST and m.action == m.ADD}
+    assert any("car" in name for name in cubes) and any("road" in name for name in cubes)
+    assert all(m.header.frame_id == NAMES.lidar_frame for m in markers)
+
+
+def test_kitti2bag_sqlite3_and_frame_range(tiny_sequence, tmp_path, ns):
+    summary = kitti2bag(
+        tiny_sequence,
+        tmp_path / "part",
+        storage="sqlite3",
+        start=1,
+        end=3,
+        with_gt=False,
+        with_right=False,
+        grid=TINY_GRID,
+        progress=False,
+    )
+    assert summary.storage_file.suffix == ".db3" and summary.frames == 2
+    topics, _ = read_all(summary.path, ns)
+    assert topics[NAMES.left_image].count == 2 and NAMES.gt_voxels not in topics and NAMES.right_image not in topics
+    assert summary.first_stamp_ns == 1_100_000_000
+
+
+def test_kitti2bag_refuses_to_overwrite_and_reports_a_missing_sequence(tiny_sequence, tiny_bag, tmp_path):
+    with pytest.raises(DataFormatError, match="already exists"):
+        kitti2bag(tiny_sequence, tiny_bag.path.with_suffix(".mcap"), grid=TINY_GRID, progress=False)
+    with pytest.raises(DataFormatError, match="not found"):
+        kitti2bag(tmp_path / "nowhere", tmp_path / "x.mcap", progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ bag files
+def test_output_names_map_suffixes_to_storage(tmp_path):
+    assert output_bag_dir(tmp_path / "a.mcap") == (tmp_path / "a", "mcap")
+    assert output_bag_dir(tmp_path / "a.db3") == (tmp_path / "a", "sqlite3")
+    assert output_bag_dir(tmp_path / "a", "sqlite3") == (tmp_path / "a", "sqlite3")
+    with pytest.raises(ConfigError, match="suffix"):
+        output_bag_dir(tmp_path / "a.mcap", "sqlite3")
+    with pytest.raises(ConfigError, match="storage"):
+        output_bag_dir(tmp_path / "a", "rosbag1")
+
+
+def test_input_bag_accepts_the_folder_its_storage_file_or_the_name_given_at_writing(tiny_bag):
+    assert input_bag_dir(tiny_bag.path) == tiny_bag.path
+    assert input_bag_dir(tiny_bag.storage_file) == tiny_bag.path
+    assert input_bag_dir(tiny_bag.path.with_suffix(".mcap")) == tiny_bag.path
+
+
+def _float_bag(path, ns, n=20, storage=None):
+    with BagWriter(path, ns.typestore, storage) as writer:
+        for i in range(n):
+            writer.write("/x", "std_msgs/msg/Float64", 1_000 + i, make_float64(ns, i), QosSpec())
+    return writer
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_truncated_bag_gives_a_data_format_error_naming_the_bag(tmp_path, ns, storage):
+    writer = _float_bag(tmp_path / "t", ns, n=200, storage=storage)
+    data = writer.storage_file.read_bytes()
+    writer.storage_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFormatError, match=str(writer.path)):
+        read_all(writer.path, ns)
+
+
+def test_corrupt_and_missing_bags_give_data_format_errors(tmp_path, ns):
+    writer = _float_bag(tmp_path / "c", ns)
+    (writer.path / "metadata.yaml").write_text("rosbag2_bagfile_information: [not, a, mapping")
+    with pytest.raises(DataFormatError, match="cannot open"):
+        read_all(writer.path, ns)
+    with pytest.raises(DataFormatError, match="not found"):
+        read_all(tmp_path / "absent", ns)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="metadata"):
+        read_all(tmp_path / "empty", ns)
+
+
+def test_unknown_message_types_and_missing_topics_are_reported(tmp_path, ns):
+    with BagWriter(tmp_path / "u", ns.typestore) as writer:
+        writer.write_raw(
+            "/custom",
+            "my_pkg/msg/Thing",
+            5,
+            b"\x00\x01\x00\x00\x07\x00\x00\x00",
+            msgdef="int32 value",
+            rihs01="RIHS01_" + "0" * 64,
+        )
+    with BagReader(writer.path, ns.typestore) as reader:
+        with pytest.raises(DataFormatError, match="unknown message type my_pkg/msg/Thing"):
+            reader.check_types(["/custom"])
+        with pytest.raises(DataFormatError, match="unknown message type"):
+            reader.decode(next(reader.raw_messages()))
+        with pytest.raises(DataFormatError, match=r"missing topic\(s\) \['/image'\]"):
+            reader.require(["/custom", "/image"])
+
+
+def test_what_was_written_before_an_error_stays_readable(tmp_path, ns):
+    with pytest.raises(RuntimeError, match="boom"):
+        with BagWriter(tmp_path / "partial.mcap", ns.typestore) as writer:
+            for i in range(5):
+                writer.write("/x", "std_msgs/msg/Float64", 10 + i, make_float64(ns, i))
+            raise RuntimeError("boom")
+    topics, messages = read_all(tmp_path / "partial", ns)
+    assert topics["/x"].count == 5 and [m.data for _, m in messages] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_writer_rejects_a_topic_reused_with_another_type(tmp_path, ns):
+    with BagWriter(tmp_path / "r", ns.typestore) as writer:
+        writer.write("/x", "std_msgs/msg/Float64", 1, make_float64(ns, 1.0))
+        with pytest.raises(ConfigError, match="already holds"):
+            writer.write("/x", "tf2_msgs/msg/TFMessage", 2, make_tf_message(ns, []))
+
+
+# ------------------------------------------------------------------------------------------------ TF lookups
+def test_transform_history_chains_static_and_interpolates_dynamic_transforms(ns):
+    history = TransformHistory(tolerance_ns=5)
+    cam = np.eye(4)
+    cam[:3, 3] = [0.1, 0.2, 0.3]
+    history.add(make_tf_message(ns, [make_transform_stamped(ns, 0, "velo", "cam", cam)]), static=True)
+    for stamp, x in ((100, 0.0), (200, 2.0)):
+        T = np.eye(4)
+        T[0, 3] = x
+        history.add(make_tf_message(ns, [make_transform_stamped(ns, stamp, "odom", "velo", T)]), static=False)
+    T_odom_cam = history.lookup("odom", "cam", 150)
+    assert np.allclose(T_odom_cam[:3, 3], [1.1, 0.2, 0.3])
+    assert np.allclose(history.lookup("cam", "odom", 150), np.linalg.inv(T_odom_cam))
+    assert history.lookup("odom", "velo", 300) is None  # beyond the data and the tolerance
+    assert history.lookup("odom", "velo", 203) is not None
+    assert history.lookup("odom", "elsewhere", 150) is None
+    assert history.latest_dynamic_ns == 200
