@@ -138,12 +138,12 @@ class FrameAssembler:
     def _points(self, cloud_msg: Any, T_velo_cloud: np.ndarray | None) -> np.ndarray:
         n_total = int(cloud_msg.width) * int(cloud_msg.height)
         points = pointcloud2_to_xyzi(cloud_msg, "points")
+        if len(points) == 0:
+            raise DataFormatError(f"points: the cloud is empty (no finite points among {n_total})")
         if len(points) < n_total:
             self.drops.drop("nonfinite_points")
             self.log.log("nonfinite_points",
                          f"points: removed {n_total - len(points)} of {n_total} points with NaN/inf coordinates")
-        if len(points) == 0:
-            raise DataFormatError("points: the cloud is empty (no finite points)")
         if T_velo_cloud is not None:
             points = transform_points(T_velo_cloud, points)
         return points
