@@ -18,7 +18,8 @@ the bag and what is wrong.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ from tqdm import tqdm
 from ssc_core.errors import ConfigError, DataFormatError, SSCError
 from ssc_core.types import GridSpec
 from ssc_ros.messages import rosbags_namespace, stamp_to_ns, transform_to_matrix
+from ssc_ros.pipeline.health import DropCounter
+from ssc_ros.pipeline.inputs import FrameAssembler
+from ssc_ros.pipeline.outputs import OutputBuilder, OutputOptions
+from ssc_ros.pipeline.sync import FrameSynchronizer, SyncedSet
+from ssc_ros.pipeline.temporal_buffer import PushResult, TemporalBuffer
 from ssc_ros.replay import GroundTruthMarkers, KittiSequence, ReplayNames, replay_messages, static_messages
 
 STORAGE_SUFFIXES = {"mcap": ".mcap", "sqlite3": ".db3"}
@@ -158,7 +164,8 @@ class BagWriter:
 
         conn = self._connections.get(topic)
         if conn is None:
-            profiles = [] if qos is None else [qos if isinstance(qos, Qos) else to_rosbags_qos(qos)]
+            qos_list = [] if qos is None else list(qos) if isinstance(qos, list | tuple) else [qos]
+            profiles = [q if isinstance(q, Qos) else to_rosbags_qos(q) for q in qos_list]
             kwargs = {"msgdef": msgdef, "rihs01": rihs01} if msgdef is not None else {"typestore": self.typestore}
             conn = self._writer.add_connection(topic, msgtype, offered_qos_profiles=profiles, **kwargs)
             self._connections[topic] = conn
@@ -433,3 +440,229 @@ def kitti2bag(
                 writer.write(topic, ns.msgtype(type_name), record.stamp_ns, msg, replay_qos(topic, names))
             last_stamp = record.stamp_ns
     return BagSummary(writer.path, writer.storage_file, dict(writer.counts), len(seq), first_stamp, last_stamp)
+
+
+# ------------------------------------------------------------------------------------------------- run
+@dataclass(frozen=True)
+class RunTopics:
+    """Input topics and frames ``run`` reads (the replay's names by default) and the output topics it writes
+    (the live ``ssc_node``'s names)."""
+
+    image: str = ReplayNames.left_image
+    camera_info: str = ReplayNames.left_info
+    points: str = ReplayNames.cloud
+    image_right: str = ReplayNames.right_image
+    camera_info_right: str = ReplayNames.right_info
+    tf: str = ReplayNames.tf
+    tf_static: str = ReplayNames.tf_static
+    fixed_frame: str = ReplayNames.fixed_frame
+    lidar_frame: str = ReplayNames.lidar_frame
+    voxels: str = "/ssc_node/voxels"
+    voxel_cloud: str = "/ssc_node/voxel_cloud"
+    occupancy_grid: str = "/ssc_node/occupancy_grid"
+
+
+OUTPUT_QOS = LATCHED_QOS  # the node's outputs are reliable + transient-local, depth 1
+
+
+class BagPipeline:
+    """The live node's processing chain fed from bag messages, one synchronised set at a time, no threads.
+
+    predictor: ssc_core Predictor (or anything with its properties and ``predict``); topics: RunTopics;
+    slop_s: synchroniser slop; output_options: OutputBuilder options; warn: log function for dropped inputs.
+    ``inputs`` maps synchroniser keys to topics; ``on_tf``/``on_input`` take decoded messages in bag order and
+    return the Predictions that became ready (the caller writes them).
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        topics: RunTopics | None = None,
+        slop_s: float = 0.02,
+        output_options: OutputOptions | None = None,
+        warn: Callable[[str], None] = print,
+    ) -> None:
+        self.predictor = predictor
+        self.topics = topics or RunTopics()
+        t = self.topics
+        self.inputs = {"image": t.image, "camera_info": t.camera_info}
+        if predictor.needs_points:
+            self.inputs["points"] = t.points
+        if predictor.needs_right_image:
+            self.inputs["image_right"] = t.image_right
+            self.inputs["camera_info_right"] = t.camera_info_right
+        self._key_of = {topic: key for key, topic in self.inputs.items()}
+        self.drops = DropCounter()
+        self.sync = FrameSynchronizer(list(self.inputs), slop_s, drops=self.drops)
+        self.assembler = FrameAssembler(predictor.needs_points, predictor.needs_right_image, self.drops, warn)
+        self.buffer = TemporalBuffer.from_frame_offsets(predictor.history_offsets, predictor.frame_rate_hz)
+        self.builder = OutputBuilder(predictor.class_set, output_options)
+        self.tf = TransformHistory()
+        self._pending: deque[SyncedSet] = deque()
+        self.processed = 0
+
+    def is_input(self, topic: str) -> bool:
+        """Whether ``topic`` feeds the synchroniser."""
+        return topic in self._key_of
+
+    def on_tf(self, msg: Any, static: bool) -> list:
+        """Store a TFMessage; returns the Predictions of sets that were waiting for it."""
+        self.tf.add(msg, static)
+        return self._drain(final=False)
+
+    def on_input(self, topic: str, msg: Any) -> list:
+        """Offer an input message to the synchroniser; returns Predictions that became ready."""
+        matched = self.sync.add(self._key_of[topic], stamp_to_ns(msg.header.stamp), msg)
+        if matched is not None:
+            self._pending.append(matched)
+        return self._drain(final=False)
+
+    def finish(self) -> list:
+        """Process every set still waiting (end of the bag: with whatever TF there is)."""
+        return self._drain(final=True)
+
+    def _lidar_frame(self, items: dict) -> str:
+        cloud = items.get("points")
+        return cloud.header.frame_id if cloud is not None else self.topics.lidar_frame
+
+    def _ready(self, matched: SyncedSet) -> bool:
+        """A set can go once the camera <- LiDAR transform is known and the pose at its stamp is known or
+        will never come (dynamic TF already past it, or none at all)."""
+        stamp, lidar = matched.stamp_ns, self._lidar_frame(matched.items)
+        camera = matched.items["image"].header.frame_id
+        if self.tf.lookup(camera, lidar, stamp) is None:
+            return False
+        latest = self.tf.latest_dynamic_ns
+        pose_known = self.tf.lookup(self.topics.fixed_frame, lidar, stamp) is not None
+        return pose_known or (latest is not None and latest > stamp + self.tf.tolerance_ns)
+
+    def _drain(self, final: bool) -> list:
+        out = []
+        while self._pending and (final or self._ready(self._pending[0])):
+            prediction = self._process(self._pending.popleft())
+            if prediction is not None:
+                out.append(prediction)
+        return out
+
+    def _process(self, matched: SyncedSet):
+        items, stamp = matched.items, matched.stamp_ns
+        lidar = self._lidar_frame(items)
+        frame = self.assembler.assemble(
+            items["image"],
+            items["camera_info"],
+            cloud_msg=items.get("points"),
+            right_image_msg=items.get("image_right"),
+            right_info_msg=items.get("camera_info_right"),
+            T_cam_velo=self.tf.lookup(items["image"].header.frame_id, lidar, stamp),
+            T_odom_velo=self.tf.lookup(self.topics.fixed_frame, lidar, stamp),
+            index=self.processed,
+        )
+        if frame is None:
+            return None
+        pushed = self.buffer.push(frame)
+        if pushed in (PushResult.DUPLICATE, PushResult.OUT_OF_ORDER):
+            self.drops.drop(pushed.value)
+            return None
+        window, _ = self.buffer.window(frame)
+        prediction = self.predictor.predict(window)
+        prediction.frame_id = lidar
+        self.processed += 1
+        return prediction
+
+    def output_messages(self, ns: Any, prediction: Any) -> list[tuple[str, str, Any]]:
+        """[(topic, type name, message)] of the node's outputs for one Prediction."""
+        selection = self.builder.select(prediction)
+        t = self.topics
+        return [
+            (t.voxels, "MarkerArray", self.builder.marker_array(ns, prediction, selection)),
+            (t.voxel_cloud, "PointCloud2", self.builder.voxel_cloud(ns, prediction, selection)),
+            (t.occupancy_grid, "OccupancyGrid", self.builder.occupancy_grid(ns, prediction)),
+        ]
+
+
+def run(
+    input_bag: str | Path,
+    output: str | Path,
+    checkpoint: str | Path,
+    config: str | Path | None = None,
+    storage: str | None = None,
+    device: str = "cpu",
+    distro: str = "humble",
+    topics: RunTopics | None = None,
+    slop_s: float = 0.02,
+    output_options: OutputOptions | None = None,
+    progress: bool = True,
+    warn: Callable[[str], None] = print,
+    predictor: Any = None,
+) -> BagSummary:
+    """Run the SSC pipeline over a bag: copy every input message to ``output`` and add the node's outputs
+    (voxels MarkerArray, voxel_cloud PointCloud2, occupancy_grid OccupancyGrid), stamped with their input's
+    stamp. The model comes from ``checkpoint`` (with ``config`` checked against it and used), or a ready
+    ``predictor``. DataFormatError when the bag lacks a topic the model needs or /tf_static.
+    Returns a BagSummary (``extra``: frames processed, drops by reason)."""
+    if predictor is None:
+        from ssc_core.config import load_config
+        from ssc_core.inference.predictor import Predictor
+
+        cfg = load_config(config) if config is not None else None
+        predictor = Predictor.from_checkpoint(checkpoint, device=device, config=cfg)
+    ns = rosbags_namespace(distro)
+    pipeline = BagPipeline(predictor, topics, slop_s, output_options, warn)
+    t = pipeline.topics
+    first = last = None
+    with BagReader(input_bag, ns.typestore) as reader:
+        reader.require(pipeline.inputs.values(), "by the model")
+        reader.require([t.tf_static], "for the camera <- LiDAR transform")
+        info = reader.topics
+        decoded = [*pipeline.inputs.values(), t.tf_static] + ([t.tf] if t.tf in info else [])
+        reader.check_types(decoded)
+        clash = [topic for topic in (t.voxels, t.voxel_cloud, t.occupancy_grid) if topic in info]
+        if clash:
+            raise DataFormatError(f"bag {reader.path}: already holds output topic(s) {clash}; run on the input bag")
+        total = sum(i.count for i in info.values())
+        with BagWriter(output, ns.typestore, storage) as writer:
+            bar = tqdm(total=total, desc="ssc-bag run", unit="msg", disable=not progress)
+            try:
+                for raw in reader.raw_messages():
+                    bar.update()
+                    topic = info[raw.topic]
+                    known = raw.msgtype in ns.typestore.types
+                    writer.write_raw(
+                        raw.topic,
+                        raw.msgtype,
+                        raw.stamp_ns,
+                        raw.data,
+                        topic.qos or None,
+                        None if known else topic.msgdef,
+                        None if known else topic.digest,
+                    )
+                    predictions = []
+                    if raw.topic in (t.tf, t.tf_static):
+                        predictions = pipeline.on_tf(reader.decode(raw), static=raw.topic == t.tf_static)
+                    elif pipeline.is_input(raw.topic):
+                        predictions = pipeline.on_input(raw.topic, reader.decode(raw))
+                    for prediction in predictions:
+                        _write_outputs(writer, ns, pipeline, prediction)
+                        first = prediction.stamp_ns if first is None else first
+                        last = prediction.stamp_ns
+                        bar.set_postfix(frames=pipeline.processed)
+                for prediction in pipeline.finish():
+                    _write_outputs(writer, ns, pipeline, prediction)
+                    first = prediction.stamp_ns if first is None else first
+                    last = prediction.stamp_ns
+            finally:
+                bar.close()
+    return BagSummary(
+        writer.path,
+        writer.storage_file,
+        dict(writer.counts),
+        pipeline.processed,
+        first,
+        last,
+        extra={"drops": pipeline.drops.as_dict(), "received": pipeline.drops.received},
+    )
+
+
+def _write_outputs(writer: BagWriter, ns: Any, pipeline: BagPipeline, prediction: Any) -> None:
+    for topic, type_name, msg in pipeline.output_messages(ns, prediction):
+        writer.write(topic, ns.msgtype(type_name), prediction.stamp_ns, msg, OUTPUT_QOS)

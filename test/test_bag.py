@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.semantic_kitti import (
+    read_image,
+    read_points,
     write_calib,
     write_image,
     write_packed_bits,
@@ -18,15 +22,19 @@ from ssc_core.data.semantic_kitti import (
     write_voxel_labels,
 )
 from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.models import register_model
+from ssc_core.training.checkpoint import save_checkpoint
 from ssc_core.types import Calib, GridSpec
 from ssc_ros.bag import (
     BagReader,
     BagWriter,
     QosSpec,
+    RunTopics,
     TransformHistory,
     input_bag_dir,
     kitti2bag,
     output_bag_dir,
+    run,
 )
 from ssc_ros.messages import (
     camera_info_to_P,
@@ -34,6 +42,7 @@ from ssc_ros.messages import (
     make_float64,
     make_tf_message,
     make_transform_stamped,
+    pointcloud2_to_structured,
     pointcloud2_to_xyzi,
     rosbags_namespace,
     stamp_to_ns,
@@ -127,8 +136,6 @@ def test_kitti2bag_stamps_frames_and_data_match_the_sequence(tiny_bag, tiny_sequ
         assert got == sorted(stamps), topic
         assert [raw.stamp_ns for raw, _ in entries] == got, f"{topic}: bag time must equal header stamp"
     image = image_to_rgb(by_topic[NAMES.left_image][1][1])
-    from ssc_core.data.semantic_kitti import read_image, read_points
-
     assert np.array_equal(image, read_image(tiny_sequence / "image_2" / "000001.png"))
     assert by_topic[NAMES.left_image][0][1].header.frame_id == NAMES.left_frame
     assert np.allclose(camera_info_to_P(by_topic[NAMES.left_info][0][1]), P2)
@@ -282,3 +289,103 @@ def test_transform_history_chains_static_and_interpolates_dynamic_transforms(ns)
     assert history.lookup("odom", "velo", 203) is not None
     assert history.lookup("odom", "elsewhere", 150) is None
     assert history.latest_dynamic_ns == 200
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+
+@register_model("test_bag_points")
+class PointsModel(nn.Module):
+    """Labels every voxel holding a point of the batch (current + history scans, in the current LiDAR frame) as
+    car, everything else empty; a learnable scale makes it a real checkpointable module."""
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__()
+        self.grid = GridSpec.from_dict(cfg["data"]["grid"])
+        self.scale = nn.Parameter(torch.tensor(4.0))
+
+    def forward(self, batch):
+        grid = self.grid
+        points = batch["points"][:, 1:4].double()
+        idx = torch.floor((points - torch.tensor(grid.origin, dtype=torch.float64)) / grid.voxel_size).long()
+        inside = ((idx >= 0) & (idx < torch.tensor(grid.dims))).all(dim=1)
+        occupied = torch.zeros(grid.dims, dtype=torch.bool)
+        occupied[tuple(idx[inside].T)] = True
+        logits = torch.zeros(1, SEMANTIC_KITTI.num_classes, *grid.dims)
+        logits[0, CAR] = self.scale * occupied
+        logits[0, 0] = self.scale * ~occupied
+        return {"ssc_logits": logits}
+
+    def losses(self, outputs, batch):
+        return {"loss": outputs["ssc_logits"].sum() * 0}
+
+
+@pytest.fixture(scope="module")
+def points_checkpoint(tmp_path_factory) -> Path:
+    cfg = {
+        "model": {"name": "test_bag_points"},
+        "data": {
+            "grid": TINY_GRID.to_dict(),
+            "image_crop": [32, 64],
+            "history_offsets": [-1],
+            "points": {"source": "lidar"},
+        },
+    }
+    path = tmp_path_factory.mktemp("ckpt") / "points.pt"
+    return save_checkpoint(path, PointsModel(cfg), cfg, SEMANTIC_KITTI, TINY_GRID)
+
+
+@pytest.fixture(scope="module")
+def run_result(tiny_bag, points_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out.mcap"
+    return run(tiny_bag.path, out, points_checkpoint, progress=False)
+
+
+def test_run_copies_every_input_topic_and_adds_one_output_per_frame(run_result, tiny_bag, ns):
+    topics, _ = read_all(run_result.path, ns)
+    inputs, _ = read_all(tiny_bag.path, ns)
+    for topic, info in inputs.items():
+        assert (topics[topic].msgtype, topics[topic].count) == (info.msgtype, info.count)
+    out = RunTopics()
+    assert topics[out.voxels].msgtype == "visualization_msgs/msg/MarkerArray"
+    assert topics[out.voxel_cloud].msgtype == "sensor_msgs/msg/PointCloud2"
+    assert topics[out.occupancy_grid].msgtype == "nav_msgs/msg/OccupancyGrid"
+    assert all(topics[t].count == 3 for t in (out.voxels, out.voxel_cloud, out.occupancy_grid))
+    assert topics[out.voxels].qos[0].durability.name == "TRANSIENT_LOCAL"
+    assert run_result.frames == 3 and run_result.extra["drops"] == {}
+
+
+def test_run_outputs_are_stamped_with_their_input_and_hold_the_models_voxels(run_result, tiny_sequence, ns):
+    out = RunTopics()
+    _, messages = read_all(run_result.path, ns, [out.voxel_cloud, out.occupancy_grid])
+    clouds = [(raw, msg) for raw, msg in messages if raw.topic == out.voxel_cloud]
+    assert [raw.stamp_ns for raw, _ in clouds] == [1_000_000_000, 1_100_000_000, 1_200_000_000]
+    assert all(stamp_to_ns(msg.header.stamp) == raw.stamp_ns for raw, msg in messages)
+    assert all(msg.header.frame_id == NAMES.lidar_frame for _, msg in messages)
+    # Frame 0 has no history (its own scan twice): the cloud holds exactly the voxels of scan 0.
+    points0 = read_points(tiny_sequence / "velodyne" / "000000.bin")
+    idx, inside = TINY_GRID.points_to_indices(points0)
+    expected = {tuple(i) for i in idx[inside]}
+    cloud0 = pointcloud2_to_structured(clouds[0][1])
+    got = {
+        tuple(TINY_GRID.points_to_indices(np.c_[cloud0["x"], cloud0["y"], cloud0["z"]])[0][k])
+        for k in range(len(cloud0))
+    }
+    assert got == expected and set(cloud0["label"]) == {CAR}
+    # Frame 1 has frame 0 as history, moved 0.5 m back into frame 1's LiDAR frame: more voxels than its own scan.
+    assert len(pointcloud2_to_structured(clouds[1][1])) > 0
+    grid_msg = [msg for raw, msg in messages if raw.topic == out.occupancy_grid][0]
+    assert (grid_msg.info.width, grid_msg.info.height) == TINY_GRID.dims[:2]
+
+
+def test_run_reports_a_bag_without_the_topics_the_model_needs(tiny_sequence, points_checkpoint, tmp_path):
+    bag = kitti2bag(tiny_sequence, tmp_path / "nocloud.mcap", grid=TINY_GRID, progress=False)
+    # Rewrite the bag without the point cloud topic.
+    ns = rosbags_namespace()
+    with BagReader(bag.path, ns.typestore) as reader, BagWriter(tmp_path / "stripped", ns.typestore) as writer:
+        for raw in reader.raw_messages():
+            if raw.topic != NAMES.cloud:
+                writer.write_raw(raw.topic, raw.msgtype, raw.stamp_ns, raw.data)
+    with pytest.raises(DataFormatError, match=r"missing topic\(s\) \['/kitti/velo/pointcloud'\] needed by the model"):
+        run(tmp_path / "stripped", tmp_path / "out.mcap", points_checkpoint, progress=False)
+    assert not (tmp_path / "out").exists()
