@@ -145,7 +145,8 @@ def _read_uint16(path: Path, count: int, what: str) -> np.ndarray:
 
 
 def _read_invalid(path: Path, count: int, packed: bool) -> np.ndarray:
-    """Flat bool invalid flags from a bit-packed (SemanticKITTI) or byte-per-voxel (KITTI-360) file."""
+    """Flat uint8 0/1 invalid flags from a bit-packed (SemanticKITTI) or byte-per-voxel (KITTI-360, 1 = invalid)
+    file."""
     if not path.is_file():
         raise EvaluationError(f"{path}: invalid-voxel file not found (it belongs beside the .label)")
     expected = (count + 7) // 8 if packed else count
@@ -155,38 +156,67 @@ def _read_invalid(path: Path, count: int, packed: bool) -> np.ndarray:
         raise EvaluationError(f"{path}: {size} bytes, expected {expected} ({layout} for {count} voxels)")
     raw = np.fromfile(path, dtype=np.uint8)
     if packed:
-        return np.unpackbits(raw)[:count].view(bool)
-    return raw != 0
+        return np.unpackbits(raw)[:count]
+    return (raw == 1).view(np.uint8)
 
 
 class _RawIdConfusion:
-    """Accumulates the confusion of raw-id prediction/GT pairs under a LUT, naming files in every error."""
+    """Accumulates a histogram of (raw prediction, raw GT) pairs over evaluated (not invalid) voxels with one
+    ``np.bincount`` per frame, checks each frame against the LUT (naming the file), and remaps the small
+    histogram to the train-id confusion once at the end. Equal to remapping every voxel first, as the
+    official script does, because the LUT is applied per raw id either way."""
 
     def __init__(self, class_set: ClassSet) -> None:
         self.class_set = class_set
-        self.lut = eval_lut(class_set)
-        self.metrics = SSCMetrics(class_set.num_classes)
+        self.lut = class_set.remap_lut()
+        n = self.lut.size
+        self.raw_hist = np.zeros((n, n), dtype=np.int64)  # rows: raw prediction, columns: raw ground truth
+        self.scored_gt = self.lut != IGNORE_LABEL
+        self.unscored_pred = self.lut == IGNORE_LABEL
 
     def add(self, pred_raw: np.ndarray, gt_raw: np.ndarray, invalid: np.ndarray, pred_path: Path, gt_path: Path):
-        n = self.class_set.num_classes
-        gt = self.lut[gt_raw]
-        keep = gt != IGNORE_LABEL
-        keep &= ~invalid
-        g = gt[keep]
-        p = self.lut[pred_raw][keep]
-        if g.size and g.max() >= n:
-            bad = np.unique(gt_raw[keep][g >= n])
-            raise EvaluationError(f"{gt_path}: raw ids {bad[:10].tolist()} are beyond the {self.class_set.name} LUT")
-        if p.size and p.max() >= n:
-            bad_raw = pred_raw[keep][p >= n]
-            ids = np.unique(bad_raw)[:10].tolist()
+        """Add one frame: flat uint16 raw ids of prediction and GT, flat uint8 0/1 invalid flags."""
+        n = self.lut.size
+        for raw, path, what in ((gt_raw, gt_path, "ground truth"), (pred_raw, pred_path, "prediction")):
+            if raw.max(initial=0) >= n:
+                bad = np.unique(raw[raw >= n])[:10].tolist()
+                raise EvaluationError(
+                    f"{path}: {what} raw ids {bad} are beyond the {self.class_set.name} label map (< {n})"
+                )
+        # column index = raw GT, shifted by n for invalid voxels (dropped below); branch-free and ~2x faster
+        # than boolean masking on 2M voxels
+        columns = np.multiply(invalid, n, dtype=np.uint16)
+        columns += gt_raw
+        codes = np.multiply(pred_raw, 2 * n, dtype=np.intp)
+        codes += columns
+        hist = np.bincount(codes, minlength=2 * n * n).reshape(n, 2 * n)[:, :n]
+        wrong = hist[np.ix_(self.unscored_pred, self.scored_gt)].sum(axis=1)
+        if wrong.any():
+            ids = np.flatnonzero(self.unscored_pred)[wrong > 0][:10].tolist()
             raise EvaluationError(
-                f"{pred_path}: {bad_raw.size} evaluated voxels hold raw ids {ids} that the {self.class_set.name} "
-                "label map sends to 255/unknown; predictions must be raw ids of scored classes (train ids "
-                "through the inverse map), e.g. write them with ssc_core.evaluation.writers"
+                f"{pred_path}: {int(wrong.sum())} evaluated voxels hold raw ids {ids} that the "
+                f"{self.class_set.name} label map sends to 255/unknown; predictions must be raw ids of scored "
+                "classes (train ids through the inverse map), e.g. written with ssc_core.evaluation.writers"
             )
-        codes = p.astype(np.intp) * n + g
-        self.metrics.confusion += np.bincount(codes, minlength=n * n).reshape(n, n)
+        self.raw_hist += hist
+
+    def confusion(self) -> np.ndarray:
+        """(C, C) int64 train-id confusion (rows = prediction) of everything added."""
+        c = self.class_set.num_classes
+        onehot_pred = np.zeros((self.lut.size, c), dtype=np.int64)
+        rows = np.flatnonzero(~self.unscored_pred)
+        onehot_pred[rows, self.lut[rows]] = 1
+        onehot_gt = np.zeros((self.lut.size, c), dtype=np.int64)
+        cols = np.flatnonzero(self.scored_gt)
+        onehot_gt[cols, self.lut[cols]] = 1
+        return onehot_pred.T @ self.raw_hist @ onehot_gt
+
+    def result(self, kind: str, protocol: str, names: list[str]) -> EvaluationResult:
+        """The EvaluationResult of everything added."""
+        metrics = SSCMetrics(self.class_set.num_classes)
+        metrics.add_confusion(self.confusion())
+        return EvaluationResult(metrics.compute(), metrics.confusion, self.class_set, len(names), kind, protocol,
+                                names)
 
 
 def _require_predictions(pairs: Iterable[tuple[Path, Path]]) -> None:
@@ -231,8 +261,7 @@ def evaluate_semantic_kitti(
         invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=True)
         acc.add(pred_raw, gt_raw, invalid, pred, label)
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
-    return EvaluationResult(acc.metrics.compute(), acc.metrics.confusion.copy(), class_set, len(pairs),
-                            "semantic_kitti", "semantic-kitti-api evaluate_completion.py", names)
+    return acc.result("semantic_kitti", "semantic-kitti-api evaluate_completion.py", names)
 
 
 def evaluate_kitti360(
@@ -257,11 +286,10 @@ def evaluate_kitti360(
     for label, pred in tqdm(pairs, desc=f"ssc-eval kitti360 {split}", unit="frame", disable=not progress):
         pred_raw = _read_uint16(pred, count, "prediction")
         gt_raw = _read_uint16(label, count, "ground-truth label")
-        invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=False) & (gt_raw == 0)
+        invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=False) & (gt_raw == 0).view(np.uint8)
         acc.add(pred_raw, gt_raw, invalid, pred, label)
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
-    return EvaluationResult(acc.metrics.compute(), acc.metrics.confusion.copy(), KITTI360, len(pairs),
-                            "kitti360", "SSCBench: GT != 255, labelled voxels never invalid", names)
+    return acc.result("kitti360", "SSCBench: GT != 255, labelled voxels never invalid", names)
 
 
 def nyu_prediction_path(root: PathLike, name: str) -> Path:
