@@ -1,0 +1,131 @@
+"""Generating a synthetic sequence: simulate the drive scan by scan and write every SemanticKITTI file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ssc_core.data.semantic_kitti import (
+    SequencePaths,
+    poses_velo_to_cam0,
+    write_calib,
+    write_image,
+    write_packed_bits,
+    write_point_labels,
+    write_points,
+    write_poses,
+    write_times,
+    write_voxel_labels,
+)
+from ssc_core.data.synthetic.camera import render
+from ssc_core.data.synthetic.lidar import Scan, simulate_scan
+from ssc_core.data.synthetic.options import SyntheticOptions, resolve_calib
+from ssc_core.data.synthetic.trajectory import EgoPath, synthetic_path, trajectory_path
+from ssc_core.data.synthetic.voxels import VoxelLabels, make_voxel_labels
+from ssc_core.data.synthetic.world import World, build_world
+from ssc_core.errors import ConfigError
+from ssc_core.geometry.poses import invert_transform
+from ssc_core.types import Calib
+
+FRAME_RATE_HZ = 10.0
+
+
+class SyntheticScene:
+    """A seeded world, the ego path through it and the calibration: everything needed to simulate any scan
+    or image of a sequence. ``n_scans`` poses exist (frames plus the following scans the labels need)."""
+
+    def __init__(self, frames: int, seed: int, options: SyntheticOptions):
+        if frames < 1:
+            raise ConfigError(f"frames must be >= 1, got {frames}")
+        self.frames, self.seed, self.options = frames, seed, options
+        self.calib: Calib = resolve_calib(options)
+        rng = np.random.default_rng(seed)
+        wanted = frames + (options.label_scans if options.simulate_beyond_end else 0)
+        if options.trajectory_file:
+            self.path: EgoPath = trajectory_path(rng, frames, wanted, options, self.calib.T_cam0_velo)
+        else:
+            self.path = synthetic_path(rng, wanted, options)
+        self.n_scans = len(self.path.T_world_velo)
+        self.world: World = build_world(self.path.street, rng, (0.0, self.path.street.length),
+                                        options.object_density, self.n_scans / FRAME_RATE_HZ, self.path.s_at)
+
+    def time_s(self, index: int) -> float:
+        """Acquisition time of scan ``index`` in seconds."""
+        return index / FRAME_RATE_HZ
+
+    def T_world_velo(self, index: int) -> np.ndarray:
+        """(4, 4) pose of the LiDAR at scan ``index`` in the world frame."""
+        return self.path.T_world_velo[index]
+
+    def scan(self, index: int) -> Scan:
+        """Simulate LiDAR scan ``index`` (deterministic per seed and index)."""
+        rng = np.random.default_rng([self.seed, index])
+        return simulate_scan(self.world, self.T_world_velo(index), self.time_s(index), self.options, rng)
+
+    def render(self, index: int, camera: int = 2):
+        """Render camera 2 (left colour) or 3 (right colour) at frame ``index``: a ``CameraView``."""
+        P = {2: self.calib.P2, 3: self.calib.P3}[camera]
+        T_world_cam0 = self.T_world_velo(index) @ invert_transform(self.calib.T_cam0_velo)
+        prims = self.world.primitives_at(self.time_s(index))
+        return render(self.world, prims, T_world_cam0, P, self.options.image_size)
+
+    def poses_cam0(self) -> np.ndarray:
+        """(frames, 4, 4) camera-0 poses relative to frame 0, as poses.txt holds them."""
+        T_velo0_velo = invert_transform(self.T_world_velo(0))[None] @ self.path.T_world_velo[: self.frames]
+        return poses_velo_to_cam0(T_velo0_velo, self.calib.T_cam0_velo)
+
+    def labelled_frames(self) -> list[int]:
+        """Frames that get voxel files: every ``label_stride``-th from 0."""
+        return list(range(0, self.frames, self.options.label_stride))
+
+    def voxel_labels(self, index: int, scans: dict[int, Scan]) -> VoxelLabels:
+        """Voxel files of frame ``index`` from ``scans`` (must hold ``index`` .. the last scan of its window)."""
+        last = min(index + self.options.label_scans, self.n_scans - 1)
+        window = range(index, last + 1)
+        o = self.options
+        return make_voxel_labels([scans[j].points_velo for j in window], [scans[j].semantic for j in window],
+                                 [self.T_world_velo(j) for j in window], o.grid, o.label_min_range_m,
+                                 o.label_max_range_m, o.invalid_origin_stride, o.visibility_res_deg)
+
+
+def write_voxel_files(paths: SequencePaths, index: int, voxels: VoxelLabels) -> None:
+    """Write the .label/.bin/.invalid/.occluded files of one frame."""
+    write_voxel_labels(paths.voxel(index, "label"), voxels.label)
+    write_packed_bits(paths.voxel(index, "bin"), voxels.bin)
+    write_packed_bits(paths.voxel(index, "invalid"), voxels.invalid)
+    write_packed_bits(paths.voxel(index, "occluded"), voxels.occluded)
+
+
+def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int = 20, seed: int = 0,
+                      options: SyntheticOptions | None = None, progress: bool = False) -> SequencePaths:
+    """Write a synthetic SemanticKITTI sequence to ``output_root/sequences/<sequence>``: velodyne/, labels/,
+    image_2/, image_3/, voxels/ (every ``label_stride``-th frame), calib.txt, poses.txt, times.txt.
+    Same seed and options give identical bytes. Returns the sequence's ``SequencePaths``."""
+    options = options or SyntheticOptions()
+    scene = SyntheticScene(frames, seed, options)
+    paths = SequencePaths.of(output_root, sequence)
+    write_calib(paths.calib, scene.calib)
+    write_poses(paths.poses, scene.poses_cam0())
+    write_times(paths.times, np.arange(frames) / FRAME_RATE_HZ)
+    pending = scene.labelled_frames()
+    scans: dict[int, Scan] = {}
+    for i in tqdm(range(scene.n_scans), desc=f"synthetic seq {paths.sequence}", unit="scan", disable=not progress):
+        if not pending and i >= frames:
+            break
+        scans[i] = scene.scan(i)
+        if i < frames:
+            write_points(paths.velodyne(i), scans[i].points_velo)
+            write_point_labels(paths.point_labels(i), scans[i].semantic, scans[i].instance)
+            if options.write_images:
+                write_image(paths.image(i, 2), scene.render(i, 2).rgb)
+                if options.write_right_image:
+                    write_image(paths.image(i, 3), scene.render(i, 3).rgb)
+        while pending and (pending[0] + options.label_scans <= i or i == scene.n_scans - 1):
+            write_voxel_files(paths, pending[0], scene.voxel_labels(pending[0], scans))
+            pending.pop(0)
+        oldest = pending[0] if pending else i + 1
+        for j in [j for j in scans if j < oldest]:
+            del scans[j]
+    return paths

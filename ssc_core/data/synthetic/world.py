@@ -1,0 +1,290 @@
+"""The synthetic world: a street, the static solids along it and the movers driving or walking on it.
+
+Objects are built from small templates in a local frame (x forward along the street, y left, z up from the
+ground under the object) and placed at street coordinates (s, d). All randomness comes from the generator
+passed in, so a seed fixes the world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ssc_core.data.synthetic.primitives import BOX, CYLINDER, ELLIPSOID, Primitives
+from ssc_core.data.synthetic.street import OTHER_GROUND, PARKING, ROAD, SIDEWALK, TERRAIN, Street
+
+CAR, BICYCLE, TRUCK, OTHER_VEHICLE, PERSON = 10, 11, 18, 20, 30
+BUILDING, FENCE, VEGETATION, TRUNK, POLE, TRAFFIC_SIGN = 50, 51, 70, 71, 80, 81
+MOVING_CAR, MOVING_PERSON = 252, 254
+
+# Albedo (RGB in [0, 1]) and LiDAR reflectance of the ground classes.
+GROUND_COLOR = {ROAD: (0.33, 0.33, 0.35), PARKING: (0.45, 0.43, 0.44), SIDEWALK: (0.62, 0.6, 0.58),
+                OTHER_GROUND: (0.52, 0.46, 0.38), TERRAIN: (0.42, 0.5, 0.27)}
+GROUND_REFLECTANCE = {ROAD: 0.18, PARKING: 0.22, SIDEWALK: 0.3, OTHER_GROUND: 0.26, TERRAIN: 0.4}
+REFLECTANCE = {CAR: 0.35, BICYCLE: 0.4, TRUCK: 0.4, OTHER_VEHICLE: 0.38, PERSON: 0.3, BUILDING: 0.3, FENCE: 0.35,
+               VEGETATION: 0.45, TRUNK: 0.3, POLE: 0.5, TRAFFIC_SIGN: 0.9, MOVING_CAR: 0.35, MOVING_PERSON: 0.3}
+CAR_COLORS = np.array([(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.85, 0.85, 0.85), (0.1, 0.1, 0.1), (0.5, 0.5, 0.55),
+                       (0.2, 0.45, 0.25), (0.8, 0.6, 0.1)])
+
+Template = list[tuple]  # rows of Primitives.from_rows in the object's local frame, instance filled at placement
+
+
+@dataclass
+class Mover:
+    """An object moving along the street: ``template`` in its local frame, at lateral offset ``d``, at arc
+    length ``s0 + speed * t`` (speed < 0 drives towards smaller s, facing that way)."""
+
+    template: Template
+    s0: float
+    d: float
+    speed: float
+
+
+class World:
+    """The whole scene: ``street``, ``static`` solids, ``movers`` and ``texture_seed`` for surface noise."""
+
+    def __init__(self, street: Street, static: Primitives, movers: list[Mover], texture_seed: int):
+        self.street = street
+        self.static = static
+        self.movers = movers
+        self.texture_seed = texture_seed
+
+    def primitives_at(self, time_s: float) -> Primitives:
+        """All solids at ``time_s`` seconds (static ones first, then the movers at their positions)."""
+        rows: list[tuple] = []
+        for mover in self.movers:
+            s = mover.s0 + mover.speed * time_s
+            flip = np.pi if mover.speed < 0 else 0.0
+            rows += _place(self.street, mover.template, s, mover.d, flip)
+        return self.static.concat(Primitives.from_rows(rows))
+
+
+def _place(street: Street, template: Template, s: float, d: float, yaw_offset: float = 0.0) -> list[tuple]:
+    xy, yaw, z = street.place(np.array([s]), np.array([d]))
+    yaw = float(yaw[0]) + yaw_offset
+    c, sn = np.cos(yaw), np.sin(yaw)
+    rows = []
+    for kind, center, size, local_yaw, sem, inst, color, refl in template:
+        cx, cy, cz = center
+        world_center = (xy[0, 0] + c * cx - sn * cy, xy[0, 1] + sn * cx + c * cy, z[0] + cz)
+        rows.append((kind, world_center, size, yaw + local_yaw, sem, inst, color, refl))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- templates
+def _row(kind: int, center, size, sem: int, inst: int, color, yaw: float = 0.0) -> tuple:
+    return (kind, tuple(center), tuple(size), yaw, sem, inst, tuple(color), REFLECTANCE[sem])
+
+
+def car(rng: np.random.Generator, inst: int, sem: int = CAR) -> Template:
+    """A car: body box (0.25-1.05 m) and a cabin box on top, 3.9-4.6 m long."""
+    length, width = rng.uniform(3.9, 4.6), rng.uniform(1.7, 1.85)
+    color = CAR_COLORS[rng.integers(len(CAR_COLORS))]
+    cabin_h = rng.uniform(0.38, 0.5)
+    return [
+        _row(BOX, (0, 0, 0.65), (length / 2, width / 2, 0.4), sem, inst, color),
+        _row(BOX, (-0.1 * length, 0, 1.05 + cabin_h / 2), (0.27 * length, width / 2 - 0.08, cabin_h / 2), sem, inst,
+             color * 0.6),
+    ]
+
+
+def truck(rng: np.random.Generator, inst: int) -> Template:
+    """A truck: a cab and a tall cargo box, 7-9 m long."""
+    length, width = rng.uniform(7.0, 9.0), rng.uniform(2.4, 2.55)
+    color = rng.uniform(0.3, 0.9, 3)
+    cargo_h = rng.uniform(2.6, 3.2)
+    return [
+        _row(BOX, (length / 2 - 1.1, 0, 1.75), (1.1, width / 2, 1.35), TRUCK, inst, color),
+        _row(BOX, (-1.15, 0, 0.6 + cargo_h / 2), (length / 2 - 1.15, width / 2, cargo_h / 2), TRUCK, inst,
+             (0.85, 0.85, 0.8)),
+    ]
+
+
+def other_vehicle(rng: np.random.Generator, inst: int) -> Template:
+    """A caravan/trailer-like box on wheels height, 4.5-6 m long."""
+    length, width, height = rng.uniform(4.5, 6.0), rng.uniform(2.0, 2.3), rng.uniform(2.0, 2.6)
+    return [_row(BOX, (0, 0, 0.4 + height / 2), (length / 2, width / 2, height / 2), OTHER_VEHICLE, inst,
+                 (0.9, 0.88, 0.8))]
+
+
+def bicycle(rng: np.random.Generator, inst: int) -> Template:
+    """A parked bicycle: a thin 1.7 m box from 0.3 m to 1.0 m."""
+    return [_row(BOX, (0, 0, 0.65), (0.85, 0.05, 0.35), BICYCLE, inst, rng.uniform(0.1, 0.8, 3))]
+
+
+def person(rng: np.random.Generator, inst: int, sem: int = PERSON) -> Template:
+    """A person: a 1.6-1.9 m cylinder of radius 0.25 m."""
+    height = rng.uniform(1.6, 1.9)
+    return [_row(CYLINDER, (0, 0, height / 2), (0.25, 0.25, height / 2), sem, inst, rng.uniform(0.1, 0.7, 3))]
+
+
+def tree(rng: np.random.Generator) -> Template:
+    """A tree: trunk cylinder and an ellipsoidal crown."""
+    trunk_r, trunk_h = rng.uniform(0.15, 0.3), rng.uniform(2.0, 3.5)
+    crown = rng.uniform(1.5, 3.0)
+    crown_z = crown * rng.uniform(0.8, 1.3)
+    green = np.array([0.18, 0.42, 0.15]) * rng.uniform(0.7, 1.2)
+    return [
+        _row(CYLINDER, (0, 0, trunk_h / 2), (trunk_r, trunk_r, trunk_h / 2), TRUNK, 0, (0.36, 0.25, 0.15)),
+        _row(ELLIPSOID, (0, 0, trunk_h + 0.7 * crown_z), (crown, crown, crown_z), VEGETATION, 0, green),
+    ]
+
+
+def bush(rng: np.random.Generator) -> Template:
+    """A low bush ellipsoid."""
+    rx, rz = rng.uniform(0.6, 1.5), rng.uniform(0.4, 0.9)
+    return [_row(ELLIPSOID, (0, 0, 0.6 * rz), (rx, rx * rng.uniform(0.6, 1.0), rz), VEGETATION, 0,
+                 np.array([0.2, 0.45, 0.17]) * rng.uniform(0.7, 1.2))]
+
+
+def pole(rng: np.random.Generator, with_sign: bool) -> Template:
+    """A pole (4-8 m; 2.6-3.2 m when it carries a traffic sign facing along the street)."""
+    height = rng.uniform(2.6, 3.2) if with_sign else rng.uniform(4.0, 8.0)
+    radius = rng.uniform(0.06, 0.12)
+    rows = [_row(CYLINDER, (0, 0, height / 2), (radius, radius, height / 2), POLE, 0, (0.55, 0.55, 0.58))]
+    if with_sign:
+        color = ((0.8, 0.1, 0.1), (0.1, 0.3, 0.8), (0.9, 0.8, 0.1))[rng.integers(3)]
+        rows.append(_row(BOX, (0.0, 0, height - 0.35), (0.03, 0.35, 0.35), TRAFFIC_SIGN, 0, color))
+    return rows
+
+
+def building(rng: np.random.Generator, length: float, depth: float) -> Template:
+    """A building block of the given footprint, 5-18 m tall, sunk 1 m into the ground (slopes)."""
+    height = rng.uniform(5.0, 18.0)
+    color = rng.uniform(0.45, 0.85, 3)
+    return [_row(BOX, (0, depth / 2, height / 2 - 1.0), (length / 2, depth / 2, height / 2 + 1.0), BUILDING, 0,
+                 color)]
+
+
+def fence(rng: np.random.Generator, length: float) -> Template:
+    """A fence 1-2 m high, 8 cm thick, along x."""
+    height = rng.uniform(1.0, 2.0)
+    return [_row(BOX, (0, 0, height / 2 - 0.2), (length / 2, 0.04, height / 2 + 0.2), FENCE, 0,
+                 rng.uniform(0.3, 0.6, 3))]
+
+
+# ----------------------------------------------------------------------------------------------- layout
+class _Layout:
+    """Places templates along both sides of a street; rejects objects that would land on the road."""
+
+    def __init__(self, street: Street, rng: np.random.Generator, density: float):
+        self.street, self.rng, self.density = street, rng, max(density, 1e-3)
+        self.rows: list[tuple] = []
+        self.next_instance = 1
+
+    def instance(self) -> int:
+        self.next_instance += 1
+        return self.next_instance - 1
+
+    def gap(self, lo: float, hi: float) -> float:
+        return self.rng.uniform(lo, hi) / self.density
+
+    def clear(self, s: float, d: float, half_len: float, d_lo: float, d_hi: float, allow_junction: bool = False
+              ) -> bool:
+        """True when the footprint (s +- half_len, d_lo..d_hi) stays on its side beyond the road and its
+        world points map back to the same side at |d| >= min(|d_lo|, |d_hi|) - 0.3 m."""
+        ss = np.array([s - half_len, s, s + half_len] * 2)
+        dd = np.array([d_lo] * 3 + [d_hi] * 3)
+        xy, _, _ = self.street.place(ss, dd)
+        s_back, d_back, _ = self.street.locate(xy)
+        min_d = min(abs(d_lo), abs(d_hi)) - 0.3
+        ok = np.all(np.abs(d_back) >= min_d) and np.all(np.sign(d_back) == np.sign(d))
+        if not allow_junction:
+            ok = ok and not np.any(self.street.in_junction(s_back, d_back))
+        return bool(ok)
+
+    def put(self, template: Template, s: float, d: float, yaw: float = 0.0) -> None:
+        self.rows += _place(self.street, template, s, d, yaw)
+
+    def edges(self, s: float, side: int) -> np.ndarray:
+        return self.street.sections.band_edges(np.array([s]), np.array([side]))[0]
+
+    def side(self, sign: float, s_min: float, s_max: float) -> None:
+        side = int(sign > 0)
+        rng = self.rng
+        # Building line: buildings, or fences with hedges and trees behind.
+        s = s_min
+        while s < s_max:
+            length = rng.uniform(8.0, 25.0)
+            mid = s + length / 2
+            e = self.edges(mid, side)
+            d0 = e[3]
+            if rng.random() < 0.7:
+                depth = rng.uniform(8.0, 15.0)
+                if self.clear(mid, sign * d0, length / 2, sign * d0, sign * (d0 + depth)):
+                    yaw = 0.0 if sign > 0 else np.pi
+                    self.put(building(rng, length, depth), mid, sign * d0, yaw)
+            elif self.clear(mid, sign * (d0 - 0.3), length / 2, sign * (d0 - 0.3), sign * (d0 + 3)):
+                self.put(fence(rng, length), mid, sign * (d0 - 0.3))
+                for t in np.arange(s + 2.0, s + length - 1.0, self.gap(4.0, 9.0)):
+                    self.put(tree(rng) if rng.random() < 0.5 else bush(rng), t, sign * (d0 + rng.uniform(1.5, 3)))
+            s += length + self.gap(0.0, 8.0)
+        # Trees and bushes in the setback strip, poles and signs at the sidewalk's edge.
+        s = s_min + rng.uniform(0, 10)
+        while s < s_max:
+            e = self.edges(s, side)
+            if e[3] - e[2] > 2.0:
+                d = sign * (e[2] + (e[3] - e[2]) * rng.uniform(0.35, 0.65))
+                if self.clear(s, d, 1.0, d - sign * 0.8, d + sign * 0.8):
+                    self.put(tree(rng) if rng.random() < 0.6 else bush(rng), s, d)
+            s += self.gap(7.0, 16.0)
+        s = s_min + rng.uniform(0, 15)
+        while s < s_max:
+            e = self.edges(s, side)
+            d = sign * (e[1] + 0.4)
+            if self.clear(s, d, 0.3, d, d):
+                with_sign = rng.random() < 0.4
+                self.put(pole(rng, with_sign), s, d, 0.0 if sign < 0 else np.pi)
+            s += self.gap(18.0, 40.0)
+        # People and bicycles on the sidewalk.
+        s = s_min + rng.uniform(0, 20)
+        while s < s_max:
+            e = self.edges(s, side)
+            d = sign * (e[1] + (e[2] - e[1]) * rng.uniform(0.45, 0.8))
+            if self.clear(s, d, 0.9, d, d):
+                make = person if rng.random() < 0.6 else bicycle
+                self.put(make(rng, self.instance()), s, d, rng.uniform(-0.3, 0.3))
+            s += self.gap(10.0, 35.0)
+        # Parked vehicles in parking bands.
+        s = s_min
+        while s < s_max:
+            e = self.edges(s, side)
+            if e[1] - e[0] > 1.5:
+                d = sign * (e[0] + (e[1] - e[0]) / 2 + 0.1)
+                roll = rng.random()
+                inst = self.instance()
+                template = car(rng, inst) if roll < 0.8 else truck(rng, inst) if roll < 0.9 else other_vehicle(
+                    rng, inst)
+                half = max(abs(r[1][0]) + r[2][0] for r in template)
+                if self.clear(s + half, d, half, d, d):
+                    self.put(template, s + half, d, float(rng.normal(0, 0.03)))
+                s += 2 * half + self.gap(0.7, 6.0)
+            else:
+                s += 5.0
+
+
+def build_world(street: Street, rng: np.random.Generator, s_range: tuple[float, float], density: float,
+                duration_s: float, ego_s: Callable[[float], float]) -> World:
+    """Populate ``street`` between arc lengths ``s_range`` on both sides, and add movers (oncoming cars on
+    the left lane, walkers on the sidewalks) that pass the ego car (``ego_s(t)``) within ``duration_s``."""
+    layout = _Layout(street, rng, density)
+    s_min, s_max = s_range
+    for sign in (-1.0, 1.0):
+        layout.side(sign, s_min, s_max)
+    movers = []
+    n_cars = max(1, int(round(density * duration_s / 4.0)))
+    for _ in range(n_cars):
+        meet = rng.uniform(0.0, duration_s)
+        speed = -rng.uniform(6.0, 12.0)
+        lane = float(street.sections.road_half.min()) / 2
+        s0 = ego_s(meet) - speed * meet + rng.uniform(5.0, 40.0)
+        movers.append(Mover(car(rng, layout.instance(), MOVING_CAR), s0, lane, speed))
+    for _ in range(max(1, int(round(density * duration_s / 10.0)))):
+        s0 = ego_s(rng.uniform(0.0, duration_s)) + rng.uniform(10.0, 30.0)
+        side = int(rng.integers(0, 2))
+        e = street.sections.band_edges(np.array([s0]), np.array([side]))[0]
+        d = (1 if side else -1) * (e[1] + (e[2] - e[1]) * 0.3)
+        movers.append(Mover(person(rng, layout.instance(), MOVING_PERSON), s0, d, rng.choice([-1.3, 1.3])))
+    return World(street, Primitives.from_rows(layout.rows), movers, int(rng.integers(0, 2**31 - 1)))
