@@ -1,0 +1,276 @@
+"""ssc_node: semantic scene completion from synchronized camera (+ LiDAR) topics, as a thin rclpy adapter.
+
+Wiring (the logic lives in ssc_ros.pipeline and is tested without ROS):
+
+    image, camera_info [, points] [, image_right, camera_info_right]      (sensor-data QoS)
+      -> message_filters.ApproximateTimeSynchronizer -> _on_set: IntakeQueue.push (O(1))
+      -> intake timer (own callback group): TF (camera <- LiDAR, fixed <- LiDAR) -> FrameAssembler -> Frame
+         -> TemporalBuffer.push / window -> InferenceWorker.submit (newest first, stale dropped)
+      -> worker thread: Predictor.predict -> OutputBuilder -> ~/voxels, ~/voxel_cloud, ~/occupancy_grid
+         (transient local, stamp = input stamp) + ~/processing_time_ms, ~/latency_ms; /diagnostics on a timer.
+
+Parameters: ssc_ros.pipeline.params.SSC_NODE_PARAMS (documented in docs/ros.md, defaults in config/ssc_node.yaml).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from message_filters import ApproximateTimeSynchronizer, Subscriber
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from tf2_ros import Buffer, TransformException, TransformListener
+
+from ssc_core.errors import SSCError
+from ssc_ros.messages import (
+    make_diagnostic_array,
+    make_float64,
+    rclpy_namespace,
+    stamp_to_ns,
+    transform_to_matrix,
+)
+from ssc_ros.pipeline.health import DropCounter, RateLimitedLogger
+from ssc_ros.pipeline.inputs import FrameAssembler
+from ssc_ros.pipeline.intake import InputSet, IntakeQueue
+from ssc_ros.pipeline.outputs import OutputBuilder
+from ssc_ros.pipeline.params import SSC_NODE_PARAMS, output_options
+from ssc_ros.pipeline.predictor_setup import build_predictor
+from ssc_ros.pipeline.temporal_buffer import PushResult, TemporalBuffer
+from ssc_ros.pipeline.worker import InferenceWorker, Job, Result
+
+INTAKE_PERIOD_S = 0.01
+
+
+def declare_parameters(node: Node, specs) -> dict[str, Any]:
+    """Declare every parameter of ``specs`` with its description; returns {name: value}."""
+    values = {}
+    for spec in specs:
+        node.declare_parameter(spec.name, spec.default, ParameterDescriptor(description=spec.description))
+        values[spec.name] = node.get_parameter(spec.name).value
+    return values
+
+
+def latched_qos() -> QoSProfile:
+    """RELIABLE + TRANSIENT_LOCAL, depth 1: late subscribers (RViz) get the last output."""
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class SSCNode(Node):
+    """The SSC node. ``predictor`` may be given (tests); otherwise it is built from the model.* parameters."""
+
+    def __init__(self, predictor: Any = None, **kwargs: Any) -> None:
+        super().__init__("ssc_node", **kwargs)
+        self.p = declare_parameters(self, SSC_NODE_PARAMS)
+        self.ns = rclpy_namespace()
+        self.drops = DropCounter()
+        self.warn = RateLimitedLogger(self.get_logger().warning, self.p["log.period_s"])
+        self.predictor = predictor or build_predictor(
+            self.p["model.checkpoint"], self.p["model.config"], self.p["model.device"], self.p["model.precision"])
+        self.needs_points = bool(self.predictor.needs_points)
+        self.needs_right = bool(self.predictor.needs_right_image)
+        tolerance = self.p["window.tolerance_s"] or None
+        window_kwargs = dict(tolerance_s=tolerance, reset_after_s=self.p["window.reset_after_s"])
+        if self.p["window.from_model"]:
+            self.buffer = TemporalBuffer.from_frame_offsets(
+                self.predictor.history_offsets, self.predictor.frame_rate_hz, **window_kwargs)
+        else:
+            self.buffer = TemporalBuffer(list(self.p["window.offsets_s"]), **window_kwargs)
+        self.assembler = FrameAssembler(self.needs_points, self.needs_right, self.drops,
+                                        warn=self.get_logger().warning, log_period_s=self.p["log.period_s"])
+        self.builder = OutputBuilder(self.predictor.class_set, output_options(self.p))
+        self.intake = IntakeQueue(maxlen=self.p["sync.queue_size"], wait_s=self.p["tf.wait_s"], drops=self.drops)
+        self.tf_buffer = Buffer()
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+        self._make_publishers()
+        self._make_subscriptions()
+        self.worker = InferenceWorker(self.predictor, self._on_result, self._on_error,
+                                      max_staleness_s=self.p["processing.max_staleness_s"], drops=self.drops).start()
+        self.create_timer(INTAKE_PERIOD_S, self._on_intake, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(self.p["diagnostics.period_s"], self._on_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"ssc_node ready: history offsets {self.buffer.offsets_ns} ns, points={self.needs_points}, "
+            f"right image={self.needs_right}, fixed frame '{self.p['frames.fixed']}'")
+
+    # ----------------------------------------------------------------------------------------------- wiring
+    def _make_publishers(self) -> None:
+        latch = bool(self.p["outputs.latch"])
+        out_qos = latched_qos() if latch else QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        ns = self.ns
+        self.pub_voxels = self.create_publisher(ns.MarkerArray, "~/voxels", out_qos) \
+            if self.p["outputs.markers"] else None
+        self.pub_cloud = self.create_publisher(ns.PointCloud2, "~/voxel_cloud", out_qos) \
+            if self.p["outputs.cloud"] else None
+        self.pub_grid = self.create_publisher(ns.OccupancyGrid, "~/occupancy_grid", out_qos) \
+            if self.p["outputs.occupancy"] else None
+        debug_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub_processing = self.create_publisher(ns.Float64, "~/processing_time_ms", debug_qos)
+        self.pub_latency = self.create_publisher(ns.Float64, "~/latency_ms", debug_qos)
+        self.pub_diag = self.create_publisher(ns.DiagnosticArray, "/diagnostics", 10)
+
+    def _make_subscriptions(self) -> None:
+        if self.p["input.qos"] == "sensor_data":
+            qos = QoSProfile(depth=self.p["input.depth"], history=HistoryPolicy.KEEP_LAST,
+                             reliability=qos_profile_sensor_data.reliability,
+                             durability=qos_profile_sensor_data.durability)
+        elif self.p["input.qos"] == "reliable":
+            qos = QoSProfile(depth=self.p["input.depth"], reliability=ReliabilityPolicy.RELIABLE)
+        else:
+            raise SSCError(f"input.qos must be 'sensor_data' or 'reliable', got {self.p['input.qos']!r}")
+        group = MutuallyExclusiveCallbackGroup()
+        ns = self.ns
+        inputs = [("image", ns.Image, "topics.image"), ("info", ns.CameraInfo, "topics.camera_info")]
+        if self.needs_points:
+            inputs.append(("points", ns.PointCloud2, "topics.points"))
+        if self.needs_right:
+            inputs += [("image_right", ns.Image, "topics.image_right"),
+                       ("info_right", ns.CameraInfo, "topics.camera_info_right")]
+        self.input_names = [name for name, _, _ in inputs]
+        self.subs = [Subscriber(self, cls, self.p[param], qos_profile=qos, callback_group=group)
+                     for _, cls, param in inputs]
+        self.sync = ApproximateTimeSynchronizer(self.subs, self.p["sync.queue_size"], self.p["sync.slop_s"])
+        self.sync.registerCallback(self._on_set)
+
+    # --------------------------------------------------------------------------------------- receive path
+    def _on_set(self, *msgs: Any) -> None:
+        """message_filters callback (runs under the synchronizer's lock): store the set and return."""
+        self.intake.push(InputSet(dict(zip(self.input_names, msgs)), stamp_to_ns(msgs[0].header.stamp),
+                                  time.monotonic_ns()))
+
+    def _lidar_frame(self, item: InputSet) -> str:
+        if self.p["frames.lidar"]:
+            return self.p["frames.lidar"]
+        return item.msgs["points"].header.frame_id if "points" in item.msgs else ""
+
+    def _tf_ready(self, item: InputSet) -> bool:
+        """True when the camera <- LiDAR TF (and, with a history window, the fixed <- LiDAR pose) is there."""
+        lidar, stamp = self._lidar_frame(item), Time(nanoseconds=item.stamp_ns)
+        if not lidar or not self.tf_buffer.can_transform(item.msgs["info"].header.frame_id, lidar, stamp):
+            return False
+        return not self.buffer.offsets_ns or self.tf_buffer.can_transform(self.p["frames.fixed"], lidar, stamp)
+
+    def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray | None:
+        try:
+            tf = self.tf_buffer.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
+        except TransformException as exc:
+            self.warn.log(f"tf:{target}<-{source}", f"TF {target} <- {source} unavailable: {exc}")
+            return None
+        return transform_to_matrix(tf.transform, f"TF {target} <- {source}")
+
+    def _on_intake(self) -> None:
+        """Timer: turn queued sets whose TF is available into Frames and submit the newest window."""
+        for item, _ready in self.intake.pop_ready(self._tf_ready, time.monotonic_ns()):
+            lidar = self._lidar_frame(item)
+            T_cam_velo = self._lookup(item.msgs["info"].header.frame_id, lidar, item.stamp_ns) if lidar else None
+            if T_cam_velo is None:
+                self.assembler.reject("missing_tf", f"no TF {item.msgs['info'].header.frame_id} <- '{lidar}' "
+                                      f"within tf.wait_s={self.p['tf.wait_s']} s of stamp {item.stamp_ns} ns")
+                continue
+            T_odom_velo = self._lookup(self.p["frames.fixed"], lidar, item.stamp_ns) if self.buffer.offsets_ns \
+                else None
+            if T_odom_velo is None and self.buffer.offsets_ns:
+                if self.p["window.require_pose"]:
+                    self.assembler.reject("missing_pose", f"no pose {self.p['frames.fixed']} <- {lidar}")
+                    continue
+                self.drops.drop("missing_pose")
+            T_velo_cloud = None
+            cloud = item.msgs.get("points")
+            if cloud is not None and cloud.header.frame_id and cloud.header.frame_id != lidar:
+                T_velo_cloud = self._lookup(lidar, cloud.header.frame_id, item.stamp_ns)
+                if T_velo_cloud is None:
+                    self.assembler.reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
+                    continue
+            frame = self.assembler.assemble(
+                item.msgs["image"], item.msgs["info"], cloud, item.msgs.get("image_right"),
+                item.msgs.get("info_right"), T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo,
+                T_velo_cloud=T_velo_cloud)
+            if frame is None:
+                continue
+            pushed = self.buffer.push(frame)
+            if pushed is PushResult.RESET:
+                self.get_logger().info("input time jumped back: temporal window cleared")
+            window, _ = self.buffer.window(frame)
+            self.worker.submit(Job(window, item.received_ns, meta=lidar))
+
+    # ---------------------------------------------------------------------------------------- outputs
+    def _wanted(self, pub: Any) -> bool:
+        return pub is not None and (self.p["outputs.latch"] or pub.get_subscription_count() > 0)
+
+    def _on_result(self, result: Result) -> None:
+        """Worker thread: build and publish the outputs of one prediction."""
+        pred = result.prediction
+        pred.frame_id = result.job.meta or pred.frame_id
+        ns = self.ns
+        sel = None
+        if self._wanted(self.pub_voxels) or self._wanted(self.pub_cloud):
+            sel = self.builder.select(pred)
+        if self._wanted(self.pub_voxels):
+            self.pub_voxels.publish(self.builder.marker_array(ns, pred, sel))
+        if self._wanted(self.pub_cloud):
+            self.pub_cloud.publish(self.builder.voxel_cloud(ns, pred, sel))
+        if self._wanted(self.pub_grid):
+            self.pub_grid.publish(self.builder.occupancy_grid(ns, pred))
+        if self.pub_processing.get_subscription_count():
+            self.pub_processing.publish(make_float64(ns, result.processing_s * 1e3))
+        if self.pub_latency.get_subscription_count():
+            latency_ms = (self.get_clock().now().nanoseconds - pred.stamp_ns) / 1e6
+            self.pub_latency.publish(make_float64(ns, latency_ms))
+
+    def _on_error(self, exc: BaseException, job: Job) -> None:
+        stamp = job.window.current.stamp_ns
+        self.warn.log(f"error:{type(exc).__name__}",
+                      f"inference/output failed for stamp {stamp} ns: {type(exc).__name__}: {exc}")
+
+    def _on_diagnostics(self) -> None:
+        stats = self.worker.stats()
+        drops = self.drops.as_dict()
+        slow = stats.processed and stats.mean_processing_s * 1e3 > self.p["diagnostics.max_processing_ms"]
+        level = "ERROR" if stats.errors and not stats.processed else ("WARN" if slow or stats.errors else "OK")
+        message = {"OK": "running", "WARN": "slow or failing frames", "ERROR": "no prediction succeeded"}[level]
+        values = {"received_sets": self.drops.received, "processed": stats.processed,
+                  "drop_rate": f"{stats.drop_rate:.3f}", "mean_processing_ms": f"{stats.mean_processing_s * 1e3:.1f}",
+                  "max_processing_ms": f"{stats.max_processing_s * 1e3:.1f}",
+                  "mean_latency_ms": f"{stats.mean_latency_s * 1e3:.1f}", "inference_errors": stats.errors,
+                  **{f"drops.{k}": v for k, v in sorted(drops.items())}}
+        self.pub_diag.publish(make_diagnostic_array(self.ns, self.get_clock().now().nanoseconds,
+                                                    f"{self.get_name()}: semantic scene completion", level, message,
+                                                    values))
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread, then destroy the node."""
+        self.worker.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (``ros2 run ssc_ros ssc_node``): spins the node on a multi-threaded executor."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SSCNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except SSCError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
