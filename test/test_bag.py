@@ -389,3 +389,63 @@ def test_run_reports_a_bag_without_the_topics_the_model_needs(tiny_sequence, poi
     with pytest.raises(DataFormatError, match=r"missing topic\(s\) \['/kitti/velo/pointcloud'\] needed by the model"):
         run(tmp_path / "stripped", tmp_path / "out.mcap", points_checkpoint, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_kitti2bag_then_run_write_bags_and_say_where(tiny_sequence, points_checkpoint, tmp_path, capsys, ns):
+    from ssc_core.cli.bag import main
+
+    code = main(
+        [
+            "kitti2bag",
+            "--sequence-dir",
+            str(tiny_sequence),
+            "--output",
+            str(tmp_path / "in.db3"),
+            "--end",
+            "2",
+            "--no-gt",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'in'}/" in printed and "ros2 bag play" in printed
+    code = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out.mcap"),
+            "--checkpoint",
+            str(points_checkpoint),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert "/ssc_node/voxel_cloud" in capsys.readouterr().out
+    topics, _ = read_all(tmp_path / "out", ns)
+    assert topics[RunTopics().occupancy_grid].count == 2
+
+
+def test_cli_errors_exit_2_with_a_message(tmp_path, capsys, points_checkpoint):
+    from ssc_core.cli.bag import main
+
+    assert main(["kitti2bag", "--sequence-dir", str(tmp_path / "none"), "--output", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "metadata.yaml").write_text("not: [a bag")
+    args = [
+        "run",
+        "--input",
+        str(tmp_path / "junk"),
+        "--output",
+        str(tmp_path / "y"),
+        "--checkpoint",
+        str(points_checkpoint),
+        "--no-progress",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: bag ") and "junk" in err

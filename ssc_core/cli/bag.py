@@ -1,0 +1,160 @@
+"""``ssc-bag``: the offline ROS 2 bag path, no ROS installation needed.
+
+  ssc-bag kitti2bag --sequence-dir S --output X.mcap     a SemanticKITTI sequence as the replay node's topics
+  ssc-bag run --input X.mcap --output Y.mcap --checkpoint K [--config C]
+                                                          the ssc_node pipeline over a bag, outputs added
+
+The work is done by ``ssc_ros.bag`` (pure Python: rosbags, no rclpy); this module only parses arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ssc_core.errors import SSCError
+
+EPILOG = """examples:
+  ssc-bag kitti2bag --sequence-dir data/sequences/08 --output out/seq08.mcap --end 100
+  ssc-bag run --input out/seq08.mcap --output out/seq08_ssc.mcap --checkpoint ckpt.pt
+  ros2 bag play out/seq08_ssc --clock    # then RViz (use_sim_time), or open out/seq08_ssc/seq08_ssc.mcap in Foxglove
+
+A bag is a folder: --output out/x.mcap writes out/x/ (x.mcap + metadata.yaml); --output out/x.db3 or
+--storage sqlite3 writes sqlite3. Bags are rosbag2 version 8 (readable by Humble and newer).
+exit codes: 0 = done, 2 = bad input (the message names the file/topic)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ssc-bag`` with its two sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="ssc-bag",
+        description="Write SemanticKITTI sequences as ROS 2 bags and run the SSC pipeline on bags, without ROS.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{kitti2bag,run}")
+
+    k2b = sub.add_parser(
+        "kitti2bag",
+        help="SemanticKITTI-layout sequence -> ROS 2 bag (the replay node's topics, frames, stamps and QoS)",
+        description="Write a sequence folder (real or synthetic, see ssc-make-synthetic) as a ROS 2 bag: "
+        "/tf_static (latched), /tf (odom -> velo_link), left/right images + camera_info, the LiDAR cloud and the "
+        "ground-truth voxels as a MarkerArray, stamped 1 s + times.txt, exactly as kitti_replay_node publishes.",
+    )
+    k2b.add_argument("--sequence-dir", required=True, type=Path, help="sequence folder (.../sequences/08)")
+    k2b.add_argument("--output", required=True, type=Path, help="bag to create (x.mcap, x.db3 or a folder name)")
+    k2b.add_argument("--start", type=int, default=0, help="first frame (default: %(default)s)")
+    k2b.add_argument("--end", type=int, default=None, help="stop before this frame (default: all)")
+    k2b.add_argument("--no-gt", action="store_true", help="leave out the ground-truth voxel markers")
+    k2b.add_argument("--no-right", action="store_true", help="leave out the right camera")
+    k2b.add_argument(
+        "--with-clock",
+        action="store_true",
+        help="also record /clock (usually `ros2 bag play --clock` publishes it instead)",
+    )
+    _add_common(k2b)
+
+    run = sub.add_parser(
+        "run",
+        help="bag -> ssc_node pipeline -> bag with the input topics plus the node's outputs",
+        description="Read a bag, run the same synchronizer, temporal buffer, predictor and output builder as "
+        "ssc_node on every synchronised camera(/LiDAR) set, and write a bag holding every input message plus "
+        "/ssc_node/voxels (MarkerArray), /ssc_node/voxel_cloud (PointCloud2) and /ssc_node/occupancy_grid "
+        "(OccupancyGrid), stamped with their input's stamp.",
+    )
+    run.add_argument("--input", required=True, type=Path, help="input bag (folder, or its .mcap/.db3 file)")
+    run.add_argument("--output", required=True, type=Path, help="bag to create (x.mcap, x.db3 or a folder name)")
+    run.add_argument("--checkpoint", required=True, type=Path, help="model checkpoint (ssc-train output)")
+    run.add_argument(
+        "--config",
+        default=None,
+        help="config name or YAML path; checked against the checkpoint's own (default: the checkpoint's)",
+    )
+    run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default: %(default)s)")
+    run.add_argument("--image-topic", default=None, help="camera image topic (default: the replay's)")
+    run.add_argument("--camera-info-topic", default=None, help="camera_info topic (default: the replay's)")
+    run.add_argument("--points-topic", default=None, help="PointCloud2 topic (default: the replay's)")
+    run.add_argument("--slop", type=float, default=0.02, help="synchronizer slop in seconds (default: %(default)s)")
+    _add_common(run)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        choices=["mcap", "sqlite3"],
+        default=None,
+        help="storage plugin (default: from the --output suffix, else mcap)",
+    )
+    parser.add_argument(
+        "--distro",
+        choices=["humble", "jazzy"],
+        default="humble",
+        help="message definitions to write (default: %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _describe(summary) -> str:
+    lines = [f"wrote {summary.path}/ ({summary.storage_file.name}), {summary.frames} frame(s)"]
+    width = max(len(t) for t in summary.counts) if summary.counts else 0
+    lines += [f"  {topic:<{width}}  {count:6d} msg" for topic, count in sorted(summary.counts.items())]
+    drops = summary.extra.get("drops")
+    if drops:
+        lines.append("  dropped inputs: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))
+    lines.append(f"play: ros2 bag play {summary.path} --clock   |   Foxglove: open {summary.storage_file}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns 0 on success, 2 (with ``error: ...`` on stderr) on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        from ssc_ros import bag
+
+        if args.command == "kitti2bag":
+            summary = bag.kitti2bag(
+                args.sequence_dir,
+                args.output,
+                storage=args.storage,
+                distro=args.distro,
+                start=args.start,
+                end=args.end,
+                with_gt=not args.no_gt,
+                with_right=not args.no_right,
+                with_clock=args.with_clock,
+                progress=not args.no_progress,
+            )
+        else:
+            overrides = {
+                name: value
+                for name, value in (
+                    ("image", args.image_topic),
+                    ("camera_info", args.camera_info_topic),
+                    ("points", args.points_topic),
+                )
+                if value
+            }
+            summary = bag.run(
+                args.input,
+                args.output,
+                args.checkpoint,
+                config=args.config,
+                storage=args.storage,
+                device=args.device,
+                distro=args.distro,
+                topics=bag.RunTopics(**overrides),
+                slop_s=args.slop,
+                progress=not args.no_progress,
+                warn=lambda line: print(f"warning: {line}", file=sys.stderr),
+            )
+    except SSCError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(_describe(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
