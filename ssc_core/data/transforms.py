@@ -54,10 +54,20 @@ def normalize_image(image_rgb: np.ndarray, what: str = "image") -> torch.Tensor:
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise DataFormatError(f"{what}: expected (H, W, 3) uint8 RGB, got shape {image_rgb.shape} {image_rgb.dtype}")
-    img = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    # (x / 255 - mean) / std as one multiply and one subtract.
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return img.sub_(mean).div_(std)
+    scale = 1.0 / (255.0 * std)
+    shift = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) / std
+    img = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float()
+    return img.mul_(scale).sub_(shift)
+
+
+def _image_tensor(image_rgb: np.ndarray, out_hw: tuple[int, int], what: str) -> torch.Tensor:
+    """Normalised (3, H, W) image of ``out_hw``: cropped first (less to normalise), then zero-padded."""
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.ndim == 3:
+        image_rgb = image_rgb[: out_hw[0], : out_hw[1]]
+    return crop_or_pad(normalize_image(image_rgb, what), out_hw)
 
 
 def crop_or_pad(img_chw: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -127,7 +137,7 @@ def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
     imgs, Ks, T_cam_velo = [], [], []
     for frame, T_cur_f in zip(frames, transforms):
         _check_calib(frame)
-        imgs.append(crop_or_pad(normalize_image(frame.image_left, f"frame {frame.index} image_left"), out_hw))
+        imgs.append(_image_tensor(frame.image_left, out_hw, f"frame {frame.index} image_left"))
         Ks.append(frame.calib.K)
         T_cam_velo.append(frame.calib.T_cam0_velo @ invert_transform(T_cur_f))
     sample: dict = {
@@ -143,8 +153,7 @@ def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
             if frame.image_right is None:
                 raise DataFormatError(f"frame {frame.index}: data.use_right_image is set but the frame has no "
                                       "right image")
-            rights.append(crop_or_pad(normalize_image(frame.image_right, f"frame {frame.index} image_right"),
-                                      out_hw))
+            rights.append(_image_tensor(frame.image_right, out_hw, f"frame {frame.index} image_right"))
             baseline = frame.calib.stereo_baseline
             if baseline is None:
                 raise DataFormatError(f"frame {frame.index}: data.use_right_image needs P3 in the calibration")
