@@ -207,6 +207,14 @@ def test_datacfg_replaces_split_table(kitti_folder, tmp_path):
     assert set(scores) == result_keys and scores["iou_car"] == pytest.approx(1.0)
 
 
+def test_split_without_labels_is_a_clear_error(tmp_path, capsys):
+    for seq in range(11, 22):  # test sequences hold inputs (.bin) only
+        write_packed_bits(SequencePaths.of(tmp_path, seq).voxel(0, "bin"), np.zeros(DIMS, bool))
+    assert ssc_eval(["-d", str(tmp_path), "-s", "test", "--output", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no ground-truth files to evaluate" in err and "CodaLab" in err
+
+
 def test_help_lists_the_official_flags():
     out = subprocess.run([sys.executable, "-m", "ssc_core.cli.evaluate", "--help"], capture_output=True, text=True,
                          check=True).stdout

@@ -15,7 +15,6 @@ Every file is read once; the confusion is built with ``np.bincount``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,7 +218,15 @@ class _RawIdConfusion:
                                 names)
 
 
-def _require_predictions(pairs: Iterable[tuple[Path, Path]]) -> None:
+_TEST_SPLIT_HINT = (
+    "; the SemanticKITTI test split has no public labels (score it on CodaLab: "
+    "ssc_core.evaluation.writers.build_submission_zip)"
+)
+
+
+def _require_predictions(pairs: list[tuple[Path, Path]], where: str, hint: str = "") -> None:
+    if not pairs:
+        raise EvaluationError(f"no ground-truth files to evaluate in {where}{hint}")
     missing = [str(pred) for _, pred in pairs if not pred.is_file()]
     if missing:
         listed = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
@@ -252,7 +259,7 @@ def evaluate_semantic_kitti(
         gt_paths = SequencePaths.of(dataset, seq)
         for label in _labelled_files(gt_paths.dir / "voxels"):
             pairs.append((label, SequencePaths.of(pred_root, seq).dir / "predictions" / label.name))
-    _require_predictions(pairs)
+    _require_predictions(pairs, f"sequences {list(splits[split])} of {dataset}", _TEST_SPLIT_HINT)
     count = int(np.prod(VOXEL_DIMS))
     acc = _RawIdConfusion(class_set)
     for label, pred in tqdm(pairs, desc=f"ssc-eval {split}", unit="frame", disable=not progress):
@@ -280,7 +287,7 @@ def evaluate_kitti360(
     for drive in KITTI360_SPLITS[split]:
         for label in _labelled_files(Kitti360Paths.of(dataset, drive).dir / "voxels"):
             pairs.append((label, Kitti360Paths.of(pred_root, drive).dir / "predictions" / label.name))
-    _require_predictions(pairs)
+    _require_predictions(pairs, f"drives {list(KITTI360_SPLITS[split])} of {dataset}")
     count = int(np.prod(VOXEL_DIMS))
     acc = _RawIdConfusion(KITTI360)
     for label, pred in tqdm(pairs, desc=f"ssc-eval kitti360 {split}", unit="frame", disable=not progress):
@@ -321,7 +328,7 @@ def evaluate_nyu(
         paths = NYUTsdfPaths(root)
         names = paths.frame_ids(split)
         pairs = [(paths.label(n), nyu_prediction_path(pred_root, n)) for n in names]
-        _require_predictions(pairs)
+        _require_predictions(pairs, f"{root} ({split})")
         nyu_metrics = NYUMetrics(NYU.num_classes)
         for name, (_, pred_path) in tqdm(list(zip(names, pairs)), desc=f"ssc-eval nyu {split}", unit="scene",
                                           disable=not progress):
@@ -335,7 +342,7 @@ def evaluate_nyu(
         paths = NYUMonoScenePaths(root)
         names = paths.names(split)
         pairs = [(paths.scene(split, n), nyu_prediction_path(pred_root, n)) for n in names]
-        _require_predictions(pairs)
+        _require_predictions(pairs, f"{paths.split_dir(split)}")
         ssc = SSCMetrics(NYU.num_classes)
         for scene, pred_path in tqdm(pairs, desc=f"ssc-eval nyu {split}", unit="scene", disable=not progress):
             pred = _read_nyu_prediction(pred_path)
@@ -347,8 +354,6 @@ def evaluate_nyu(
         raise EvaluationError(
             f"{root}: not a NYU SSC folder (expected Label/, TSDF/, Mapping/ or NYU{split}/*.bin)"
         )
-    if not names:
-        raise EvaluationError(f"{root}: no NYU scenes found for split {split!r}")
     return EvaluationResult(metrics, confusion, NYU, len(names), "nyu", protocol, list(names))
 
 
