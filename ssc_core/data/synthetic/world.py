@@ -16,7 +16,8 @@ from ssc_core.data.synthetic.primitives import BOX, CYLINDER, ELLIPSOID, Primiti
 from ssc_core.data.synthetic.street import OTHER_GROUND, PARKING, ROAD, SIDEWALK, TERRAIN, Street
 
 CAR, BICYCLE, TRUCK, OTHER_VEHICLE, PERSON = 10, 11, 18, 20, 30
-BUILDING, FENCE, VEGETATION, TRUNK, POLE, TRAFFIC_SIGN = 50, 51, 70, 71, 80, 81
+BUILDING, FENCE, OTHER_STRUCTURE, VEGETATION, TRUNK, POLE, TRAFFIC_SIGN = 50, 51, 52, 70, 71, 80, 81
+OTHER_OBJECT = 99
 MOVING_CAR, MOVING_PERSON = 252, 254
 
 # Albedo (RGB in [0, 1]) and LiDAR reflectance of the ground classes.
@@ -24,7 +25,8 @@ GROUND_COLOR = {ROAD: (0.33, 0.33, 0.35), PARKING: (0.45, 0.43, 0.44), SIDEWALK:
                 OTHER_GROUND: (0.52, 0.46, 0.38), TERRAIN: (0.42, 0.5, 0.27)}
 GROUND_REFLECTANCE = {ROAD: 0.18, PARKING: 0.22, SIDEWALK: 0.3, OTHER_GROUND: 0.26, TERRAIN: 0.4}
 REFLECTANCE = {CAR: 0.35, BICYCLE: 0.4, TRUCK: 0.4, OTHER_VEHICLE: 0.38, PERSON: 0.3, BUILDING: 0.3, FENCE: 0.35,
-               VEGETATION: 0.45, TRUNK: 0.3, POLE: 0.5, TRAFFIC_SIGN: 0.9, MOVING_CAR: 0.35, MOVING_PERSON: 0.3}
+               VEGETATION: 0.45, TRUNK: 0.3, POLE: 0.5, TRAFFIC_SIGN: 0.9, MOVING_CAR: 0.35, MOVING_PERSON: 0.3,
+               OTHER_STRUCTURE: 0.3, OTHER_OBJECT: 0.35}
 CAR_COLORS = np.array([(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.85, 0.85, 0.85), (0.1, 0.1, 0.1), (0.5, 0.5, 0.55),
                        (0.2, 0.45, 0.25), (0.8, 0.6, 0.1)])
 
@@ -165,6 +167,18 @@ def fence(rng: np.random.Generator, length: float) -> Template:
                  rng.uniform(0.3, 0.6, 3))]
 
 
+def wall(rng: np.random.Generator, length: float) -> Template:
+    """A low garden wall (other-structure), 0.6-1.4 m high and 30 cm thick, along x."""
+    height = rng.uniform(0.6, 1.4)
+    return [_row(BOX, (0, 0, height / 2 - 0.2), (length / 2, 0.15, height / 2 + 0.2), OTHER_STRUCTURE, 0,
+                 rng.uniform(0.5, 0.75, 3))]
+
+
+def litter_bin(rng: np.random.Generator) -> Template:
+    """A litter bin (other-object): a 1 m cylinder of radius 0.3 m."""
+    return [_row(CYLINDER, (0, 0, 0.5), (0.3, 0.3, 0.5), OTHER_OBJECT, 0, rng.uniform(0.2, 0.6, 3))]
+
+
 # ----------------------------------------------------------------------------------------------- layout
 class _Layout:
     """Places templates along both sides of a street; rejects objects that would land on the road."""
@@ -217,7 +231,7 @@ class _Layout:
                     yaw = 0.0 if sign > 0 else np.pi
                     self.put(building(rng, length, depth), mid, sign * d0, yaw)
             elif self.clear(mid, sign * (d0 - 0.3), length / 2, sign * (d0 - 0.3), sign * (d0 + 3)):
-                self.put(fence(rng, length), mid, sign * (d0 - 0.3))
+                self.put(fence(rng, length) if rng.random() < 0.75 else wall(rng, length), mid, sign * (d0 - 0.3))
                 for t in np.arange(s + 2.0, s + length - 1.0, self.gap(4.0, 9.0)):
                     self.put(tree(rng) if rng.random() < 0.5 else bush(rng), t, sign * (d0 + rng.uniform(1.5, 3)))
             s += length + self.gap(0.0, 8.0)
@@ -244,8 +258,13 @@ class _Layout:
             e = self.edges(s, side)
             d = sign * (e[1] + (e[2] - e[1]) * rng.uniform(0.45, 0.8))
             if self.clear(s, d, 0.9, d, d):
-                make = person if rng.random() < 0.6 else bicycle
-                self.put(make(rng, self.instance()), s, d, rng.uniform(-0.3, 0.3))
+                roll = rng.random()
+                if roll < 0.5:
+                    self.put(person(rng, self.instance()), s, d, rng.uniform(-0.3, 0.3))
+                elif roll < 0.85:
+                    self.put(bicycle(rng, self.instance()), s, d, rng.uniform(-0.3, 0.3))
+                else:
+                    self.put(litter_bin(rng), s, d)
             s += self.gap(10.0, 35.0)
         # Parked vehicles in parking bands.
         s = s_min
