@@ -151,7 +151,8 @@ def test_kitti2bag_static_tf_is_latched_and_places_the_camera_by_tr(tiny_bag, ns
     topics, messages = read_all(tiny_bag.path, ns, [NAMES.tf_static])
     qos = topics[NAMES.tf_static].qos[0]
     assert qos.durability.name == "TRANSIENT_LOCAL" and qos.reliability.name == "RELIABLE" and qos.depth == 1
-    assert topics[NAMES.left_image].qos[0].durability.name == "VOLATILE"
+    image_qos = topics[NAMES.left_image].qos[0]
+    assert (image_qos.durability.name, image_qos.reliability.name, image_qos.depth) == ("VOLATILE", "RELIABLE", 5)
     history = TransformHistory()
     history.add(messages[0][1], static=True)
     T_cam0_velo = history.lookup(NAMES.cam0_frame, NAMES.lidar_frame, 0)
@@ -350,7 +351,7 @@ def test_run_copies_every_input_topic_and_adds_one_output_per_frame(run_result, 
     assert topics[out.voxels].msgtype == "visualization_msgs/msg/MarkerArray"
     assert topics[out.voxel_cloud].msgtype == "sensor_msgs/msg/PointCloud2"
     assert topics[out.occupancy_grid].msgtype == "nav_msgs/msg/OccupancyGrid"
-    assert all(topics[t].count == 3 for t in (out.voxels, out.voxel_cloud, out.occupancy_grid))
+    assert all(topics[t].count == 3 for t in (out.voxels, out.voxel_cloud, out.occupancy_grid, out.processing_time))
     assert topics[out.voxels].qos[0].durability.name == "TRANSIENT_LOCAL"
     assert run_result.frames == 3 and run_result.extra["drops"] == {}
 
@@ -449,3 +450,37 @@ def test_cli_errors_exit_2_with_a_message(tmp_path, capsys, points_checkpoint):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: bag ") and "junk" in err
+
+
+def _rewrite(src, dst, ns, keep=lambda raw: True, delay_ns=lambda raw: 0):
+    with BagReader(src, ns.typestore) as reader, BagWriter(dst, ns.typestore) as writer:
+        info = reader.topics
+        for raw in reader.raw_messages():
+            if keep(raw):
+                writer.write_raw(raw.topic, raw.msgtype, raw.stamp_ns + delay_ns(raw), raw.data, info[raw.topic].qos)
+    return writer.path
+
+
+def test_run_waits_for_tf_that_arrives_after_the_images(tiny_bag, points_checkpoint, tmp_path, ns):
+    late = _rewrite(
+        tiny_bag.path, tmp_path / "late", ns, delay_ns=lambda raw: 50_000_000 if raw.topic == NAMES.tf else 0
+    )
+    summary = run(late, tmp_path / "out", points_checkpoint, progress=False)
+    assert summary.frames == 3 and summary.extra["drops"] == {}
+    assert summary.counts[RunTopics().voxel_cloud] == 3
+
+
+def test_run_without_static_tf_is_a_clear_error(tiny_bag, points_checkpoint, tmp_path, ns):
+    no_static = _rewrite(tiny_bag.path, tmp_path / "nostatic", ns, keep=lambda raw: raw.topic != NAMES.tf_static)
+    with pytest.raises(DataFormatError, match="/tf_static"):
+        run(no_static, tmp_path / "out", points_checkpoint, progress=False)
+
+
+def test_run_takes_node_parameters_from_a_ros_params_file(tiny_bag, points_checkpoint, tmp_path, ns):
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    outputs:\n      markers: false\n    sync.slop_s: 0.01\n")
+    summary = run(tiny_bag.path, tmp_path / "out", points_checkpoint, params_file=params, progress=False)
+    assert RunTopics().voxels not in summary.counts and summary.counts[RunTopics().occupancy_grid] == 3
+    params.write_text("/**:\n  ros__parameters:\n    outputs.markerz: false\n")
+    with pytest.raises(ConfigError, match="outputs.markerz"):
+        run(tiny_bag.path, tmp_path / "out2", points_checkpoint, params_file=params, progress=False)

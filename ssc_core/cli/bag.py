@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bag -> ssc_node pipeline -> bag with the input topics plus the node's outputs",
         description="Read a bag, run the same synchronizer, temporal buffer, predictor and output builder as "
         "ssc_node on every synchronised camera(/LiDAR) set, and write a bag holding every input message plus "
-        "/ssc_node/voxels (MarkerArray), /ssc_node/voxel_cloud (PointCloud2) and /ssc_node/occupancy_grid "
-        "(OccupancyGrid), stamped with their input's stamp.",
+        "/ssc_node/voxels (MarkerArray), /ssc_node/voxel_cloud (PointCloud2), /ssc_node/occupancy_grid "
+        "(OccupancyGrid) and /ssc_node/processing_time_ms, stamped with their input's stamp.",
     )
     run.add_argument("--input", required=True, type=Path, help="input bag (folder, or its .mcap/.db3 file)")
     run.add_argument("--output", required=True, type=Path, help="bag to create (x.mcap, x.db3 or a folder name)")
@@ -71,11 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="config name or YAML path; checked against the checkpoint's own (default: the checkpoint's)",
     )
-    run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default: %(default)s)")
+    run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 (default: %(default)s)")
+    run.add_argument(
+        "--params-file",
+        type=Path,
+        default=None,
+        help="ssc_node parameter YAML (e.g. config/ssc_node.yaml): sync, frames, window and outputs.* "
+        "settings as live (default: the node's defaults)",
+    )
     run.add_argument("--image-topic", default=None, help="camera image topic (default: the replay's)")
     run.add_argument("--camera-info-topic", default=None, help="camera_info topic (default: the replay's)")
     run.add_argument("--points-topic", default=None, help="PointCloud2 topic (default: the replay's)")
-    run.add_argument("--slop", type=float, default=0.02, help="synchronizer slop in seconds (default: %(default)s)")
+    run.add_argument("--slop", type=float, default=None, help="synchronizer slop in seconds (sync.slop_s)")
     _add_common(run)
     return parser
 
@@ -145,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device,
                 distro=args.distro,
                 topics=bag.RunTopics(**overrides),
-                slop_s=args.slop,
+                params_file=args.params_file,
+                params={"sync.slop_s": args.slop} if args.slop is not None else None,
                 progress=not args.no_progress,
                 warn=lambda line: print(f"warning: {line}", file=sys.stderr),
             )
