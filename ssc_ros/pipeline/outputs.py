@@ -141,11 +141,10 @@ class OutputBuilder:
     def select(self, prediction: Prediction) -> VoxelSelection:
         """The voxels to draw: label not empty/ignore/hidden, confidence >= min_confidence, centre in the crop."""
         labels = np.asarray(prediction.labels)
-        lut = ~self._hidden
-        lut[0] = False
-        lut[IGNORE_LABEL] = False
-        lut[self.class_set.num_classes:] = False
-        shown = lut[labels]
+        shown = labels != 0  # comparisons: ~50x faster than a 256-entry LUT lookup over 2M voxels
+        shown &= labels < self.class_set.num_classes
+        for cls in np.flatnonzero(self._hidden):
+            shown &= labels != cls
         if self.options.min_confidence > 0:
             shown &= prediction.confidence >= self.options.min_confidence
         lo, hi = self._crop_index_bounds(prediction)
@@ -154,7 +153,10 @@ class OutputBuilder:
             crop[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
             shown &= crop
         flat = np.flatnonzero(shown)
-        idx = np.stack(np.unravel_index(flat, labels.shape), axis=1)
+        _, ny, nz = labels.shape
+        idx = np.empty((flat.size, 3), dtype=np.int64)
+        idx[:, 0], rest = np.divmod(flat, ny * nz)
+        idx[:, 1], idx[:, 2] = np.divmod(rest, nz)
         grid = prediction.grid
         centers = (np.asarray(grid.origin, dtype=np.float32) + (idx.astype(np.float32) + 0.5) * grid.voxel_size)
         return VoxelSelection(
@@ -164,13 +166,13 @@ class OutputBuilder:
 
     def _visible(self, sel: VoxelSelection) -> np.ndarray:
         """(N,) bool: voxels with at least one face not covered by another shown voxel."""
-        s = sel.shown
-        padded = np.pad(s, 1, constant_values=False)
-        covered = np.ones_like(s)
-        for axis in range(3):
-            for shift in (-1, 1):
-                covered &= np.roll(padded, shift, axis=axis)[1:-1, 1:-1, 1:-1]
-        return ~covered[tuple(sel.idx.T)]
+        p = np.pad(sel.shown, 1, constant_values=False)
+        covered = p[:-2, 1:-1, 1:-1] & p[2:, 1:-1, 1:-1]
+        covered &= p[1:-1, :-2, 1:-1]
+        covered &= p[1:-1, 2:, 1:-1]
+        covered &= p[1:-1, 1:-1, :-2]
+        covered &= p[1:-1, 1:-1, 2:]
+        return ~covered[sel.idx[:, 0], sel.idx[:, 1], sel.idx[:, 2]]
 
     # ---------------------------------------------------------------------------------------- markers
     def marker_arrays_data(self, sel: VoxelSelection) -> list[tuple[int, np.ndarray]]:
@@ -237,11 +239,11 @@ class OutputBuilder:
         confident = None
         if self.options.min_confidence > 0:
             confident = np.asarray(prediction.confidence) >= self.options.min_confidence
-        obstacle = self._obstacle[labels[:, :, k0:k1]]
-        known_lut = np.ones(256, dtype=bool)
-        known_lut[0] = False
-        known_lut[IGNORE_LABEL] = False
-        known = known_lut[labels]
+        band_labels = np.ascontiguousarray(labels[:, :, k0:k1])  # comparisons on a strided view are ~10x slower
+        obstacle = np.zeros(band_labels.shape, dtype=bool)
+        for cls in np.flatnonzero(self._obstacle):
+            obstacle |= band_labels == cls
+        known = (labels != 0) & (labels != IGNORE_LABEL)
         if confident is not None:
             obstacle &= confident[:, :, k0:k1]
             known &= confident
