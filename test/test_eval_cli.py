@@ -130,6 +130,28 @@ def test_ssc_eval_matches_the_per_frame_official_procedure(kitti_folder, tmp_pat
     assert "4 frame(s)" in out and "traffic-sign" in out
 
 
+def test_hand_computed_frame_with_msb_first_invalid_bit(tmp_path):
+    paths = SequencePaths.of(tmp_path, "08")
+    gt = np.zeros(DIMS, dtype=np.uint16)
+    pred = np.zeros(DIMS, dtype=np.uint16)
+    gt[0, 0, 0], pred[0, 0, 0] = 10, 0  # car missed, but voxel 0 is invalid: not counted
+    gt[0, 0, 1], pred[0, 0, 1] = 40, 40  # road hit
+    gt[0, 0, 2], pred[0, 0, 2] = 52, 10  # other-structure -> ignored: not counted
+    gt[0, 0, 3], pred[0, 0, 3] = 0, 10  # car hallucinated in empty space
+    write_voxel_labels(paths.voxel(0, "label"), gt)
+    packed = np.zeros(DIMS[0] * DIMS[1] * DIMS[2] // 8, dtype=np.uint8)
+    packed[0] = 0x80  # MSB of byte 0 = voxel (0, 0, 0)
+    packed.tofile(paths.voxel(0, "invalid"))
+    pred.astype("<u2").tofile(_mkparent(paths.prediction(0)))
+    result = evaluate_semantic_kitti(tmp_path)
+    assert result.confusion[9, 9] == 1 and result.confusion[1, 0] == 1 and result.confusion[:, 1].sum() == 0
+    assert result.confusion[0, 0] == 256 * 256 * 32 - 4
+    assert result.metrics["iou"] == 0.5  # TP 1 (road) / (2 occupied in pred or GT)
+    assert result.metrics["iou_per_class"][9] == pytest.approx(1.0) and result.metrics["iou_per_class"][1] == 0.0
+    assert result.metrics["miou"] == pytest.approx(1 / 19, abs=1e-14)
+    assert result.metrics["precision"] == pytest.approx(0.5) and result.metrics["recall"] == pytest.approx(1.0)
+
+
 def test_scores_txt_has_exactly_the_official_keys(kitti_folder, tmp_path):
     assert ssc_eval(["-d", str(kitti_folder), "-p", str(kitti_folder), "--output", str(tmp_path), "--no-progress"]) == 0
     text = (tmp_path / "scores.txt").read_text()
