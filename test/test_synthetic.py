@@ -271,3 +271,40 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys, argv, message)
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+# ------------------------------------------------------------------------------------------------ KITTI-360
+def test_kitti360_layout_has_sscbench_files_and_consistent_labels(tmp_path):
+    from ssc_core.data.kitti360 import (
+        Kitti360Paths,
+        kitti360_calib,
+        read_kitti360_invalid,
+        read_kitti360_labels,
+        read_kitti360_poses,
+    )
+    from ssc_core.data.synthetic.kitti360_writer import generate_kitti360_drive, kitti360_velodyne_path
+
+    options = SyntheticOptions.small(**{**TINY, "image_size": (176, 47)})
+    paths = generate_kitti360_drive(tmp_path, 9, frames=6, seed=2, options=options)
+    assert paths == Kitti360Paths.of(tmp_path, "2013_05_28_drive_0009_sync")
+    assert paths.image_frames(0) == list(range(6)) == paths.image_frames(1)
+    assert paths.labelled_frames() == [0, 5]
+    assert not list((paths.dir / "voxels").glob("*.occluded"))
+    dims = options.grid.dims
+    assert paths.voxel(0, "invalid").stat().st_size == options.grid.num_voxels
+    frames, T_world_cam0 = read_kitti360_poses(paths.cam0_to_world)
+    assert frames.tolist() == list(range(6))
+    T_world_velo = T_world_cam0 @ kitti360_calib().T_cam0_velo[None]
+    for frame in paths.labelled_frames():
+        labels = read_kitti360_labels(paths.voxel(frame, "label"), dims)
+        invalid = read_kitti360_invalid(paths.voxel(frame, "invalid"), dims).astype(bool)
+        assert 71 not in labels
+        assert not (invalid & (labels > 0)).any()
+        assert invalid.mean() > 0.3
+        points = read_points(kitti360_velodyne_path(paths, frame))
+        moved = transform_points(np.linalg.inv(T_world_velo[frame]) @ T_world_velo[max(frame - 1, 0)],
+                                 read_points(kitti360_velodyne_path(paths, max(frame - 1, 0))))
+        for pts in (points, moved):
+            idx, inside = options.grid.points_to_indices(pts)
+            assert inside.sum() > 100
+            assert (labels[tuple(idx[inside].T)] > 0).mean() > 0.95

@@ -34,13 +34,14 @@ FRAME_RATE_HZ = 10.0
 
 class SyntheticScene:
     """A seeded world, the ego path through it and the calibration: everything needed to simulate any scan
-    or image of a sequence. ``n_scans`` poses exist (frames plus the following scans the labels need)."""
+    or image of a sequence. ``n_scans`` poses exist (frames plus the following scans the labels need).
+    ``base_calib`` (at ``options.calib_image_size``) replaces the default / ``calib_file`` calibration."""
 
-    def __init__(self, frames: int, seed: int, options: SyntheticOptions):
+    def __init__(self, frames: int, seed: int, options: SyntheticOptions, base_calib: Calib | None = None):
         if frames < 1:
             raise ConfigError(f"frames must be >= 1, got {frames}")
         self.frames, self.seed, self.options = frames, seed, options
-        self.calib: Calib = resolve_calib(options)
+        self.calib: Calib = resolve_calib(options, base_calib)
         rng = np.random.default_rng(seed)
         wanted = frames + (options.label_scans if options.simulate_beyond_end else 0)
         if options.trajectory_file:

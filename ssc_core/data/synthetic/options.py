@@ -139,10 +139,12 @@ def scale_calib(calib: Calib, from_size: tuple[int, int], to_size: tuple[int, in
     )
 
 
-def resolve_calib(options: SyntheticOptions) -> Calib:
-    """The calibration a sequence is written with: the default or ``options.calib_file``, scaled to
-    ``options.image_size``."""
-    if options.calib_file:
+def resolve_calib(options: SyntheticOptions, base: Calib | None = None) -> Calib:
+    """The calibration a sequence is written with: ``base`` if given, else ``options.calib_file``, else the
+    default; scaled from ``options.calib_image_size`` to ``options.image_size``."""
+    if base is not None:
+        calib = base
+    elif options.calib_file:
         from ssc_core.data.semantic_kitti import read_calib
 
         calib = read_calib(Path(options.calib_file))

@@ -115,3 +115,29 @@ def make_voxel_labels(scans_velo: list[np.ndarray], labels: list[np.ndarray], T_
     occluded = np.zeros(grid.num_voxels, dtype=np.uint8)
     occluded[free[~visible_now]] = 1
     return VoxelLabels(label, single, invalid.reshape(grid.dims), occluded.reshape(grid.dims))
+
+
+def traversed_by_rays(points: np.ndarray, origins: np.ndarray, grid: GridSpec, chunk: int = 100_000) -> np.ndarray:
+    """(X, Y, Z) bool: voxels crossed by the segments from ``origins`` (N, 3) to ``points`` (N, 3), both in
+    the grid frame, sampled every 0.9 voxel along the part of each segment inside the volume."""
+    lo, hi = np.asarray(grid.origin), grid.max_bound
+    out = np.zeros(grid.num_voxels, dtype=bool)
+    step = 0.9 * grid.voxel_size
+    for start in range(0, len(points), chunk):
+        o = np.asarray(origins[start:start + chunk], dtype=np.float64)
+        d = np.asarray(points[start:start + chunk], dtype=np.float64) - o
+        safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
+        t1, t2 = (lo - o) / safe, (hi - o) / safe
+        t_in = np.clip(np.minimum(t1, t2).max(axis=1), 0.0, 1.0)
+        t_out = np.clip(np.maximum(t1, t2).min(axis=1), 0.0, 1.0)
+        length = np.linalg.norm(d, axis=1) * (t_out - t_in)
+        n = np.where(t_out > t_in, np.ceil(length / step).astype(np.int64), 0)
+        if n.sum() == 0:
+            continue
+        ray = np.repeat(np.arange(len(n)), n)
+        k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        t = t_in[ray] + (k + 0.5) / n[ray] * (t_out[ray] - t_in[ray])
+        samples = o[ray] + t[:, None] * d[ray]
+        idx, inside = grid.points_to_indices(samples)
+        out[np.ravel_multi_index(tuple(idx[inside].T), grid.dims)] = True
+    return out.reshape(grid.dims)
