@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
+from ssc_core.models import register_model
 from ssc_core.training.checkpoint import (
     check_compatible,
     class_set_from_dict,
@@ -33,11 +34,15 @@ DIMS = (8, 8, 4)
 C = SEMANTIC_KITTI.num_classes
 
 
+@register_model("test_tiny")
 class TinySSC(nn.Module):
-    """Logits = learned per-voxel bias + a projection of the mean image colour (dropout exercises the RNG)."""
+    """Logits = learned per-voxel bias + a projection of the mean image colour (dropout exercises the RNG).
+    Registered so the CLIs can build it from a config (model.width, data.grid.dims)."""
 
-    def __init__(self, dims=DIMS, width: int = 8) -> None:
+    def __init__(self, cfg: dict | None = None, width: int = 8) -> None:
         super().__init__()
+        dims = tuple(cfg["data"]["grid"]["dims"]) if cfg else DIMS
+        width = int(cfg["model"].get("width", width)) if cfg else width
         self.bias = nn.Parameter(torch.zeros(C, *dims))
         self.feat = nn.Linear(3, width)
         self.drop = nn.Dropout(0.2)
@@ -86,7 +91,7 @@ class TinyData(Dataset):
 def _cfg(**train) -> dict:
     base = {"epochs": 2, "batch_size": 2, "lr": 0.05, "warmup_iters": 2, "log_interval": 1, "seed": 3}
     return {
-        "model": {"name": "tiny", "width": 8},
+        "model": {"name": "test_tiny", "width": 8},
         "data": {"grid": {"dims": list(DIMS), "voxel_size": 0.4, "origin": [0.0, -1.6, -0.8]}},
         "train": {**base, **train},
     }
@@ -333,3 +338,85 @@ def test_ddp_on_two_cpu_processes_shards_training_and_scores_the_whole_val_set(t
     single = Trainer(model, _cfg(epochs=1), TinyData(n=5), TinyData(n=5), work_dir=tmp_path / "s", device="cpu")
     assert single.validate()["miou"] == pytest.approx(r0["val"])  # summed shard confusions = whole set
     assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "best.pt").is_file()
+
+
+# ------------------------------------------------------------------------------------------ CLIs
+def _write_sequence(root, n: int = 6, dims=DIMS) -> None:
+    """A minimal SemanticKITTI-layout sequence 00 on the tiny grid: images, calib, poses, voxel labels."""
+    from ssc_core.data.semantic_kitti import (
+        SequencePaths,
+        write_calib,
+        write_image,
+        write_packed_bits,
+        write_poses,
+        write_times,
+        write_voxel_labels,
+    )
+    from ssc_core.types import Calib
+
+    paths = SequencePaths.of(root, "00")
+    rng = np.random.default_rng(1)
+    P2 = np.array([[40.0, 0, 24, 0], [0, 40.0, 16, 0], [0, 0, 1, 0]])
+    write_calib(paths.calib, Calib(P2=P2, T_cam0_velo=np.eye(4)))
+    write_poses(paths.poses, np.tile(np.eye(4), (n, 1, 1)))
+    write_times(paths.times, np.arange(n) * 0.1)
+    inv = SEMANTIC_KITTI.inverse_lut()
+    for f in range(n):
+        write_image(paths.image(f), rng.integers(0, 255, (32, 48, 3), dtype=np.uint8))
+        train = rng.choice([0, 0, 1, 9, 13], size=dims)
+        write_voxel_labels(paths.voxel(f, "label"), inv[train])
+        write_packed_bits(paths.voxel(f, "invalid"), np.zeros(dims, np.uint8))
+
+
+def _write_config(path, epochs: int = 2) -> None:
+    import yaml
+
+    cfg = _cfg(epochs=epochs, batch_size=2)
+    cfg["data"].update(dataset="semantic_kitti", image_crop=[32, 48])
+    path.write_text(yaml.safe_dump(cfg))
+
+
+def test_ssc_train_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
+    from ssc_core.cli.train import main
+
+    _write_sequence(tmp_path / "data")
+    _write_config(tmp_path / "tiny.yaml")
+    args = ["--config", str(tmp_path / "tiny.yaml"), "--data-root", str(tmp_path / "data"), "--work-dir",
+            str(tmp_path / "run"), "--train-sequences", "00", "--val-sequences", "00", "--device", "cpu"]
+    assert main(args) == 0
+    assert "epochs: 2" in capsys.readouterr().out
+    for name in ("last.pt", "best.pt", "config.yaml", "history.jsonl"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert main([*args, "--resume", "--epochs", "3"]) == 0
+    lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3 * 3
+
+    assert main([*args, "--work-dir", str(tmp_path / "fresh"), "--resume"]) == 2
+    assert "error: --resume: no checkpoint" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.yaml"), "--data-root", str(tmp_path)]) == 2
+    assert "error: config" in capsys.readouterr().err
+
+
+def test_ssc_infer_cli_writes_raw_id_predictions_in_the_official_layout(tmp_path, capsys):
+    from ssc_core.cli.infer import main
+    from ssc_core.data.semantic_kitti import read_voxel_labels
+
+    _write_sequence(tmp_path / "data", n=3)
+    cfg = _cfg()
+    cfg["data"].update(dataset="semantic_kitti", image_crop=[32, 48])
+    model = TinySSC(cfg).eval()
+    with torch.no_grad():
+        model.bias[13] += 5.0  # predicts building (raw 50) everywhere
+    save_checkpoint(tmp_path / "best.pt", model, cfg, SEMANTIC_KITTI, GridSpec.from_dict(cfg["data"]["grid"]))
+    out = tmp_path / "preds"
+    assert main(["--checkpoint", str(tmp_path / "best.pt"), "--data-root", str(tmp_path / "data"),
+                 "--sequence", "00", "--output", str(out), "--render"]) == 0
+    assert "frames: 3" in capsys.readouterr().out
+    for f in range(3):
+        raw = read_voxel_labels(out / "sequences" / "00" / "predictions" / f"{f:06d}.label", DIMS)
+        assert (raw == 50).all()
+        assert (out / "render" / "00" / f"{f:06d}.png").stat().st_size > 0
+    assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--data-root", str(tmp_path / "data"),
+                 "--sequence", "00", "--output", str(out)]) == 2
+    assert "nope.pt: checkpoint file not found" in capsys.readouterr().err

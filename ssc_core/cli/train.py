@@ -1,0 +1,111 @@
+"""``ssc-train``: train a model from a config on a SemanticKITTI-layout dataset (single process or torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from ssc_core.config import load_config, resolve_config_path
+from ssc_core.data.datasets import build_dataset
+from ssc_core.errors import ConfigError, SSCError
+from ssc_core.training.distributed import cleanup_distributed, init_distributed
+from ssc_core.training.settings import TrainSettings
+from ssc_core.training.trainer import Trainer, seed_everything
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ssc-train."""
+    parser = argparse.ArgumentParser(
+        prog="ssc-train",
+        description="Train an SSC model. The config (config/models/<name>.yaml) holds model:, data: and train: "
+        "sections; train: is documented in docs/training.md. Writes last.pt (resumable), best.pt (best "
+        "validation mIoU), history.jsonl, config.yaml and TensorBoard events (tb/) to the work dir. For several "
+        "GPUs or machines launch it with torchrun (DDP).",
+        epilog="examples:\n"
+        "  ssc-train --config sgn_tiny --data-root /tmp/synth --train-sequences 00 --val-sequences 00\n"
+        "  ssc-train --config sgn_t --data-root /data/semantic_kitti/dataset --work-dir runs/sgn_t --resume\n"
+        "  torchrun --nproc_per_node 4 -m ssc_core.cli.train --config sgn_t --data-root /data/kitti/dataset\n"
+        "exit codes: 0 = trained, 2 = bad input (the message says what is wrong)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, help="config name (e.g. sgn_tiny) or path to a YAML file")
+    parser.add_argument("--data-root", help="dataset folder holding sequences/ (default: data.root of the config)")
+    parser.add_argument("--work-dir", type=Path, help="output folder (default: work_dirs/<config name>)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                        help="continue a run: from CHECKPOINT, or from <work-dir>/last.pt when given alone")
+    parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:1, ... (default: cuda when available; torchrun picks LOCAL_RANK)")
+    parser.add_argument("--train-split", default="train", help="split of data.splits to train on (default: train)")
+    parser.add_argument("--val-split", default="valid", help="split to validate on (default: valid)")
+    parser.add_argument("--train-sequences", nargs="+", help="explicit training sequences (replace --train-split)")
+    parser.add_argument("--val-sequences", nargs="+", help="explicit validation sequences (replace --val-split)")
+    parser.add_argument("--no-val", action="store_true", help="train without validation (no best.pt)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict | None:
+    """Train as ``args`` say. Returns a summary dict (work_dir, epochs, best_metric, last/best paths) on rank 0,
+    None on the other ranks of a torchrun job."""
+    overrides = {"train": {"epochs": args.epochs}} if args.epochs is not None else None
+    cfg = load_config(args.config, overrides)
+    TrainSettings.from_config(cfg)  # fail on a bad train: section before touching data or devices
+    work_dir = args.work_dir or Path("work_dirs") / resolve_config_path(args.config).stem
+    resume = None
+    if args.resume is not None:
+        resume = work_dir / "last.pt" if args.resume == "auto" else Path(args.resume)
+        if not resume.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {resume}")
+
+    info = init_distributed(args.device)
+    try:
+        seed_everything(int((cfg.get("train") or {}).get("seed", 0)))
+        from ssc_core.models import build_model
+
+        model = build_model(cfg)
+        data_cfg = cfg.get("data") or {}
+        train_set = build_dataset(data_cfg, args.train_split, args.data_root, sequences=args.train_sequences)
+        val_set = None if args.no_val else build_dataset(data_cfg, args.val_split, args.data_root,
+                                                         sequences=args.val_sequences)
+        trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info)
+        if resume is not None:
+            trainer.resume(resume)
+        if info.is_main:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            (work_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            print(f"training {cfg['model']['name']} on {len(train_set)} frames"
+                  f"{'' if val_set is None else f', validating on {len(val_set)}'}; "
+                  f"{trainer.steps_per_epoch} steps/epoch on {info.device} x{info.world_size}; "
+                  f"work dir {work_dir}", file=sys.stderr)
+        history = trainer.fit()
+        trainer.close()
+    finally:
+        cleanup_distributed(info)
+    if not info.is_main:
+        return None
+    summary = {"work_dir": str(work_dir), "epochs": trainer.epoch, "steps": trainer.step,
+               "best_metric": None if val_set is None else trainer.best_metric,
+               "last": str(work_dir / "last.pt"), "best": None if val_set is None else str(work_dir / "best.pt")}
+    if history and "val" in history[-1]:
+        summary["last_val"] = {k: history[-1]["val"][k] for k in ("iou", "miou") if k in history[-1]["val"]}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 on success, 2 with ``error: ...`` on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except SSCError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if summary is not None:
+        print("\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
