@@ -239,6 +239,23 @@ def _labelled_files(voxel_dir: Path) -> list[Path]:
     return sorted(p for p in voxel_dir.iterdir() if p.name.endswith(".label"))
 
 
+def _score_raw_id_frames(
+    pairs: list[tuple[Path, Path]], class_set: ClassSet, kitti360_rules: bool, desc: str, progress: bool
+) -> _RawIdConfusion:
+    """Read each (GT .label, prediction) pair and its .invalid once and accumulate them. SemanticKITTI:
+    bit-packed .invalid; KITTI-360 (``kitti360_rules``): one byte per voxel, ignored where the raw GT is not 0."""
+    count = int(np.prod(VOXEL_DIMS))
+    acc = _RawIdConfusion(class_set)
+    for label, pred in tqdm(pairs, desc=desc, unit="frame", disable=not progress):
+        pred_raw = _read_uint16(pred, count, "prediction")
+        gt_raw = _read_uint16(label, count, "ground-truth label")
+        invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=not kitti360_rules)
+        if kitti360_rules:
+            invalid &= (gt_raw == 0).view(np.uint8)
+        acc.add(pred_raw, gt_raw, invalid, pred, label)
+    return acc
+
+
 def evaluate_semantic_kitti(
     dataset: PathLike,
     predictions: PathLike | None = None,
@@ -260,13 +277,7 @@ def evaluate_semantic_kitti(
         for label in _labelled_files(gt_paths.dir / "voxels"):
             pairs.append((label, SequencePaths.of(pred_root, seq).dir / "predictions" / label.name))
     _require_predictions(pairs, f"sequences {list(splits[split])} of {dataset}", _TEST_SPLIT_HINT)
-    count = int(np.prod(VOXEL_DIMS))
-    acc = _RawIdConfusion(class_set)
-    for label, pred in tqdm(pairs, desc=f"ssc-eval {split}", unit="frame", disable=not progress):
-        pred_raw = _read_uint16(pred, count, "prediction")
-        gt_raw = _read_uint16(label, count, "ground-truth label")
-        invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=True)
-        acc.add(pred_raw, gt_raw, invalid, pred, label)
+    acc = _score_raw_id_frames(pairs, class_set, kitti360_rules=False, desc=f"ssc-eval {split}", progress=progress)
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
     return acc.result("semantic_kitti", "semantic-kitti-api evaluate_completion.py", names)
 
@@ -288,13 +299,8 @@ def evaluate_kitti360(
         for label in _labelled_files(Kitti360Paths.of(dataset, drive).dir / "voxels"):
             pairs.append((label, Kitti360Paths.of(pred_root, drive).dir / "predictions" / label.name))
     _require_predictions(pairs, f"drives {list(KITTI360_SPLITS[split])} of {dataset}")
-    count = int(np.prod(VOXEL_DIMS))
-    acc = _RawIdConfusion(KITTI360)
-    for label, pred in tqdm(pairs, desc=f"ssc-eval kitti360 {split}", unit="frame", disable=not progress):
-        pred_raw = _read_uint16(pred, count, "prediction")
-        gt_raw = _read_uint16(label, count, "ground-truth label")
-        invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=False) & (gt_raw == 0).view(np.uint8)
-        acc.add(pred_raw, gt_raw, invalid, pred, label)
+    acc = _score_raw_id_frames(pairs, KITTI360, kitti360_rules=True, desc=f"ssc-eval kitti360 {split}",
+                               progress=progress)
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
     return acc.result("kitti360", "SSCBench: GT != 255, labelled voxels never invalid", names)
 
@@ -330,9 +336,8 @@ def evaluate_nyu(
         pairs = [(paths.label(n), nyu_prediction_path(pred_root, n)) for n in names]
         _require_predictions(pairs, f"{root} ({split})")
         nyu_metrics = NYUMetrics(NYU.num_classes)
-        for name, (_, pred_path) in tqdm(list(zip(names, pairs)), desc=f"ssc-eval nyu {split}", unit="scene",
-                                          disable=not progress):
-            pred = _read_nyu_prediction(pred_path)
+        for name in tqdm(names, desc=f"ssc-eval nyu {split}", unit="scene", disable=not progress):
+            pred = _read_nyu_prediction(nyu_prediction_path(pred_root, name))
             _, weight = read_nyu_tsdf(paths.tsdf(name))
             nyu_metrics.add(pred, read_nyu_label(paths.label(name)), weight, read_nyu_mapping(paths.mapping(name)))
         confusion = nyu_metrics.ssc.confusion.copy()
