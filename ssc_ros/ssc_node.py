@@ -73,8 +73,10 @@ class SSCNode(Node):
         self.ns = rclpy_namespace()
         self.drops = DropCounter()
         self.warn = RateLimitedLogger(self.get_logger().warning, self.p["log.period_s"])
-        self.predictor = predictor or build_predictor(
-            self.p["model.checkpoint"], self.p["model.config"], self.p["model.device"], self.p["model.precision"])
+        if predictor is None:
+            predictor = build_predictor(self.p["model.checkpoint"], self.p["model.config"], self.p["model.device"],
+                                        self.p["model.precision"])
+        self.predictor = predictor
         self.needs_points = bool(self.predictor.needs_points)
         self.needs_right = bool(self.predictor.needs_right_image)
         tolerance = self.p["window.tolerance_s"] or None
