@@ -5,7 +5,7 @@ Wiring (the logic lives in ssc_ros.pipeline and is tested without ROS):
     image, camera_info [, points] [, image_right, camera_info_right]      (sensor-data QoS)
       -> message_filters.ApproximateTimeSynchronizer -> _on_set: IntakeQueue.push (O(1))
       -> intake timer (own callback group): TF (camera <- LiDAR, fixed <- LiDAR) -> FrameAssembler -> Frame
-         -> TemporalBuffer.push / window -> InferenceWorker.submit (newest first, stale dropped)
+         (WindowBuilder) -> TemporalBuffer.push / window -> InferenceWorker.submit (newest first, stale dropped)
       -> worker thread: Predictor.predict -> OutputBuilder -> ~/voxels, ~/voxel_cloud, ~/occupancy_grid
          (transient local, stamp = input stamp) + ~/processing_time_ms, ~/latency_ms; /diagnostics on a timer.
 
@@ -38,12 +38,12 @@ from ssc_ros.messages import (
     transform_to_matrix,
 )
 from ssc_ros.pipeline.health import DropCounter, RateLimitedLogger
-from ssc_ros.pipeline.inputs import FrameAssembler
 from ssc_ros.pipeline.intake import InputSet, IntakeQueue
 from ssc_ros.pipeline.outputs import OutputBuilder
 from ssc_ros.pipeline.params import SSC_NODE_PARAMS, output_options
 from ssc_ros.pipeline.predictor_setup import build_predictor
-from ssc_ros.pipeline.temporal_buffer import PushResult, TemporalBuffer
+from ssc_ros.pipeline.temporal_buffer import PushResult
+from ssc_ros.pipeline.window_builder import WindowBuilder
 from ssc_ros.pipeline.worker import InferenceWorker, Job, Result
 
 INTAKE_PERIOD_S = 0.01
@@ -77,17 +77,7 @@ class SSCNode(Node):
             predictor = build_predictor(self.p["model.checkpoint"], self.p["model.config"], self.p["model.device"],
                                         self.p["model.precision"])
         self.predictor = predictor
-        self.needs_points = bool(self.predictor.needs_points)
-        self.needs_right = bool(self.predictor.needs_right_image)
-        tolerance = self.p["window.tolerance_s"] or None
-        window_kwargs = dict(tolerance_s=tolerance, reset_after_s=self.p["window.reset_after_s"])
-        if self.p["window.from_model"]:
-            self.buffer = TemporalBuffer.from_frame_offsets(
-                self.predictor.history_offsets, self.predictor.frame_rate_hz, **window_kwargs)
-        else:
-            self.buffer = TemporalBuffer(list(self.p["window.offsets_s"]), **window_kwargs)
-        self.assembler = FrameAssembler(self.needs_points, self.needs_right, self.drops,
-                                        warn=self.get_logger().warning, log_period_s=self.p["log.period_s"])
+        self.windows = WindowBuilder(self.predictor, self.p, self.drops, warn=self.get_logger().warning)
         self.builder = OutputBuilder(self.predictor.class_set, output_options(self.p))
         self.intake = IntakeQueue(maxlen=self.p["sync.queue_size"], wait_s=self.p["tf.wait_s"], drops=self.drops)
         self.tf_buffer = Buffer()
@@ -100,8 +90,8 @@ class SSCNode(Node):
         self.create_timer(self.p["diagnostics.period_s"], self._on_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"ssc_node ready: history offsets {self.buffer.offsets_ns} ns, points={self.needs_points}, "
-            f"right image={self.needs_right}, fixed frame '{self.p['frames.fixed']}'")
+            f"ssc_node ready: inputs {self.windows.keys}, history offsets {self.windows.buffer.offsets_ns} ns, "
+            f"fixed frame '{self.p['frames.fixed']}'")
 
     # ----------------------------------------------------------------------------------------------- wiring
     def _make_publishers(self) -> None:
@@ -130,15 +120,11 @@ class SSCNode(Node):
             raise SSCError(f"input.qos must be 'sensor_data' or 'reliable', got {self.p['input.qos']!r}")
         group = MutuallyExclusiveCallbackGroup()
         ns = self.ns
-        inputs = [("image", ns.Image, "topics.image"), ("info", ns.CameraInfo, "topics.camera_info")]
-        if self.needs_points:
-            inputs.append(("points", ns.PointCloud2, "topics.points"))
-        if self.needs_right:
-            inputs += [("image_right", ns.Image, "topics.image_right"),
-                       ("info_right", ns.CameraInfo, "topics.camera_info_right")]
-        self.input_names = [name for name, _, _ in inputs]
-        self.subs = [Subscriber(self, cls, self.p[param], qos_profile=qos, callback_group=group)
-                     for _, cls, param in inputs]
+        types = {"image": ns.Image, "camera_info": ns.CameraInfo, "points": ns.PointCloud2,
+                 "image_right": ns.Image, "camera_info_right": ns.CameraInfo}
+        self.input_names = list(self.windows.keys)
+        self.subs = [Subscriber(self, types[key], self.p[f"topics.{key}"], qos_profile=qos, callback_group=group)
+                     for key in self.input_names]
         self.sync = ApproximateTimeSynchronizer(self.subs, self.p["sync.queue_size"], self.p["sync.slop_s"])
         self.sync.registerCallback(self._on_set)
 
@@ -148,19 +134,14 @@ class SSCNode(Node):
         self.intake.push(InputSet(dict(zip(self.input_names, msgs)), stamp_to_ns(msgs[0].header.stamp),
                                   time.monotonic_ns()))
 
-    def _lidar_frame(self, item: InputSet) -> str:
-        if self.p["frames.lidar"]:
-            return self.p["frames.lidar"]
-        return item.msgs["points"].header.frame_id if "points" in item.msgs else ""
-
     def _tf_ready(self, item: InputSet) -> bool:
-        """True when the camera <- LiDAR TF (and, with a history window, the fixed <- LiDAR pose) is there."""
-        lidar, stamp = self._lidar_frame(item), Time(nanoseconds=item.stamp_ns)
-        if not lidar or not self.tf_buffer.can_transform(item.msgs["info"].header.frame_id, lidar, stamp):
-            return False
-        return not self.buffer.offsets_ns or self.tf_buffer.can_transform(self.p["frames.fixed"], lidar, stamp)
+        """True when every transform the set needs is in the TF buffer at its stamp."""
+        stamp = Time(nanoseconds=item.stamp_ns)
+        return all(source and self.tf_buffer.can_transform(target, source, stamp)
+                   for target, source in self.windows.required_transforms(item.msgs))
 
     def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray | None:
+        """T_target_source at ``stamp_ns`` from TF, or None (logged, rate-limited)."""
         try:
             tf = self.tf_buffer.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
         except TransformException as exc:
@@ -169,39 +150,13 @@ class SSCNode(Node):
         return transform_to_matrix(tf.transform, f"TF {target} <- {source}")
 
     def _on_intake(self) -> None:
-        """Timer: turn queued sets whose TF is available into Frames and submit the newest window."""
+        """Timer: sets whose TF arrived (or whose wait ran out) become windows; the newest goes to the worker."""
         for item, _ready in self.intake.pop_ready(self._tf_ready, time.monotonic_ns()):
-            lidar = self._lidar_frame(item)
-            T_cam_velo = self._lookup(item.msgs["info"].header.frame_id, lidar, item.stamp_ns) if lidar else None
-            if T_cam_velo is None:
-                self.assembler.reject("missing_tf", f"no TF {item.msgs['info'].header.frame_id} <- '{lidar}' "
-                                      f"within tf.wait_s={self.p['tf.wait_s']} s of stamp {item.stamp_ns} ns")
-                continue
-            T_odom_velo = self._lookup(self.p["frames.fixed"], lidar, item.stamp_ns) if self.buffer.offsets_ns \
-                else None
-            if T_odom_velo is None and self.buffer.offsets_ns:
-                if self.p["window.require_pose"]:
-                    self.assembler.reject("missing_pose", f"no pose {self.p['frames.fixed']} <- {lidar}")
-                    continue
-                self.drops.drop("missing_pose")
-            T_velo_cloud = None
-            cloud = item.msgs.get("points")
-            if cloud is not None and cloud.header.frame_id and cloud.header.frame_id != lidar:
-                T_velo_cloud = self._lookup(lidar, cloud.header.frame_id, item.stamp_ns)
-                if T_velo_cloud is None:
-                    self.assembler.reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
-                    continue
-            frame = self.assembler.assemble(
-                item.msgs["image"], item.msgs["info"], cloud, item.msgs.get("image_right"),
-                item.msgs.get("info_right"), T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo,
-                T_velo_cloud=T_velo_cloud)
-            if frame is None:
-                continue
-            pushed = self.buffer.push(frame)
-            if pushed is PushResult.RESET:
+            window = self.windows.build(item.msgs, item.stamp_ns, self._lookup)
+            if self.windows.last_push is PushResult.RESET:
                 self.get_logger().info("input time jumped back: temporal window cleared")
-            window, _ = self.buffer.window(frame)
-            self.worker.submit(Job(window, item.received_ns, meta=lidar))
+            if window is not None:
+                self.worker.submit(Job(window, item.received_ns, meta=self.windows.lidar_frame(item.msgs)))
 
     # ---------------------------------------------------------------------------------------- outputs
     def _wanted(self, pub: Any) -> bool:

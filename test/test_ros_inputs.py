@@ -175,3 +175,12 @@ def test_synchronizer_queue_overflow_drops_the_oldest():
     assert sync.drops["sync_overflow"] == 2
     assert sync.add("info", 0, "info0") is None  # img0 was dropped
     assert sync.add("info", 4, "info4").items["image"] == "img4"
+
+
+def test_a_large_jump_back_is_a_restart_not_a_backwards_stamp(ns):
+    lines: list[str] = []
+    asm = FrameAssembler(needs_points=True, needs_right_image=False, warn=lines.append, reset_after_s=3.0)
+    assert asm.assemble(**Inputs(ns, 20_000).args()) is not None
+    assert asm.assemble(**Inputs(ns, 18_000).args()) is None          # 2 s back: a backwards stamp
+    assert asm.assemble(**Inputs(ns, 1_000).args()) is not None       # 19 s back: the replay started again
+    assert asm.drops["backwards_stamp"] == 1 and any("restart" in line for line in lines)

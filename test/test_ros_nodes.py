@@ -92,7 +92,7 @@ def test_ssc_node_declares_every_parameter_with_a_description(ros_context):
             assert node.describe_parameter(spec.name).description == spec.description
         assert node.get_parameter("outputs.hidden_classes").value == "road"
         assert node.builder.options.hidden_classes == ("road",)
-        assert node.input_names == ["image", "info", "points"]
+        assert node.input_names == ["image", "camera_info", "points"]
     finally:
         node.destroy_node()
 

@@ -45,17 +45,20 @@ class FrameAssembler:
     """Turns synchronized messages into Frames.
 
     needs_points / needs_right_image: what the model consumes (a missing/empty one drops the set);
-    drops: shared counters; warn: a function(str) for log lines (rate-limited here, per reason).
+    drops: shared counters; warn: a function(str) for log lines (rate-limited here, per reason);
+    reset_after_s: a stamp this far behind the last accepted one is a restart (replay/bag played again), not a
+    backwards stamp: it is accepted and the stamp check starts over.
     """
 
     def __init__(
         self, needs_points: bool, needs_right_image: bool, drops: DropCounter | None = None,
-        warn: Callable[[str], None] = print, log_period_s: float = 5.0,
+        warn: Callable[[str], None] = print, log_period_s: float = 5.0, reset_after_s: float = 3.0,
     ) -> None:
         self.needs_points = needs_points
         self.needs_right_image = needs_right_image
         self.drops = drops or DropCounter()
         self.log = RateLimitedLogger(warn, log_period_s)
+        self.reset_after_ns = int(reset_after_s * 1e9)
         self.last_stamp_ns: int | None = None
 
     def reject(self, reason: str, message: str) -> None:
@@ -76,6 +79,9 @@ class FrameAssembler:
         if stamp_ns <= 0:
             self.reject("bad_stamp", f"image stamp {stamp_ns} ns is not positive (unset header?)")
             return None
+        if self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns - self.reset_after_ns:
+            self.log.log("time_reset", f"input time jumped back from {self.last_stamp_ns} to {stamp_ns} ns: restart")
+            self.last_stamp_ns = None
         if self.last_stamp_ns is not None and stamp_ns <= self.last_stamp_ns:
             kind = "repeated" if stamp_ns == self.last_stamp_ns else "backwards"
             self.reject(f"{kind}_stamp", f"{kind} stamp {stamp_ns} ns (last processed {self.last_stamp_ns} ns)")
