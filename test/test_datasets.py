@@ -350,6 +350,22 @@ def test_dataset_right_images_and_baseline_when_asked(tiny_root):
     torch.testing.assert_close(sample["stereo_baseline"], torch.tensor([0.54]), atol=1e-6, rtol=0)
 
 
+def test_dataset_loads_what_the_point_source_requires_and_tells_it_root_and_sequence(tiny_root):
+    seen = []
+
+    def recording_source(frame, cfg):
+        seen.append((frame.index, frame.points_velo is None, frame.image_right is None, dict(cfg["points"])))
+        return np.zeros((0, 4), np.float32)
+
+    register_point_source("test_recording", recording_source, requires=("image_right",))
+    ds = SemanticKittiDataset(tiny_root, "valid", _cfg(history_offsets=[-2], points={"source": "test_recording",
+                                                                                      "option": 3}))
+    assert ds[1]["points"].shape == (0, 4)
+    assert [s[:3] for s in seen] == [(3, True, False), (5, True, False)]  # no scans read, right images read
+    assert seen[0][3] == {"source": "test_recording", "option": 3, "root": str(tiny_root), "sequence": "08"}
+    assert "root" not in ds.cfg["points"]  # the dataset's own cfg is left alone
+
+
 def test_dataset_batches_through_a_dataloader_with_collate(tiny_root):
     ds = SemanticKittiDataset(tiny_root, "valid", _cfg(history_offsets=[-1], points={"source": "lidar"}))
     batch = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate)))
