@@ -237,6 +237,25 @@ def test_split_without_labels_is_a_clear_error(tmp_path, capsys):
     assert "no ground-truth files to evaluate" in err and "CodaLab" in err
 
 
+def test_grid_dims_scores_small_grids_of_synthetic_data(tmp_path, capsys):
+    small = (16, 16, 8)
+    paths = SequencePaths.of(tmp_path, "08")
+    gt = np.zeros(small, dtype=np.uint16)
+    gt[:4, :, 0] = 40  # road
+    gt[5:7, 5:7, 1:3] = 10  # car
+    gt[10, 10, 5] = 52  # ignored class
+    write_voxel_labels(paths.voxel(0, "label"), gt)
+    write_packed_bits(paths.voxel(0, "invalid"), np.zeros(small, bool))
+    np.where(gt == 52, 0, gt).astype("<u2").tofile(_mkparent(paths.prediction(0)))
+    assert ssc_eval(["-d", str(tmp_path), "--output", str(tmp_path), "--no-progress"]) == 2
+    assert "expected 4194304" in capsys.readouterr().err  # the official size is the default
+    assert ssc_eval(["-d", str(tmp_path), "--grid-dims", "16", "16", "8", "--output", str(tmp_path),
+                     "--no-progress"]) == 0
+    scores = yaml.safe_load((tmp_path / "scores.txt").read_text())
+    assert scores["iou_completion"] == 1.0 and scores["iou_road"] == pytest.approx(1.0)
+    assert scores["iou_mean"] == pytest.approx(2 / 19)
+
+
 def test_help_lists_the_official_flags():
     out = subprocess.run([sys.executable, "-m", "ssc_core.cli.evaluate", "--help"], capture_output=True, text=True,
                          check=True).stdout

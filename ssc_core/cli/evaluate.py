@@ -11,7 +11,7 @@ from ssc_core.evaluation.official import DATASET_KINDS, EvaluationResult, evalua
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (official flags plus --dataset-kind and --no-progress)."""
+    """The argument parser (official flags plus --dataset-kind, --grid-dims and --no-progress)."""
     parser = argparse.ArgumentParser(
         prog="ssc-eval",
         description=(
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder to write scores.txt into (YAML, official keys; default: %(default)s)")
     parser.add_argument("--dataset-kind", choices=DATASET_KINDS, default="semantic_kitti",
                         help="dataset layout and protocol (default: %(default)s)")
+    parser.add_argument("--grid-dims", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None,
+                        help="voxel grid of the files when it is not the official 256 256 32 (e.g. 128 128 16 for "
+                             "ssc-make-synthetic --small data); SemanticKITTI and KITTI-360 kinds only")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate(
             args.dataset_kind, args.dataset, args.predictions, args.split, datacfg=args.datacfg,
-            progress=not args.no_progress,
+            progress=not args.no_progress, dims=tuple(args.grid_dims) if args.grid_dims else None,
         )
         print(format_report(result))
         path = write_scores(result, args.output)

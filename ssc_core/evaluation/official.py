@@ -240,11 +240,12 @@ def _labelled_files(voxel_dir: Path) -> list[Path]:
 
 
 def _score_raw_id_frames(
-    pairs: list[tuple[Path, Path]], class_set: ClassSet, kitti360_rules: bool, desc: str, progress: bool
+    pairs: list[tuple[Path, Path]], class_set: ClassSet, kitti360_rules: bool, desc: str, progress: bool,
+    dims: tuple[int, int, int],
 ) -> _RawIdConfusion:
     """Read each (GT .label, prediction) pair and its .invalid once and accumulate them. SemanticKITTI:
     bit-packed .invalid; KITTI-360 (``kitti360_rules``): one byte per voxel, ignored where the raw GT is not 0."""
-    count = int(np.prod(VOXEL_DIMS))
+    count = int(np.prod(dims))
     acc = _RawIdConfusion(class_set)
     for label, pred in tqdm(pairs, desc=desc, unit="frame", disable=not progress):
         pred_raw = _read_uint16(pred, count, "prediction")
@@ -263,10 +264,12 @@ def evaluate_semantic_kitti(
     class_set: ClassSet = SEMANTIC_KITTI,
     splits: dict[str, tuple[str, ...]] | None = None,
     progress: bool = False,
+    dims: tuple[int, int, int] = VOXEL_DIMS,
 ) -> EvaluationResult:
     """Evaluate ``<predictions>/sequences/XX/predictions/*.label`` (raw ids, uint16) against every
     ``<dataset>/sequences/XX/voxels/*.label`` of the split, as the official script. ``predictions``
-    defaults to ``dataset``; ``splits`` overrides the official split table."""
+    defaults to ``dataset``; ``splits`` overrides the official split table; ``dims`` is the grid of the files
+    (the official format is 256x256x32; smaller grids serve synthetic test data)."""
     splits = splits or SEMANTIC_KITTI_SPLITS
     if split not in splits:
         raise EvaluationError(f"unknown split {split!r}; choose one of {sorted(splits)}")
@@ -277,7 +280,7 @@ def evaluate_semantic_kitti(
         for label in _labelled_files(gt_paths.dir / "voxels"):
             pairs.append((label, SequencePaths.of(pred_root, seq).dir / "predictions" / label.name))
     _require_predictions(pairs, f"sequences {list(splits[split])} of {dataset}", _TEST_SPLIT_HINT)
-    acc = _score_raw_id_frames(pairs, class_set, kitti360_rules=False, desc=f"ssc-eval {split}", progress=progress)
+    acc = _score_raw_id_frames(pairs, class_set, False, f"ssc-eval {split}", progress, tuple(dims))
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
     return acc.result("semantic_kitti", "semantic-kitti-api evaluate_completion.py", names)
 
@@ -287,6 +290,7 @@ def evaluate_kitti360(
     predictions: PathLike | None = None,
     split: str = "valid",
     progress: bool = False,
+    dims: tuple[int, int, int] = VOXEL_DIMS,
 ) -> EvaluationResult:
     """Evaluate SSCBench-KITTI-360: ``<predictions>/data_2d_raw/<drive>/predictions/*.label`` (raw ids, uint16)
     against every ``<dataset>/data_2d_raw/<drive>/voxels/*.label`` of the split (train 0000..0010 / valid 0006 /
@@ -299,8 +303,7 @@ def evaluate_kitti360(
         for label in _labelled_files(Kitti360Paths.of(dataset, drive).dir / "voxels"):
             pairs.append((label, Kitti360Paths.of(pred_root, drive).dir / "predictions" / label.name))
     _require_predictions(pairs, f"drives {list(KITTI360_SPLITS[split])} of {dataset}")
-    acc = _score_raw_id_frames(pairs, KITTI360, kitti360_rules=True, desc=f"ssc-eval kitti360 {split}",
-                               progress=progress)
+    acc = _score_raw_id_frames(pairs, KITTI360, True, f"ssc-eval kitti360 {split}", progress, tuple(dims))
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
     return acc.result("kitti360", "SSCBench: GT != 255, labelled voxels never invalid", names)
 
@@ -369,15 +372,19 @@ def evaluate(
     split: str = "valid",
     datacfg: PathLike | None = None,
     progress: bool = False,
+    dims: tuple[int, int, int] | None = None,
 ) -> EvaluationResult:
     """Evaluate a dataset of ``kind`` in DATASET_KINDS; ``datacfg`` (SemanticKITTI only) replaces the built-in
-    label maps and split table with an official-style YAML."""
+    label maps and split table with an official-style YAML; ``dims`` overrides the 256x256x32 grid of the
+    KITTI kinds (NYU's grid is fixed at 60x36x60)."""
     if kind == "semantic_kitti":
         class_set, splits = class_set_from_datacfg(datacfg) if datacfg else (SEMANTIC_KITTI, None)
-        return evaluate_semantic_kitti(dataset, predictions, split, class_set, splits, progress)
+        return evaluate_semantic_kitti(dataset, predictions, split, class_set, splits, progress, dims or VOXEL_DIMS)
     if kind == "kitti360":
-        return evaluate_kitti360(dataset, predictions, split, progress)
+        return evaluate_kitti360(dataset, predictions, split, progress, dims or VOXEL_DIMS)
     if kind == "nyu":
+        if dims is not None and tuple(dims) != NYU_DIMS:
+            raise EvaluationError(f"NYU's grid is {NYU_DIMS}; --grid-dims {tuple(dims)} does not apply")
         return evaluate_nyu(dataset, predictions, split, progress)
     raise EvaluationError(f"unknown dataset kind {kind!r}; choose one of {DATASET_KINDS}")
 
