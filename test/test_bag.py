@@ -396,6 +396,7 @@ def test_run_reports_a_bag_without_the_topics_the_model_needs(tiny_sequence, poi
 def test_cli_kitti2bag_then_run_write_bags_and_say_where(tiny_sequence, points_checkpoint, tmp_path, capsys, ns):
     from ssc_core.cli.bag import main
 
+    grid_args = ["--grid-dims", "16", "16", "4", "--voxel-size", "0.8"]  # origin defaults to (0, -6.4, -2)
     code = main(
         [
             "kitti2bag",
@@ -405,13 +406,15 @@ def test_cli_kitti2bag_then_run_write_bags_and_say_where(tiny_sequence, points_c
             str(tmp_path / "in.db3"),
             "--end",
             "2",
-            "--no-gt",
+            *grid_args,
             "--no-progress",
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert f"wrote {tmp_path / 'in'}/" in printed and "ros2 bag play" in printed
+    topics, _ = read_all(tmp_path / "in", ns)
+    assert topics[NAMES.gt_voxels].count == 1 and topics[NAMES.left_image].count == 2
     code = main(
         [
             "run",
@@ -421,6 +424,8 @@ def test_cli_kitti2bag_then_run_write_bags_and_say_where(tiny_sequence, points_c
             str(tmp_path / "out.mcap"),
             "--checkpoint",
             str(points_checkpoint),
+            "--device",
+            "cpu",
             "--no-progress",
         ]
     )
@@ -484,3 +489,12 @@ def test_run_takes_node_parameters_from_a_ros_params_file(tiny_bag, points_check
     params.write_text("/**:\n  ros__parameters:\n    outputs.markerz: false\n")
     with pytest.raises(ConfigError, match="outputs.markerz"):
         run(tiny_bag.path, tmp_path / "out2", points_checkpoint, params_file=params, progress=False)
+
+
+def test_kitti2bag_takes_the_real_kitti_frame(shared_data, tmp_path, ns):
+    summary = kitti2bag(shared_data / "kitti_real_frame" / "sequences" / "00", tmp_path / "real.mcap", progress=False)
+    _, messages = read_all(summary.path, ns, [NAMES.left_image, NAMES.cloud])
+    image = image_to_rgb(messages[0][1])
+    assert image.shape == (375, 1242, 3)
+    assert len(pointcloud2_to_xyzi(messages[1][1])) == 17238
+    assert NAMES.right_image not in summary.counts and NAMES.gt_voxels not in summary.counts

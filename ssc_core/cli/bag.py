@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ssc_core.errors import SSCError
+from ssc_core.types import GridSpec
 
 EPILOG = """examples:
   ssc-bag kitti2bag --sequence-dir data/sequences/08 --output out/seq08.mcap --end 100
@@ -48,6 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     k2b.add_argument("--end", type=int, default=None, help="stop before this frame (default: all)")
     k2b.add_argument("--no-gt", action="store_true", help="leave out the ground-truth voxel markers")
     k2b.add_argument("--no-right", action="store_true", help="leave out the right camera")
+    k2b.add_argument(
+        "--grid-dims",
+        type=int,
+        nargs=3,
+        default=[256, 256, 32],
+        metavar=("X", "Y", "Z"),
+        help="voxel grid of the label files (default: SemanticKITTI's 256 256 32)",
+    )
+    k2b.add_argument("--voxel-size", type=float, default=0.2, help="voxel size in metres (default: %(default)s)")
+    k2b.add_argument(
+        "--grid-origin",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("X", "Y", "Z"),
+        help="corner of voxel (0, 0, 0) in the LiDAR frame (default: 0, -Y*size/2, -2 as SemanticKITTI)",
+    )
     k2b.add_argument(
         "--with-clock",
         action="store_true",
@@ -121,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         from ssc_ros import bag
 
         if args.command == "kitti2bag":
+            x, y, z = args.grid_dims
+            origin = args.grid_origin or (0.0, -y * args.voxel_size / 2, -2.0)
+            grid = GridSpec(dims=(x, y, z), voxel_size=args.voxel_size, origin=tuple(origin))
             summary = bag.kitti2bag(
                 args.sequence_dir,
                 args.output,
@@ -131,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 with_gt=not args.no_gt,
                 with_right=not args.no_right,
                 with_clock=args.with_clock,
+                grid=grid,
                 progress=not args.no_progress,
             )
         else:
