@@ -226,24 +226,27 @@ def test_range_noise_perturbs_ranges_by_its_sigma():
     assert np.std(diff) == pytest.approx(0.05, rel=0.1)
 
 
-def test_real_calib_and_trajectory_are_driven_through_the_world(tmp_path, shared_data):
-    calib_dir = shared_data / "kitti_odometry_calib" / "sequences" / "04"
+def test_real_calib_and_a_sloped_real_trajectory_are_driven_through_the_world(tmp_path, shared_data):
+    sequences = shared_data / "kitti_odometry_calib" / "sequences"
+    calib_file, poses_file = sequences / "00" / "calib.txt", sequences / "08" / "poses.txt"
+    start = 3860  # seq 08 climbs about 2 m over the next 33 m here
     options = SyntheticOptions.small(**{**TINY, "image_size": (160, 48), "azimuth_step_deg": 1.0},
-                                     calib_file=str(calib_dir / "calib.txt"),
-                                     trajectory_file=str(calib_dir / "poses.txt"), trajectory_start=100)
-    paths = generate_sequence(tmp_path, "04", frames=6, seed=1, options=options)
-    real = read_poses(calib_dir / "poses.txt")[100:106]
-    expected = np.linalg.inv(real[0])[None] @ real
-    np.testing.assert_allclose(read_poses(paths.poses), expected, atol=1e-6)
-    np.testing.assert_allclose(read_calib(paths.calib).T_cam0_velo, read_calib(calib_dir / "calib.txt").T_cam0_velo)
+                                     calib_file=str(calib_file), trajectory_file=str(poses_file),
+                                     trajectory_start=start)
+    paths = generate_sequence(tmp_path, "08", frames=6, seed=1, options=options)
+    real = read_poses(poses_file)[start:start + 6]
+    np.testing.assert_allclose(read_poses(paths.poses), np.linalg.inv(real[0])[None] @ real, atol=1e-6)
+    calib = read_calib(paths.calib)
+    np.testing.assert_allclose(calib.T_cam0_velo, read_calib(calib_file).T_cam0_velo, atol=1e-9)
+    assert not np.allclose(calib.T_cam0_velo, default_calib().T_cam0_velo, atol=1e-4)
+    grid, poses = options.grid, read_velo_poses(paths)
+    labels = {f: read_voxel_labels(paths.voxel(f, "label"), grid.dims) for f in (0, 5)}
     points, semantic, _ = _scan(paths, 0)
-    idx, inside = options.grid.points_to_indices(points)
-    labels = _voxels_of(paths, options, 0)
-    assert (labels[tuple(idx[inside].T)] == semantic[inside]).mean() > 0.9
-
-
-def _voxels_of(paths: SequencePaths, options: SyntheticOptions, frame: int) -> np.ndarray:
-    return read_voxel_labels(paths.voxel(frame, "label"), options.grid.dims)
+    idx, inside = grid.points_to_indices(points)
+    assert (labels[0][tuple(idx[inside].T)] == semantic[inside]).mean() > 0.9
+    moved = transform_points(np.linalg.inv(poses[5]) @ poses[0], points)
+    idx, inside = grid.points_to_indices(moved)
+    assert (labels[5][tuple(idx[inside].T)] > 0).mean() > 0.9
 
 
 # ------------------------------------------------------------------------------------------------ CLI

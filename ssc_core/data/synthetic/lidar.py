@@ -54,6 +54,6 @@ def simulate_scan(world: World, T_world_velo: np.ndarray, time_s: float, options
     point_w = hits.point.transpose(1, 0, 2).reshape(-1, 3)
     refl = hits.reflectance.T.ravel()
     remission = refl * (0.4 + 0.6 * cos_inc) * (0.8 + 0.4 * value_noise(point_w, 0.3, world.texture_seed + 7))
-    points = np.concatenate([xyz, np.clip(remission, 0.0, 1.0)[:, None]], axis=1)[valid & (t_noisy > 0)]
     keep = valid & (t_noisy > 0)
+    points = np.concatenate([xyz, np.clip(remission, 0.0, 1.0)[:, None]], axis=1)[keep]
     return Scan(points.astype(np.float32), hits.semantic.T.ravel()[keep], hits.instance.T.ravel()[keep])

@@ -28,6 +28,7 @@ class RayGrid:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(R, C) rows and columns of the grid."""
         return self.dirs.shape[:2]
 
     def window(self, center: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -107,7 +108,8 @@ class CameraGrid(RayGrid):
 class Hits:
     """What each ray of an (R, C) grid hit: t (R, C) ray parameter (inf = nothing), solid index (R, C)
     int32 (GROUND / NOTHING otherwise), normal (R, C, 3) world unit normal, point (R, C, 3) world hit point,
-    semantic / instance (R, C) uint16, color (R, C, 3) float32 albedo, reflectance (R, C) float32."""
+    semantic / instance (R, C) uint16, color (R, C, 3) float32 albedo, reflectance (R, C) float32,
+    marking (R, C) bool painted road lines."""
 
     t: np.ndarray
     solid: np.ndarray

@@ -90,7 +90,9 @@ def trajectory_path(rng: np.random.Generator, n_min: int, n_scans: int, options:
     left = np.stack([-forward[:, 1], forward[:, 0]], axis=1)
     centre = np.concatenate([T_world_velo[:, :2, 3] - EGO_LANE_OFFSET_M * left,
                              T_world_velo[:, 2:3, 3] - options.lidar_height_m], axis=1)
-    centre = resample_polyline(extend_polyline(resample_polyline(centre), LEAD_IN_M, MARGIN_M))
+    # A point 1 m ahead of the last pose keeps the polyline well defined when the car stands still.
+    ahead = np.r_[centre[-1, :2] + forward[-1], centre[-1, 2]]
+    centre = resample_polyline(extend_polyline(resample_polyline(np.vstack([centre, ahead])), LEAD_IN_M, MARGIN_M))
     provisional = Street(centre[:, :2], centre[:, 2], CrossSections.random(rng, 0.0, 1.0), np.zeros((0, 3)))
     length = provisional.length
     ego_s, _, _ = provisional.locate(T_world_velo[:, :2, 3])
