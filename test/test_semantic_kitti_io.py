@@ -220,6 +220,9 @@ def test_calib_with_non_numeric_or_short_values_names_the_file_and_line(tmp_path
     path.write_text("garbage line\n")
     with pytest.raises(DataFormatError, match=r"calib\.txt:1: expected 'KEY: values'"):
         sk.read_calib(path)
+    path.write_text("P2: " + " ".join(["1"] * 11 + ["nan"]) + "\n")
+    with pytest.raises(DataFormatError, match=r"calib\.txt:1: non-finite value \(nan/inf\) in P2"):
+        sk.read_calib(path)
 
 
 # ----------------------------------------------------------------------------------------------- poses, times
@@ -240,6 +243,9 @@ def test_poses_with_non_numeric_or_wrong_count_name_file_and_line(tmp_path):
         sk.read_poses(path)
     path.write_text(" ".join(["1"] * 13) + "\n")
     with pytest.raises(DataFormatError, match=r"poses\.txt:1: 13 values, expected 12"):
+        sk.read_poses(path)
+    path.write_text(" ".join(["1"] * 12) + "\n" + " ".join(["1"] * 11 + ["inf"]) + "\n")
+    with pytest.raises(DataFormatError, match=r"poses\.txt:2: non-finite pose value"):
         sk.read_poses(path)
 
 

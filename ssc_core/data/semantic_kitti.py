@@ -150,6 +150,8 @@ def parse_calib_text(text: str, source: str = "calib.txt") -> dict[str, np.ndarr
             arr = np.array([float(v) for v in values.split()], dtype=np.float64)
         except ValueError as exc:
             raise DataFormatError(f"{source}:{lineno}: non-numeric value in {key.strip()}: {exc}") from None
+        if not np.all(np.isfinite(arr)):
+            raise DataFormatError(f"{source}:{lineno}: non-finite value (nan/inf) in {key.strip()}")
         entries[key.strip()] = arr.reshape(3, 4) if arr.size == 12 else arr
     return entries
 
@@ -202,6 +204,8 @@ def read_poses(path: PathLike) -> np.ndarray:
             raise DataFormatError(f"{path}:{lineno}: non-numeric pose values") from None
         if len(values) != 12:
             raise DataFormatError(f"{path}:{lineno}: {len(values)} values, expected 12 (3x4 row-major)")
+        if not np.all(np.isfinite(values)):
+            raise DataFormatError(f"{path}:{lineno}: non-finite pose value (nan/inf)")
         rows.append(values)
     poses = np.tile(np.eye(4), (len(rows), 1, 1))
     if rows:
