@@ -166,13 +166,14 @@ class OutputBuilder:
 
     def _visible(self, sel: VoxelSelection) -> np.ndarray:
         """(N,) bool: voxels with at least one face not covered by another shown voxel."""
-        p = np.pad(sel.shown, 1, constant_values=False)
-        covered = p[:-2, 1:-1, 1:-1] & p[2:, 1:-1, 1:-1]
-        covered &= p[1:-1, :-2, 1:-1]
-        covered &= p[1:-1, 2:, 1:-1]
-        covered &= p[1:-1, 1:-1, :-2]
-        covered &= p[1:-1, 1:-1, 2:]
-        return ~covered[sel.idx[:, 0], sel.idx[:, 1], sel.idx[:, 2]]
+        padded = np.pad(sel.shown, 1, constant_values=False).ravel()
+        _, py, pz = (d + 2 for d in sel.shown.shape)
+        flat = ((sel.idx[:, 0] + 1) * py + sel.idx[:, 1] + 1) * pz + sel.idx[:, 2] + 1
+        covered = np.ones(len(flat), dtype=bool)
+        for step in (1, pz, py * pz):  # gather the six neighbours of the selected voxels only
+            covered &= padded[flat - step]
+            covered &= padded[flat + step]
+        return ~covered
 
     # ---------------------------------------------------------------------------------------- markers
     def marker_arrays_data(self, sel: VoxelSelection) -> list[tuple[int, np.ndarray]]:
@@ -239,10 +240,8 @@ class OutputBuilder:
         confident = None
         if self.options.min_confidence > 0:
             confident = np.asarray(prediction.confidence) >= self.options.min_confidence
-        band_labels = np.ascontiguousarray(labels[:, :, k0:k1])  # comparisons on a strided view are ~10x slower
-        obstacle = np.zeros(band_labels.shape, dtype=bool)
-        for cls in np.flatnonzero(self._obstacle):
-            obstacle |= band_labels == cls
+        band_labels = np.ascontiguousarray(labels[:, :, k0:k1])  # a gather from a strided view is much slower
+        obstacle = np.take(self._obstacle, band_labels)
         known = (labels != 0) & (labels != IGNORE_LABEL)
         if confident is not None:
             obstacle &= confident[:, :, k0:k1]
