@@ -268,6 +268,9 @@ def test_times_round_trip_and_non_numeric(tmp_path):
     path.write_text("0.0\nabc\n")
     with pytest.raises(DataFormatError, match=r"times\.txt: non-numeric"):
         sk.read_times(path)
+    path.write_text("0.0\n0.1\nnan\n")
+    with pytest.raises(DataFormatError, match=r"times\.txt: non-finite time value \(nan/inf\) at line 3"):
+        sk.read_times(path)
 
 
 def test_real_times_and_poses_of_sequence_08_have_one_line_per_scan(shared_data):

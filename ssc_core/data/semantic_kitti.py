@@ -239,9 +239,13 @@ def read_times(path: PathLike) -> np.ndarray:
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
     try:
-        return np.array([float(v) for v in path.read_text().split()], dtype=np.float64)
+        times = np.array([float(v) for v in path.read_text().split()], dtype=np.float64)
     except ValueError:
         raise DataFormatError(f"{path}: non-numeric time value") from None
+    if not np.all(np.isfinite(times)):
+        line = int(np.argmin(np.isfinite(times))) + 1
+        raise DataFormatError(f"{path}: non-finite time value (nan/inf) at line {line}")
+    return times
 
 
 def write_times(path: PathLike, times_s: np.ndarray) -> None:
