@@ -330,7 +330,9 @@ def make_image(ns: MessageNamespace, stamp_ns: int, frame_id: str, image_rgb: np
     """sensor_msgs/Image (encoding rgb8) from an (H, W, 3) uint8 RGB array."""
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
-        raise DataFormatError(f"image for {frame_id}: expected (H, W, 3) uint8, got {image_rgb.shape} {image_rgb.dtype}")
+        raise DataFormatError(
+            f"image for {frame_id}: expected (H, W, 3) uint8, got {image_rgb.shape} {image_rgb.dtype}"
+        )
     h, w, _ = image_rgb.shape
     return ns.Image(
         header=make_header(ns, stamp_ns, frame_id), height=h, width=w, encoding="rgb8", is_bigendian=0,
