@@ -10,11 +10,13 @@ sample of ``transforms.window_to_sample`` plus the targets:
 History frames sit at ``data.history_offsets`` (raw frame offsets such as [-12, -9, -6, -3]); an offset that
 falls outside the sequence reuses the current frame (as SGN does). Each history frame carries T_cur_hist from
 the LiDAR poses (poses.txt through Tr). ``build_frame`` loads one ``Frame`` from disk for replay and bag tools.
+
+``Kitti360Dataset`` is the same for SSCBench-KITTI-360 drives (``build_kitti360_frame`` for one frame), and
+``build_dataset(data_cfg, split, root)`` picks the class named by ``data.dataset``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +53,6 @@ from ssc_core.data.transforms import window_to_sample
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.poses import relative_transform
 from ssc_core.types import Calib, Frame, FrameWindow, GridSpec
-
-LOG = logging.getLogger(__name__)
 
 # Official SemanticKITTI SSC splits (semantic-kitti.yaml). 'val' is accepted as an alias of 'valid'.
 SEMANTIC_KITTI_SPLITS: dict[str, list[str]] = {
