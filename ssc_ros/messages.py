@@ -241,7 +241,9 @@ def make_pointcloud2(
     fields = []
     for name in points.dtype.names:
         dtype, offset = points.dtype.fields[name][:2]
-        code = (field_types or {}).get(name, codes.get(dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype))
+        if dtype.byteorder == ">":
+            raise DataFormatError(f"point cloud field {name!r}: big-endian {dtype} is not supported")
+        code = (field_types or {}).get(name, codes.get(dtype))
         if code is None:
             raise DataFormatError(f"point cloud field {name!r}: dtype {dtype} has no PointField datatype")
         fields.append(ns.PointField(name=name, offset=int(offset), datatype=int(code), count=1))

@@ -184,3 +184,11 @@ def test_a_large_jump_back_is_a_restart_not_a_backwards_stamp(ns):
     assert asm.assemble(**Inputs(ns, 18_000).args()) is None          # 2 s back: a backwards stamp
     assert asm.assemble(**Inputs(ns, 1_000).args()) is not None       # 19 s back: the replay started again
     assert asm.drops["backwards_stamp"] == 1 and any("restart" in line for line in lines)
+
+
+def test_synchronizer_discards_items_older_than_a_match_as_unmatched():
+    sync = FrameSynchronizer(["image", "info"], slop_s=0.01, queue_size=10)
+    sync.add("image", 100, "lonely")        # never gets its camera_info
+    sync.add("image", 200, "img")
+    assert sync.add("info", 200, "info").items == {"image": "img", "info": "info"}
+    assert sync.drops["unmatched"] == 1

@@ -101,3 +101,10 @@ def test_a_restarted_replay_clears_the_window(ns):
     window = builder.build(inputs(ns, 1000), 1_000_000_000, TF())
     assert window is not None and builder.last_push is PushResult.RESET
     assert all(f is window.current for f in window.history)
+
+
+def test_sets_dropped_for_tf_still_count_as_received(ns):
+    builder = WindowBuilder(Model(), defaults(SSC_NODE_PARAMS), warn=lambda s: None)
+    builder.build(inputs(ns, 1000), 1_000_000_000, lambda *a: None)
+    builder.build(inputs(ns, 1100), 1_100_000_000, TF())
+    assert builder.drops.received == 2 and builder.drops.total == 1

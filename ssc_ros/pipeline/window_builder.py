@@ -83,21 +83,18 @@ class WindowBuilder:
         camera = items["camera_info"].header.frame_id
         T_cam_velo = lookup(camera, lidar, stamp_ns) if lidar else None
         if T_cam_velo is None:
-            self.assembler.reject("missing_tf", f"no TF {camera} <- '{lidar}' at stamp {stamp_ns} ns")
-            return None
+            return self._reject("missing_tf", f"no TF {camera} <- '{lidar}' at stamp {stamp_ns} ns")
         T_odom_velo = lookup(self.p["frames.fixed"], lidar, stamp_ns) if self.needs_pose else None
         if T_odom_velo is None and self.needs_pose:
             if self.p["window.require_pose"]:
-                self.assembler.reject("missing_pose", f"no pose {self.p['frames.fixed']} <- {lidar} at {stamp_ns} ns")
-                return None
+                return self._reject("missing_pose", f"no pose {self.p['frames.fixed']} <- {lidar} at {stamp_ns} ns")
             self.drops.drop("missing_pose")
         cloud = items.get("points")
         T_velo_cloud = None
         if cloud is not None and cloud.header.frame_id and cloud.header.frame_id != lidar:
             T_velo_cloud = lookup(lidar, cloud.header.frame_id, stamp_ns)
             if T_velo_cloud is None:
-                self.assembler.reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
-                return None
+                return self._reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
         frame = self.assembler.assemble(
             items["image"], items["camera_info"], cloud, items.get("image_right"), items.get("camera_info_right"),
             T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo, T_velo_cloud=T_velo_cloud)
@@ -106,3 +103,8 @@ class WindowBuilder:
         self.last_push = self.buffer.push(frame)
         window, _ = self.buffer.window(frame)
         return window
+
+    def _reject(self, reason: str, message: str) -> None:
+        """A set dropped before it reached the assembler: counted as received and as a drop, logged."""
+        self.drops.count_received()
+        self.assembler.reject(reason, message)
