@@ -22,6 +22,7 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
         ("share/" + package_name + "/config/models", glob("config/models/*.yaml")),
+        ("share/" + package_name + "/config/data", glob("config/data/*.yaml")),
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=[
