@@ -10,11 +10,10 @@ The replay node publishes /clock (it runs on wall time); every other node uses u
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 ARGS = {
     "sequence_dir": ("", "SemanticKITTI sequence folder (.../sequences/08), required"),

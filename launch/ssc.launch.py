@@ -11,11 +11,10 @@ The camera_info frame must be reachable from ``lidar_frame`` through TF; for a t
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 ARGS = {
     "checkpoint": ("", "ssc-train checkpoint (required)"),
