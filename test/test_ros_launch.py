@@ -28,12 +28,12 @@ except ament_index.PackageNotFoundError:
     pytest.skip("ssc_ros is not installed in the ament index (colcon build + source install/setup.bash first)",
                 allow_module_level=True)
 
+import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import rclpy  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
-import launch  # noqa: E402
 from ssc_core.config import load_config  # noqa: E402
 from ssc_core.data.label_maps import SEMANTIC_KITTI  # noqa: E402
 from ssc_core.data.semantic_kitti import write_calib, write_image, write_points, write_poses, write_times  # noqa: E402
