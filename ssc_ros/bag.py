@@ -227,6 +227,13 @@ class BagReader:
 
         self.path = input_bag_dir(path)
         self.typestore = typestore
+        if not (self.path / "metadata.yaml").is_file():
+            hint = (
+                " (`ros2 bag reindex` rebuilds it)"
+                if any(self.path.glob("*.mcap")) or any(self.path.glob("*.db3"))
+                else ""
+            )
+            raise DataFormatError(f"bag {self.path}: no metadata.yaml, not a finished ROS 2 bag{hint}")
         try:
             self._reader = Reader(self.path)
             self._reader.open()

@@ -233,8 +233,11 @@ def test_corrupt_and_missing_bags_give_data_format_errors(tmp_path, ns):
     with pytest.raises(DataFormatError, match="not found"):
         read_all(tmp_path / "absent", ns)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataFormatError, match="metadata"):
+    with pytest.raises(DataFormatError, match="no metadata.yaml"):
         read_all(tmp_path / "empty", ns)
+    (writer.path / "metadata.yaml").unlink()  # what a crashed recorder leaves behind
+    with pytest.raises(DataFormatError, match="reindex"):
+        read_all(writer.path, ns)
 
 
 def test_unknown_message_types_and_missing_topics_are_reported(tmp_path, ns):
@@ -498,3 +501,31 @@ def test_kitti2bag_takes_the_real_kitti_frame(shared_data, tmp_path, ns):
     assert image.shape == (375, 1242, 3)
     assert len(pointcloud2_to_xyzi(messages[1][1])) == 17238
     assert NAMES.right_image not in summary.counts and NAMES.gt_voxels not in summary.counts
+
+
+class FailingPredictor:
+    """The Predictor contract around PointsModel, raising on the given call (a model failing mid-bag)."""
+
+    def __init__(self, checkpoint, fail_on_call: int):
+        from ssc_core.inference.predictor import Predictor
+
+        self.inner = Predictor.from_checkpoint(checkpoint)
+        self.calls, self.fail_on_call = 0, fail_on_call
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["inner"], name)
+
+    def predict(self, window):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise DataFormatError("simulated failure in frame 2")
+        return self.inner.predict(window)
+
+
+def test_run_failing_midway_leaves_a_readable_bag_with_what_was_done(tiny_bag, points_checkpoint, tmp_path, ns):
+    predictor = FailingPredictor(points_checkpoint, fail_on_call=2)
+    with pytest.raises(DataFormatError, match="simulated"):
+        run(tiny_bag.path, tmp_path / "partial.mcap", predictor=predictor, progress=False)
+    topics, messages = read_all(tmp_path / "partial", ns, [RunTopics().voxel_cloud])
+    assert topics[RunTopics().voxel_cloud].count == 1 and messages[0][0].stamp_ns == 1_000_000_000
+    assert topics[NAMES.left_image].count >= 2
