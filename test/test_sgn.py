@@ -203,3 +203,17 @@ def test_tiny_config_runs_on_the_small_synthetic_grid():
         out = model(batch)
     assert out["ssc_logits"].shape == (1, 20, 128, 128, 16)
     assert "occ_logits" not in out
+
+
+def test_bf16_autocast_forward_backward_gives_finite_losses_and_gradients():
+    torch.manual_seed(0)
+    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18})
+    model = build_model(cfg).train()
+    batch = make_batch(cfg, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model.losses(model(batch), batch)
+    assert all(torch.isfinite(v) and v.item() > 0 for v in losses.values())
+    sum(losses.values()).backward()
+    sparse_weight = model.sgb.sfe1[0].conv1.weight
+    assert sparse_weight.grad is not None and sparse_weight.grad.dtype == torch.float32
+    assert torch.isfinite(sparse_weight.grad).all() and sparse_weight.grad.abs().sum() > 0

@@ -120,10 +120,13 @@ class _RulebookConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features, weight, rules):  # noqa: ANN001, ANN205 - autograd signature
-        out = features.new_zeros((features.shape[0], weight.shape[2]))
-        for k, (out_idx, in_idx) in enumerate(rules):
-            if out_idx.numel():
-                out.index_add_(0, out_idx, features[in_idx] @ weight[k])
+        # Computed in the features' dtype with autocast off, so AMP (bf16/fp16) and fp32 both work.
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            w = weight.to(features.dtype)
+            out = features.new_zeros((features.shape[0], weight.shape[2]))
+            for k, (out_idx, in_idx) in enumerate(rules):
+                if out_idx.numel():
+                    out.index_add_(0, out_idx, features[in_idx] @ w[k])
         ctx.save_for_backward(features, weight)
         ctx.rules = rules
         return out
@@ -131,17 +134,20 @@ class _RulebookConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):  # noqa: ANN001, ANN205 - autograd signature
         features, weight = ctx.saved_tensors
-        grad_features = torch.zeros_like(features) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
-        for k, (out_idx, in_idx) in enumerate(ctx.rules):
-            if not out_idx.numel():
-                continue
-            g = grad_out[out_idx]
-            if grad_features is not None:
-                grad_features.index_add_(0, in_idx, g @ weight[k].t())
-            if grad_weight is not None:
-                grad_weight[k] = features[in_idx].t() @ g
-        return grad_features, grad_weight, None
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            grad_out = grad_out.to(features.dtype)
+            w = weight.to(features.dtype)
+            grad_features = torch.zeros_like(features) if ctx.needs_input_grad[0] else None
+            grad_weight = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
+            for k, (out_idx, in_idx) in enumerate(ctx.rules):
+                if not out_idx.numel():
+                    continue
+                g = grad_out[out_idx]
+                if grad_features is not None:
+                    grad_features.index_add_(0, in_idx, g @ w[k].t())
+                if grad_weight is not None:
+                    grad_weight[k] = features[in_idx].t() @ g
+        return grad_features, None if grad_weight is None else grad_weight.to(weight.dtype), None
 
 
 class SubMConv3d(nn.Module):
