@@ -1,0 +1,326 @@
+"""``run``: ssc_node's pipeline over a ROS 2 bag, writing the input messages plus the node's outputs.
+
+``BagPipeline`` wires the same classes as ssc_node (FrameSynchronizer, FrameAssembler, TemporalBuffer, the
+Predictor, OutputBuilder) with the node's parameters; TF comes from the bag (``TransformHistory``). Every
+synchronised set is processed in stamp order: offline there is no reason to drop stale sets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ssc_core.errors import ConfigError, DataFormatError
+from ssc_ros.bag.files import DEBUG_QOS, LATCHED_QOS, BagReader, BagSummary, BagWriter
+from ssc_ros.bag.tf_history import TransformHistory
+from ssc_ros.messages import make_float64, rosbags_namespace, stamp_to_ns
+from ssc_ros.pipeline.health import DropCounter
+from ssc_ros.pipeline.inputs import FrameAssembler
+from ssc_ros.pipeline.outputs import OutputBuilder
+from ssc_ros.pipeline.sync import FrameSynchronizer, SyncedSet
+from ssc_ros.pipeline.temporal_buffer import PushResult, TemporalBuffer
+from ssc_ros.replay import ReplayNames
+
+
+@dataclass(frozen=True)
+class RunTopics:
+    """Input topics ``run`` reads (the replay's names by default, as the launch file remaps them for ssc_node)
+    and the output topics it writes (ssc_node's ``~/...`` topics resolved for the node name ``ssc_node``)."""
+
+    image: str = ReplayNames.left_image
+    camera_info: str = ReplayNames.left_info
+    points: str = ReplayNames.cloud
+    image_right: str = ReplayNames.right_image
+    camera_info_right: str = ReplayNames.right_info
+    tf: str = ReplayNames.tf
+    tf_static: str = ReplayNames.tf_static
+    voxels: str = "/ssc_node/voxels"
+    voxel_cloud: str = "/ssc_node/voxel_cloud"
+    occupancy_grid: str = "/ssc_node/occupancy_grid"
+    processing_time: str = "/ssc_node/processing_time_ms"
+
+
+OUTPUT_QOS = LATCHED_QOS  # ssc_node's outputs with outputs.latch (the default): reliable, transient local, depth 1
+
+
+def node_parameters(params_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict:
+    """ssc_node's parameter values: the declared defaults, then a ROS 2 parameter YAML (``/**:`` or
+    ``ssc_node:`` -> ``ros__parameters``, nested mappings flattened to dotted names, e.g. config/ssc_node.yaml),
+    then ``overrides``. ConfigError for unknown names or an unreadable file."""
+    import yaml
+
+    from ssc_ros.pipeline.params import SSC_NODE_PARAMS
+
+    values = {spec.name: spec.default for spec in SSC_NODE_PARAMS}
+    updates: dict[str, Any] = {}
+    if params_file is not None:
+        path = Path(params_file)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read ROS parameters ({exc})") from None
+        for node, section in data.items() if isinstance(data, dict) else []:
+            if node.lstrip("/") in ("**", "ssc_node") and isinstance(section, dict):
+                updates.update(_flatten(section.get("ros__parameters") or {}))
+    updates.update(overrides or {})
+    unknown = sorted(set(updates) - set(values))
+    if unknown:
+        raise ConfigError(f"unknown ssc_node parameter(s) {unknown}; see docs/ros.md")
+    values.update(updates)
+    return values
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+class BagPipeline:
+    """ssc_node's processing chain fed from bag messages, one synchronised set at a time, no threads.
+
+    The same steps as the node's intake and worker (see ssc_node.py): FrameSynchronizer -> TF at the set's
+    stamp (camera <- LiDAR, fixed <- LiDAR, LiDAR <- cloud) -> FrameAssembler -> TemporalBuffer ->
+    Predictor -> OutputBuilder; every set is processed (nothing is stale offline). predictor: the Predictor
+    contract; params: ssc_node parameter values (``node_parameters``); topics: RunTopics; warn: log function.
+    ``on_tf`` / ``on_input`` take decoded messages in bag order and return the (Prediction, processing seconds)
+    pairs that became ready; ``finish`` flushes what still waits for TF at the end of the bag.
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        params: dict[str, Any] | None = None,
+        topics: RunTopics | None = None,
+        warn: Callable[[str], None] = print,
+    ) -> None:
+        from ssc_ros.pipeline.params import output_options
+
+        self.predictor = predictor
+        self.p = params or node_parameters()
+        self.topics = topics or RunTopics()
+        t = self.topics
+        self.inputs = {"image": t.image, "camera_info": t.camera_info}
+        if predictor.needs_points:
+            self.inputs["points"] = t.points
+        if predictor.needs_right_image:
+            self.inputs["image_right"] = t.image_right
+            self.inputs["camera_info_right"] = t.camera_info_right
+        self._key_of = {topic: key for key, topic in self.inputs.items()}
+        self.drops = DropCounter()
+        self.sync = FrameSynchronizer(list(self.inputs), self.p["sync.slop_s"], self.p["sync.queue_size"], self.drops)
+        self.assembler = FrameAssembler(
+            predictor.needs_points, predictor.needs_right_image, self.drops, warn, self.p["log.period_s"]
+        )
+        window_kwargs = dict(
+            tolerance_s=self.p["window.tolerance_s"] or None, reset_after_s=self.p["window.reset_after_s"]
+        )
+        if self.p["window.from_model"]:
+            self.buffer = TemporalBuffer.from_frame_offsets(
+                predictor.history_offsets, predictor.frame_rate_hz, **window_kwargs
+            )
+        else:
+            self.buffer = TemporalBuffer(list(self.p["window.offsets_s"]), **window_kwargs)
+        self.builder = OutputBuilder(predictor.class_set, output_options(self.p))
+        self.tf = TransformHistory()
+        self._pending: deque[SyncedSet] = deque()
+        self.processed = 0
+
+    def is_input(self, topic: str) -> bool:
+        """Whether ``topic`` feeds the synchroniser."""
+        return topic in self._key_of
+
+    def on_tf(self, msg: Any, static: bool) -> list:
+        """Store a TFMessage; returns the results of sets that were waiting for it."""
+        self.tf.add(msg, static)
+        return self._drain(final=False)
+
+    def on_input(self, topic: str, msg: Any) -> list:
+        """Offer an input message to the synchroniser; returns the results that became ready."""
+        matched = self.sync.add(self._key_of[topic], stamp_to_ns(msg.header.stamp), msg)
+        if matched is not None:
+            self._pending.append(matched)
+        return self._drain(final=False)
+
+    def finish(self) -> list:
+        """Process every set still waiting (end of the bag: with whatever TF there is)."""
+        return self._drain(final=True)
+
+    def _lidar_frame(self, items: dict) -> str:
+        if self.p["frames.lidar"]:
+            return self.p["frames.lidar"]
+        return items["points"].header.frame_id if "points" in items else ""
+
+    def _ready(self, matched: SyncedSet) -> bool:
+        """A set can go once its camera <- LiDAR transform is known and, with a history window, its pose is
+        known or will never come (the dynamic TF has already moved past its stamp)."""
+        stamp, lidar = matched.stamp_ns, self._lidar_frame(matched.items)
+        if not lidar or self.tf.lookup(matched.items["camera_info"].header.frame_id, lidar, stamp) is None:
+            return False
+        if not self.buffer.offsets_ns or self.tf.lookup(self.p["frames.fixed"], lidar, stamp) is not None:
+            return True
+        latest = self.tf.latest_dynamic_ns
+        return latest is not None and latest > stamp + self.tf.tolerance_ns
+
+    def _drain(self, final: bool) -> list:
+        out = []
+        while self._pending and (final or self._ready(self._pending[0])):
+            result = self._process(self._pending.popleft())
+            if result is not None:
+                out.append(result)
+        return out
+
+    def _process(self, matched: SyncedSet):
+        items, stamp = matched.items, matched.stamp_ns
+        lidar = self._lidar_frame(items)
+        camera = items["camera_info"].header.frame_id
+        T_cam_velo = self.tf.lookup(camera, lidar, stamp) if lidar else None
+        if T_cam_velo is None:
+            self.assembler.reject("missing_tf", f"no TF {camera} <- '{lidar}' at stamp {stamp} ns in the bag")
+            return None
+        T_odom_velo = self.tf.lookup(self.p["frames.fixed"], lidar, stamp) if self.buffer.offsets_ns else None
+        if T_odom_velo is None and self.buffer.offsets_ns:
+            if self.p["window.require_pose"]:
+                self.assembler.reject("missing_pose", f"no pose {self.p['frames.fixed']} <- {lidar}")
+                return None
+            self.drops.drop("missing_pose")
+        cloud = items.get("points")
+        T_velo_cloud = None
+        if cloud is not None and cloud.header.frame_id and cloud.header.frame_id != lidar:
+            T_velo_cloud = self.tf.lookup(lidar, cloud.header.frame_id, stamp)
+            if T_velo_cloud is None:
+                self.assembler.reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
+                return None
+        frame = self.assembler.assemble(
+            items["image"],
+            items["camera_info"],
+            cloud,
+            items.get("image_right"),
+            items.get("camera_info_right"),
+            T_cam_velo=T_cam_velo,
+            T_odom_velo=T_odom_velo,
+            T_velo_cloud=T_velo_cloud,
+            index=self.processed,
+        )
+        if frame is None:
+            return None
+        pushed = self.buffer.push(frame)
+        if pushed in (PushResult.DUPLICATE, PushResult.OUT_OF_ORDER):
+            self.drops.drop(pushed.value)
+            return None
+        window, _ = self.buffer.window(frame)
+        start = time.perf_counter()
+        prediction = self.predictor.predict(window)
+        elapsed = time.perf_counter() - start
+        prediction.frame_id = lidar
+        self.processed += 1
+        return prediction, elapsed
+
+    def output_messages(self, ns: Any, prediction: Any, processing_s: float) -> list[tuple[str, str, Any, Any]]:
+        """[(topic, type name, message, QoS)] of the node's enabled outputs for one Prediction."""
+        t, p = self.topics, self.p
+        out_qos = OUTPUT_QOS if p["outputs.latch"] else DEBUG_QOS
+        selection = self.builder.select(prediction) if p["outputs.markers"] or p["outputs.cloud"] else None
+        out = []
+        if p["outputs.markers"]:
+            out.append((t.voxels, "MarkerArray", self.builder.marker_array(ns, prediction, selection), out_qos))
+        if p["outputs.cloud"]:
+            out.append((t.voxel_cloud, "PointCloud2", self.builder.voxel_cloud(ns, prediction, selection), out_qos))
+        if p["outputs.occupancy"]:
+            out.append((t.occupancy_grid, "OccupancyGrid", self.builder.occupancy_grid(ns, prediction), out_qos))
+        out.append((t.processing_time, "Float64", make_float64(ns, processing_s * 1e3), DEBUG_QOS))
+        return out
+
+
+def run(
+    input_bag: str | Path,
+    output: str | Path,
+    checkpoint: str | Path | None = None,
+    config: str | Path | None = None,
+    storage: str | None = None,
+    device: str = "cpu",
+    distro: str = "humble",
+    topics: RunTopics | None = None,
+    params_file: str | Path | None = None,
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+    warn: Callable[[str], None] = print,
+    predictor: Any = None,
+) -> BagSummary:
+    """Run the SSC pipeline over a bag: copy every input message to ``output`` and add ssc_node's outputs
+    (voxels MarkerArray, voxel_cloud PointCloud2, occupancy_grid OccupancyGrid, processing_time_ms), stamped
+    with their input's stamp. The model comes from ``checkpoint`` (``config`` checked against it and used) or a
+    ready ``predictor``; node parameters from ``params_file`` (ROS YAML) and ``params`` over the node defaults.
+    DataFormatError when the bag lacks a topic the model needs or /tf_static, or already holds output topics.
+    Returns a BagSummary (``extra``: sets received, drops by reason)."""
+    values = node_parameters(params_file, params)
+    if predictor is None:
+        from ssc_ros.pipeline.predictor_setup import build_predictor
+
+        if checkpoint is None:
+            raise ConfigError("ssc-bag run needs a checkpoint (--checkpoint)")
+        predictor = build_predictor(str(checkpoint), str(config or ""), device, values["model.precision"])
+    ns = rosbags_namespace(distro)
+    pipeline = BagPipeline(predictor, values, topics, warn)
+    t = pipeline.topics
+    stamps: list[int] = []
+    with BagReader(input_bag, ns.typestore) as reader:
+        reader.require(pipeline.inputs.values(), "by the model")
+        reader.require([t.tf_static], "for the camera <- LiDAR transform")
+        info = reader.topics
+        reader.check_types([*pipeline.inputs.values(), t.tf_static] + ([t.tf] if t.tf in info else []))
+        outputs = (t.voxels, t.voxel_cloud, t.occupancy_grid, t.processing_time)
+        clash = [topic for topic in outputs if topic in info]
+        if clash:
+            raise DataFormatError(f"bag {reader.path}: already holds output topic(s) {clash}; run on the input bag")
+        with BagWriter(output, ns.typestore, storage) as writer:
+            bar = tqdm(total=sum(i.count for i in info.values()), desc="ssc-bag run", unit="msg", disable=not progress)
+
+            def write_results(results: list) -> None:
+                for prediction, elapsed in results:
+                    for topic, type_name, msg, qos in pipeline.output_messages(ns, prediction, elapsed):
+                        writer.write(topic, ns.msgtype(type_name), prediction.stamp_ns, msg, qos)
+                    stamps.append(prediction.stamp_ns)
+                bar.set_postfix(frames=pipeline.processed, refresh=False)
+
+            try:
+                for raw in reader.raw_messages():
+                    bar.update()
+                    topic = info[raw.topic]
+                    known = raw.msgtype in ns.typestore.types
+                    writer.write_raw(
+                        raw.topic,
+                        raw.msgtype,
+                        raw.stamp_ns,
+                        raw.data,
+                        topic.qos or None,
+                        None if known else topic.msgdef,
+                        None if known else topic.digest,
+                    )
+                    if raw.topic in (t.tf, t.tf_static):
+                        write_results(pipeline.on_tf(reader.decode(raw), static=raw.topic == t.tf_static))
+                    elif pipeline.is_input(raw.topic):
+                        write_results(pipeline.on_input(raw.topic, reader.decode(raw)))
+                write_results(pipeline.finish())
+            finally:
+                bar.close()
+    return BagSummary(
+        writer.path,
+        writer.storage_file,
+        dict(writer.counts),
+        pipeline.processed,
+        min(stamps, default=None),
+        max(stamps, default=None),
+        extra={"drops": pipeline.drops.as_dict(), "received": pipeline.drops.received},
+    )
