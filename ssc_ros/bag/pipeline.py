@@ -257,12 +257,15 @@ def run(
     progress: bool = True,
     warn: Callable[[str], None] = print,
     predictor: Any = None,
+    on_prediction: Callable[[Any], None] | None = None,
 ) -> BagSummary:
     """Run the SSC pipeline over a bag: copy every input message to ``output`` and add ssc_node's outputs
     (voxels MarkerArray, voxel_cloud PointCloud2, occupancy_grid OccupancyGrid, processing_time_ms), stamped
     with their input's stamp. The model comes from ``checkpoint`` (``config`` checked against it and used) or a
     ready ``predictor``; node parameters from ``params_file`` (ROS YAML) and ``params`` over the node defaults.
     DataFormatError when the bag lacks a topic the model needs or /tf_static, or already holds output topics.
+    ``on_prediction(prediction)`` is called with every Prediction (in the LiDAR frame of its input) after its
+    outputs are written, e.g. to score or render it without running the model again.
     Returns a BagSummary (``extra``: sets received, drops by reason)."""
     values = node_parameters(params_file, params)
     if predictor is None:
@@ -292,6 +295,8 @@ def run(
                     for topic, type_name, msg, qos in pipeline.output_messages(ns, prediction, elapsed):
                         writer.write(topic, ns.msgtype(type_name), prediction.stamp_ns, msg, qos)
                     stamps.append(prediction.stamp_ns)
+                    if on_prediction is not None:
+                        on_prediction(prediction)
                 bar.set_postfix(frames=pipeline.processed, refresh=False)
 
             try:
