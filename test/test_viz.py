@@ -217,3 +217,22 @@ def test_viz_cli_reports_a_missing_label_file_as_an_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "000000.label" in err
+
+
+def test_top_view_has_forward_up_and_left_left_like_the_bev():
+    labels = np.zeros((32, 32, 4), dtype=np.uint8)
+    labels[28:32, 28:32, 0] = CAR  # far forward (max x), far left (max y)
+    labels[0:4, 0:4, 0] = POLE  # near (min x), right (min y)
+    image = render_voxels_3d(labels, SEMANTIC_KITTI, view="top", width=128, edges=False)
+
+    def centre(class_id):
+        ref = colour(class_id).astype(np.float64)
+        k = image.reshape(-1, 3).astype(np.float64) @ ref / (ref @ ref)
+        hit = (np.abs(image.reshape(-1, 3) - k[:, None] * ref).max(axis=1) <= 3) & (k > 0.3)
+        rows, cols = np.divmod(np.flatnonzero(hit), image.shape[1])
+        return rows.mean(), cols.mean()
+
+    car_row, car_col = centre(CAR)
+    pole_row, pole_col = centre(POLE)
+    assert car_row < image.shape[0] / 3 and car_col < image.shape[1] / 3  # top-left
+    assert pole_row > 2 * image.shape[0] / 3 and pole_col > 2 * image.shape[1] / 3  # bottom-right
