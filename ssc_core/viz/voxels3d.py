@@ -1,9 +1,10 @@
 """Headless 3D view of a voxel scene: exposed voxel faces, orthographic camera, z-buffer, Lambert shading.
 
-Only numpy: every exposed face that looks towards the camera is sampled on a small lattice (spacing below one
-pixel), the samples are projected, and for every pixel the nearest sample wins (one argsort over a combined
-pixel/depth key). Faces of one orientation share one shade, and the lattice border darkens slightly so single
-cubes stay readable. A 256x256x32 street scene renders in about a second on one core.
+Only numpy: every exposed face that looks towards the camera is sampled on a small lattice (spacing at most half
+a pixel) and the samples are projected. Faces are processed in chunks: within a chunk one argsort over a
+combined pixel/depth key finds each pixel's nearest sample, which replaces the running z-buffer's entry only if
+it is nearer. Faces of one orientation share one shade, and the lattice border darkens slightly so single cubes
+stay readable. A 256x256x32 street scene renders in about 0.3 s at 800 px on one core.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ VIEWS: dict[str, View] = {
 _LIGHT = np.array([0.35, 0.55, 1.0]) / np.linalg.norm([0.35, 0.55, 1.0])
 _AMBIENT = 0.45
 _EDGE_SHADE = 0.85
+_CHUNK_SAMPLES = 1 << 21
 _EDGE_MIN_PIXELS = 3.0  # voxel outlines only when a voxel is at least this many pixels wide
 
 
@@ -119,48 +121,44 @@ def render_voxels_3d(
     uu, vv = (a.ravel() for a in np.meshgrid(t, t, indexing="ij"))
     border = (uu == 0) | (uu == 1) | (vv == 0) | (vv == 1)
 
-    pixels, depths, sample_ids, face_colours = [], [], [], []
-    face_count = 0
+    # A running z-buffer over chunks of faces bounds memory (about _CHUNK_SAMPLES samples at a time).
+    depth_lo = float((corners @ project[:, 2]).min())
+    depth_span = max(float((corners @ project[:, 2]).max()) - depth_lo, 1e-9)
+    zbuffer = np.full(height * width, np.iinfo(np.int64).max, dtype=np.int64)
+    flat_image = image.reshape(-1, 3)
+    shade_edges = edges and scale >= _EDGE_MIN_PIXELS
+    chunk = max(1, _CHUNK_SAMPLES // len(uu))
     for axis, sign, voxels in _exposed_faces(occupied, direction):
-        if len(voxels) == 0:
-            continue
         normal = np.zeros(3)
         normal[axis] = sign
         shade = _AMBIENT + (1.0 - _AMBIENT) * max(0.0, float(normal @ _LIGHT))
         e1, e2 = np.eye(3)[(axis + 1) % 3], np.eye(3)[(axis + 2) % 3]
-        base = voxels.astype(np.float32)
-        if sign > 0:
-            base[:, axis] += 1.0
-        anchor = base @ project.astype(np.float32)  # (M, 3)
-        step1, step2 = (e1 @ project).astype(np.float32), (e2 @ project).astype(np.float32)
-        lattice = (uu[:, None] * step1 + vv[:, None] * step2).astype(np.float32)  # (S, 3)
-        samples = anchor[:, None, :] + lattice[None]  # (M, S, 3)
-        px = np.floor(samples[..., 0] * scale + offset[0]).astype(np.int64)
-        py = np.floor(samples[..., 1] * scale + offset[1]).astype(np.int64)
-        inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
-        # sample id = (global face index) * S + lattice index: recovers face colour and border flag later.
-        ids = (face_count + np.arange(len(voxels), dtype=np.int64))[:, None] * len(uu) + np.arange(len(uu))
-        pixels.append((py * width + px)[inside])
-        depths.append(samples[..., 2][inside])
-        sample_ids.append(ids[inside])
-        face_colours.append(lut[labels[tuple(voxels.T)]] * shade)
-        face_count += len(voxels)
-    pixel = np.concatenate(pixels)
-    depth = np.concatenate(depths)
-    sample_id = np.concatenate(sample_ids)
-    face_colour = np.concatenate(face_colours)
-
-    # One sort on (pixel, quantised depth): the first entry of each pixel run is the nearest sample.
-    span = max(float(depth.max() - depth.min()), 1e-9)
-    depth_q = ((depth - depth.min()) / span * ((1 << 24) - 1)).astype(np.int64)
-    order = np.argsort((pixel << 24) | depth_q)
-    pixel_sorted = pixel[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = pixel_sorted[1:] != pixel_sorted[:-1]
-    winners = order[first]
-    face, lattice_index = np.divmod(sample_id[winners], len(uu))
-    colour = face_colour[face]
-    if edges and scale >= _EDGE_MIN_PIXELS:
-        colour[border[lattice_index]] *= _EDGE_SHADE
-    image.reshape(-1, 3)[pixel[winners]] = np.clip(colour, 0, 255).astype(np.uint8)
+        lattice = (uu[:, None] * (e1 @ project) + vv[:, None] * (e2 @ project)).astype(np.float32)  # (S, 3)
+        for begin in range(0, len(voxels), chunk):
+            part = voxels[begin : begin + chunk]
+            base = part.astype(np.float32)
+            if sign > 0:
+                base[:, axis] += 1.0
+            samples = (base @ project.astype(np.float32))[:, None, :] + lattice[None]  # (M, S, 3)
+            px = np.floor(samples[..., 0] * scale + offset[0]).astype(np.int64)
+            py = np.floor(samples[..., 1] * scale + offset[1]).astype(np.int64)
+            inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+            pixel = (py * width + px)[inside]
+            depth_q = ((samples[..., 2][inside] - depth_lo) / depth_span * ((1 << 24) - 1)).astype(np.int64)
+            sample = np.broadcast_to(np.arange(samples.shape[0] * len(uu)).reshape(samples.shape[:2]), px.shape)
+            sample = sample[inside]
+            # One sort on (pixel, quantised depth): the first entry of each pixel run is the chunk's nearest.
+            order = np.argsort((pixel << 24) | depth_q)
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = pixel[order][1:] != pixel[order][:-1]
+            winners = order[first]
+            pixel, depth_q, sample = pixel[winners], depth_q[winners], sample[winners]
+            nearer = depth_q < zbuffer[pixel]
+            pixel, depth_q, sample = pixel[nearer], depth_q[nearer], sample[nearer]
+            zbuffer[pixel] = depth_q
+            face, lattice_index = np.divmod(sample, len(uu))
+            colour = lut[labels[tuple(part[face].T)]] * shade
+            if shade_edges:
+                colour[border[lattice_index]] *= _EDGE_SHADE
+            flat_image[pixel] = np.clip(colour, 0, 255).astype(np.uint8)
     return image
