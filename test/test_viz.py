@@ -236,3 +236,14 @@ def test_top_view_has_forward_up_and_left_left_like_the_bev():
     pole_row, pole_col = centre(POLE)
     assert car_row < image.shape[0] / 3 and car_col < image.shape[1] / 3  # top-left
     assert pole_row > 2 * image.shape[0] / 3 and pole_col > 2 * image.shape[1] / 3  # bottom-right
+
+
+def test_rendering_in_many_chunks_gives_the_same_image_as_in_one(monkeypatch):
+    import ssc_core.viz.voxels3d as voxels3d
+
+    labels = small_street()
+    labels[10:12, 10:60, 0:8] = BUILDING  # a wall in front of the car from the 'front' view
+    one = render_voxels_3d(labels, SEMANTIC_KITTI, view="front", width=200)
+    monkeypatch.setattr(voxels3d, "_CHUNK_SAMPLES", 64)  # a handful of faces per chunk
+    many = render_voxels_3d(labels, SEMANTIC_KITTI, view="front", width=200)
+    assert np.array_equal(one, many)

@@ -4,7 +4,8 @@ Only numpy: every exposed face that looks towards the camera is sampled on a sma
 a pixel) and the samples are projected. Faces are processed in chunks: within a chunk one argsort over a
 combined pixel/depth key finds each pixel's nearest sample, which replaces the running z-buffer's entry only if
 it is nearer. Faces of one orientation share one shade, and the lattice border darkens slightly so single cubes
-stay readable. A 256x256x32 street scene renders in about 0.3 s at 800 px on one core.
+stay readable. A 256x256x32 street scene renders in about 0.3 s at 800 px on one core. The sort is stable, so
+ties in depth go to the earlier face and the image does not depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def render_voxels_3d(
             sample = np.broadcast_to(np.arange(samples.shape[0] * len(uu)).reshape(samples.shape[:2]), px.shape)
             sample = sample[inside]
             # One sort on (pixel, quantised depth): the first entry of each pixel run is the chunk's nearest.
-            order = np.argsort((pixel << 24) | depth_q)
+            order = np.argsort((pixel << 24) | depth_q, kind="stable")  # ties: the earlier face wins
             first = np.ones(len(order), dtype=bool)
             first[1:] = pixel[order][1:] != pixel[order][:-1]
             winners = order[first]
