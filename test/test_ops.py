@@ -42,7 +42,7 @@ def test_torch_subm_conv_matches_dense_conv_forward_and_gradients(kernel_size):
     shape, batch = (7, 5, 4), 2
     coords = _random_sites(batch, shape, 0.35)
     torch.manual_seed(0)
-    conv = SubMConv3d(3, 4, kernel_size, bias=True, backend="torch").double()
+    conv = SubMConv3d(3, 4, kernel_size, bias=True, backend="torch", dense_above=2.0).double()
     feats = torch.randn(len(coords), 3, dtype=torch.float64, requires_grad=True)
     out = conv(SparseVoxels(feats, coords, shape, batch)).features
     grad_out = torch.randn_like(out)
@@ -137,3 +137,20 @@ def test_sgfe_pools_within_each_sample_only():
     together = sgfe(SparseVoxels(torch.cat([feats0, torch.randn_like(feats0) * 5]),
                                  torch.cat([coords0, coords1]), shape, 2)).features
     torch.testing.assert_close(together[: len(coords0)], alone)
+
+
+def test_dense_path_and_rulebook_path_of_the_torch_backend_agree():
+    shape, batch = (6, 6, 5), 2
+    coords = _random_sites(batch, shape, 0.6, seed=4)
+    feats = torch.randn(len(coords), 3, dtype=torch.float64, requires_grad=True)
+    conv = SubMConv3d(3, 4, 3, backend="torch").double()
+    results = []
+    for dense_above in (0.0, 2.0):
+        conv.dense_above = dense_above
+        conv.zero_grad()
+        feats.grad = None
+        out = conv(SparseVoxels(feats, coords, shape, batch)).features
+        out.pow(2).sum().backward()
+        results.append((out.detach(), feats.grad.clone(), conv.weight.grad.clone()))
+    for dense, rulebook in zip(*results):
+        torch.testing.assert_close(dense, rulebook, rtol=1e-10, atol=1e-10)

@@ -4,8 +4,9 @@ A ``SparseVoxels`` holds active sites (coords (N, 4) int64 = batch, x, y, z) and
 ``SubMConv3d`` keeps its weight in spconv's layout (C_out, k, k, k, C_in) in both backends, so a checkpoint
 trained with one backend loads into the other. The kernel axes follow the coords' (x, y, z) order.
 
-Backends: ``torch`` (gather-GEMM-scatter over a neighbour table built with searchsorted; a custom autograd
-function recomputes gathers in backward instead of storing 27 copies), ``spconv`` (spconv 2.x; on CPU its
+Backends: ``torch`` (gather-GEMM-scatter over a neighbour table; a custom autograd function recomputes gathers
+in backward instead of storing 27 copies; above ``DENSE_ABOVE`` occupancy a dense Conv3d on the zero-filled
+grid, read back at the active sites, which is exact and faster there), ``spconv`` (spconv 2.x; on CPU its
 backward needs the stream patch from dependencies.md, applied by ``enable_spconv``), ``auto`` (spconv on
 CUDA when importable, torch otherwise).
 """
@@ -17,12 +18,17 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssc_core.errors import ConfigError
 from ssc_core.ops.scatter import linearize_coords
 
 BACKENDS = ("auto", "torch", "spconv")
+# The torch backend runs a dense Conv3d on the zero-filled grid when more than this fraction of the grid is
+# active. Measured (CPU time, 1 thread, 128x128x16, 64 channels): rulebook 0.08 s vs dense 0.36 s at 19 %
+# occupancy, 2.7 s vs 0.44 s at 100 %; the rulebook's cost grows with occupancy squared, dense stays flat.
+DENSE_ABOVE = 0.35
 _SPCONV_STATE: dict[str, object] = {}
 
 
@@ -92,25 +98,43 @@ def kernel_offsets(kernel_size: int) -> torch.Tensor:
     return torch.tensor(list(itertools.product(range(-r, r + 1), repeat=3)), dtype=torch.int64)
 
 
+MAX_LOOKUP_VOXELS = 1 << 27
+
+
 def build_rulebook(voxels: SparseVoxels, kernel_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Neighbour pairs of a submanifold conv: for each kernel offset k, (out_idx, in_idx) int64 with
-    coords[in_idx] == coords[out_idx] + offset_k. Cached on ``voxels`` per kernel size."""
+    coords[in_idx] == coords[out_idx] + offset_k. Cached on ``voxels`` per kernel size.
+
+    Neighbours are found through a dense (B*X*Y*Z,) site-index table when that fits in MAX_LOOKUP_VOXELS entries
+    (SSC grids always do), else by binary search over the sorted linear keys."""
     key = ("rulebook", kernel_size)
     if key in voxels.cache:
         return voxels.cache[key]
     coords = voxels.coords
     shape = torch.tensor(voxels.spatial_shape, device=coords.device)
     keys = linearize_coords(coords, voxels.spatial_shape)
-    sorted_keys, order = torch.sort(keys)
+    volume = voxels.batch_size * int(torch.prod(shape))
+    if volume <= MAX_LOOKUP_VOXELS:
+        table = torch.full((volume,), -1, dtype=torch.int64, device=coords.device)
+        table[keys] = torch.arange(len(keys), device=coords.device)
+
+        def lookup(nbr_keys: torch.Tensor) -> torch.Tensor:
+            return table[nbr_keys]
+    else:
+        sorted_keys, order = torch.sort(keys)
+
+        def lookup(nbr_keys: torch.Tensor) -> torch.Tensor:
+            pos = torch.searchsorted(sorted_keys, nbr_keys).clamp_(max=len(sorted_keys) - 1)
+            return torch.where(sorted_keys[pos] == nbr_keys, order[pos], -1)
+
     rules = []
     for offset in kernel_offsets(kernel_size).to(coords.device):
         nbr = coords[:, 1:] + offset
-        inside = torch.all((nbr >= 0) & (nbr < shape), dim=1)
-        nbr_keys = linearize_coords(torch.cat([coords[:, :1], nbr], dim=1), voxels.spatial_shape)
-        pos = torch.searchsorted(sorted_keys, nbr_keys).clamp_(max=len(sorted_keys) - 1)
-        found = inside & (sorted_keys[pos] == nbr_keys)
-        out_idx = torch.nonzero(found).squeeze(1)
-        rules.append((out_idx, order[pos[out_idx]]))
+        out_idx = torch.nonzero(torch.all((nbr >= 0) & (nbr < shape), dim=1)).squeeze(1)
+        nbr_keys = linearize_coords(torch.cat([coords[out_idx, :1], nbr[out_idx]], dim=1), voxels.spatial_shape)
+        in_idx = lookup(nbr_keys)
+        found = in_idx >= 0
+        rules.append((out_idx[found], in_idx[found]))
     voxels.cache[key] = rules
     return rules
 
@@ -157,14 +181,14 @@ class SubMConv3d(nn.Module):
     weight: (out_channels, k, k, k, in_channels) like spconv; bias optional."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = True,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", dense_above: float = DENSE_ABOVE) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ConfigError(f"SubMConv3d kernel_size must be odd, got {kernel_size}")
         if backend not in BACKENDS:
             raise ConfigError(f"sparse backend must be one of {BACKENDS}, got {backend!r}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        self.backend = backend
+        self.backend, self.dense_above = backend, dense_above
         self.weight = nn.Parameter(torch.empty(out_channels, kernel_size, kernel_size, kernel_size, in_channels))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         fan_in = in_channels * kernel_size**3
@@ -183,9 +207,16 @@ class SubMConv3d(nn.Module):
 
     def _forward_torch(self, x: SparseVoxels) -> torch.Tensor:
         k3 = self.kernel_size**3
-        weight = self.weight.reshape(self.out_channels, k3, self.in_channels).permute(1, 2, 0)
         if self.kernel_size == 1:
-            return x.features @ weight[0]
+            return x.features @ self.weight.reshape(self.out_channels, self.in_channels).t()
+        volume = x.batch_size * x.spatial_shape[0] * x.spatial_shape[1] * x.spatial_shape[2]
+        if len(x.features) > self.dense_above * volume:
+            # Exact: inactive inputs are zero in the dense grid and only active outputs are read back.
+            dense = F.conv3d(x.dense(), self.weight.permute(0, 4, 1, 2, 3).to(x.features.dtype),
+                             padding=self.kernel_size // 2)
+            c = x.coords
+            return dense.permute(0, 2, 3, 4, 1)[c[:, 0], c[:, 1], c[:, 2], c[:, 3]]
+        weight = self.weight.reshape(self.out_channels, k3, self.in_channels).permute(1, 2, 0)
         return _RulebookConv.apply(x.features, weight, build_rulebook(x, self.kernel_size))
 
     def _forward_spconv(self, x: SparseVoxels) -> torch.Tensor:
