@@ -204,6 +204,23 @@ def test_gt_evaluated_against_itself_gives_completion_iou_one(sequence):
     assert scores["precision"] == pytest.approx(1.0) and scores["recall"] == pytest.approx(1.0)
 
 
+def test_official_protocol_scores_the_gt_files_as_predictions_perfectly(sequence, tmp_path):
+    import shutil
+
+    from ssc_core.evaluation.official import evaluate_semantic_kitti
+
+    predictions = SequencePaths.of(tmp_path, "08")
+    predictions.prediction(0).parent.mkdir(parents=True)
+    for frame in sequence.labelled_frames():
+        shutil.copy(sequence.voxel(frame, "label"), predictions.prediction(frame))
+    result = evaluate_semantic_kitti(sequence.root, tmp_path, split="valid", dims=OPTIONS.grid.dims)
+    assert result.num_frames == 4
+    assert result.metrics["iou"] == pytest.approx(1.0)
+    present = np.diag(result.confusion) > 0
+    assert present[1:].sum() >= 10
+    assert np.allclose(np.asarray(result.metrics["iou_per_class"])[present], 1.0)
+
+
 # ------------------------------------------------------------------------------------------------ options
 TINY = dict(image_size=(64, 32), azimuth_step_deg=2.0, label_scans=5, grid_dims=(64, 64, 8), voxel_size=0.8)
 
