@@ -217,3 +217,24 @@ def test_bf16_autocast_forward_backward_gives_finite_losses_and_gradients():
     sparse_weight = model.sgb.sfe1[0].conv1.weight
     assert sparse_weight.grad is not None and sparse_weight.grad.dtype == torch.float32
     assert torch.isfinite(sparse_weight.grad).all() and sparse_weight.grad.abs().sum() > 0
+
+
+def test_real_kitti_frame_through_the_data_layer_gives_points_in_view_and_full_grid_logits(shared_data):
+    from ssc_core.data.datasets import build_frame
+    from ssc_core.data.semantic_kitti import SequencePaths
+    from ssc_core.data.transforms import collate, window_to_sample
+    from ssc_core.types import FrameWindow
+
+    cfg = load_config("sgn_s", {"data": {"grid": SMALL_GRID, "points": {"source": "lidar"}},
+                                "model": {"dim": 16, "sdb_depth": 1, "backbone": {"depth": 18}}})
+    paths = SequencePaths.of(shared_data / "kitti_real_frame", "00")
+    frame = build_frame(paths, 0, load_points=True, load_right=False)
+    batch = collate([window_to_sample(FrameWindow(current=frame), cfg["data"])])
+    model = build_model(cfg).eval()
+    pix, inside = project_voxels(model.voxel_centers, batch["K"], batch["T_cam_velo"], batch["image_hw"])
+    assert batch["img"].shape == (1, 1, 3, 370, 1220)
+    assert 0.05 < inside.float().mean().item() < 0.6  # the camera sees a wedge of the volume
+    with torch.no_grad():
+        out = model(batch)
+    assert out["ssc_logits"].shape == (1, 20, 32, 32, 8)
+    assert torch.isfinite(out["ssc_logits"]).all()
