@@ -186,8 +186,11 @@ def test_bad_configs_and_batches_raise_named_errors():
         build_model({"data": {}})
     model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}))
     batch = make_batch(small_config("sgn_s"), 1)
-    del batch["points"]
+    points = batch.pop("points")
     with pytest.raises(DataFormatError, match="points"):
+        model(batch)
+    batch["points"] = points[:, 1:]
+    with pytest.raises(DataFormatError, match=r"\(P, 5\)"):
         model(batch)
 
 

@@ -229,9 +229,13 @@ class SGN(nn.Module):
         if "points" not in batch:
             raise DataFormatError("SGN needs pseudo-points: the batch has no 'points' (set data.points.source to "
                                   "lidar, stereo_sgbm or precomputed)")
+        points = batch["points"]
+        if points.dim() != 2 or points.shape[1] != 5:
+            raise DataFormatError(f"SGN batch['points'] must be (P, 5) [batch, x, y, z, intensity] as collate makes "
+                                  f"it, got {tuple(points.shape)}")
         x3d = self.lift(batch)
         b, c = x3d.shape[:2]
-        pts_logits, guidance = self.svpn(batch["points"], b)
+        pts_logits, guidance = self.svpn(points, b)
         seed_coords = self.select_seeds(pts_logits)
         flat = x3d.permute(0, 2, 3, 4, 1).reshape(-1, c)
         seed_index = linearize_coords(seed_coords, self.work_grid.dims)

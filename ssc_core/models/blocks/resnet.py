@@ -73,7 +73,8 @@ class ResNet(nn.Module):
 
     Takes (N, 3, H, W) normalised RGB; returns the list of feature maps of the stages in ``out_indices``
     (0 = layer1 at stride 4 ... 3 = layer4 at stride 32). ``frozen_stages``: -1 none, 0 stem, k stem +
-    layer1..k; stages after max(out_indices) are frozen too (never run). ``norm_eval``: keep BatchNorm in eval mode with frozen affine (SGN's frozen BN)."""
+    layer1..k; stages after max(out_indices) are frozen too (never run). ``norm_eval``: keep BatchNorm in eval
+    mode with frozen affine (SGN's frozen BN)."""
 
     def __init__(self, depth: int = 50, out_indices: tuple[int, ...] = (2,), frozen_stages: int = 1,
                  norm_eval: bool = True) -> None:
