@@ -382,7 +382,8 @@ def test_ssc_train_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     _write_sequence(tmp_path / "data")
     _write_config(tmp_path / "tiny.yaml")
     args = ["--config", str(tmp_path / "tiny.yaml"), "--data-root", str(tmp_path / "data"), "--work-dir",
-            str(tmp_path / "run"), "--train-sequences", "00", "--val-sequences", "00", "--device", "cpu"]
+            str(tmp_path / "run"), "--train-sequences", "00", "--val-sequences", "00", "--device", "cpu",
+            "--num-threads", "1"]
     assert main(args) == 0
     assert "epochs: 2" in capsys.readouterr().out
     for name in ("last.pt", "best.pt", "config.yaml", "history.jsonl"):

@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ssc_core.config import load_config
 from ssc_core.data.datasets import build_dataset
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.data.semantic_kitti import VOXEL_DIMS, write_voxel_labels
-from ssc_core.errors import DataFormatError, SSCError
+from ssc_core.errors import ConfigError, DataFormatError, SSCError
 from ssc_core.evaluation.writers import prediction_path, train_to_raw, write_prediction
 from ssc_core.inference.predictor import Predictor
 
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ground truth when the frame has voxel labels)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="predict at most this many frames per sequence")
+    parser.add_argument("--num-threads", type=int,
+                        help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
     return parser
 
 
@@ -73,6 +76,10 @@ def _render(dataset, sequence: str, frame: int, labels, predictor: Predictor, pa
 
 def run(args: argparse.Namespace) -> dict:
     """Predict and write as ``args`` say. Returns a summary (frames written, seconds per frame, output)."""
+    if args.num_threads is not None:
+        if args.num_threads < 1:
+            raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
+        torch.set_num_threads(args.num_threads)
     config = load_config(args.config) if args.config else None
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, config=config)
     dataset = build_dataset(predictor.cfg.get("data") or {}, None, args.data_root, sequences=args.sequence,

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 
 from ssc_core.config import load_config, resolve_config_path
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-sequences", nargs="+", help="explicit training sequences (replace --train-split)")
     parser.add_argument("--val-sequences", nargs="+", help="explicit validation sequences (replace --val-split)")
     parser.add_argument("--no-val", action="store_true", help="train without validation (no best.pt)")
+    parser.add_argument("--num-threads", type=int,
+                        help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
     return parser
 
 
@@ -60,6 +63,10 @@ def run(args: argparse.Namespace) -> dict | None:
         if not resume.is_file():
             raise ConfigError(f"--resume: no checkpoint at {resume}")
 
+    if args.num_threads is not None:
+        if args.num_threads < 1:
+            raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
+        torch.set_num_threads(args.num_threads)
     info = init_distributed(args.device)
     try:
         seed_everything(int((cfg.get("train") or {}).get("seed", 0)))

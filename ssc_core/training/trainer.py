@@ -218,6 +218,8 @@ class Trainer:
         s = self.settings
         if self.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
+            if self.epoch == 0:  # a fresh run: do not append to the history of an earlier run in this work dir
+                (self.work_dir / "history.jsonl").unlink(missing_ok=True)
         for hook in self.hooks:
             hook.before_train(self)
         try:
