@@ -129,13 +129,17 @@ def test_points_fall_in_gt_voxels_of_their_own_class(sequence):
 def test_points_moved_by_the_poses_into_frame_t_plus_5_land_on_occupied_voxels(sequence):
     grid = OPTIONS.grid
     poses = read_velo_poses(sequence)
+    hits = []
     for frame in (0, 5, 10):
         points, semantic, _ = _scan(sequence, frame)
         static = ~np.isin(semantic, [252, 254])
         moved = transform_points(np.linalg.inv(poses[frame + 5]) @ poses[frame], points[static])
         idx, inside = grid.points_to_indices(moved)
         assert inside.sum() > 1000
-        assert (_voxels(sequence, frame + 5, "label")[tuple(idx[inside].T)] > 0).mean() > 0.95
+        hits.append(_voxels(sequence, frame + 5, "label")[tuple(idx[inside].T)] > 0)
+        # Surfaces seen from t can be hidden from t+5 and later (e.g. a facade behind a tree): a few percent.
+        assert hits[-1].mean() > 0.85
+    assert np.concatenate(hits).mean() > 0.93
 
 
 def test_points_projected_with_p2_tr_land_where_the_camera_sees_the_same_surface(sequence, scene):
@@ -183,8 +187,10 @@ def test_invalid_is_never_set_on_an_occupied_voxel_and_occluded_hides_space_behi
         # Seen from further positions, some space hidden from the current one is observed: invalid <= occluded.
         assert not (invalid & ~occluded).any()
         assert occluded.sum() > invalid.sum()
-        # Voxels under the road surface (grid bottom, in front of the car) can never be seen.
-        assert invalid[:, :, 0].mean() > 0.5
+        # The sky over the road just ahead is seen from the car: the top layer there is never invalid.
+        x_10m, y_3m = int(10 / OPTIONS.voxel_size), int(3.2 / OPTIONS.voxel_size)
+        centre_y = OPTIONS.grid.dims[1] // 2
+        assert not invalid[:x_10m, centre_y - y_3m:centre_y + y_3m, -1].any()
 
 
 def test_single_scan_occupancy_is_a_subset_of_the_aggregated_labels(sequence):
@@ -233,6 +239,21 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     assert len(a) == 6 * 4 + 2 * 4 + 3
     assert a == b
     assert a != c
+
+
+def test_a_longer_run_repeats_a_shorter_runs_frames_and_a_shorter_rerun_leaves_only_its_files(tmp_path):
+    options = SyntheticOptions.small(**TINY)
+    generate_sequence(tmp_path / "short", "04", frames=3, seed=5, options=options)
+    generate_sequence(tmp_path / "long", "04", frames=8, seed=5, options=options)
+    short, long = _tree_hash(tmp_path / "short"), _tree_hash(tmp_path / "long")
+    frame_files = {k for k in short if not k.endswith(".txt")}
+    assert len(frame_files) == 3 * 4 + 4
+    assert all(short[k] == long[k] for k in frame_files)
+    assert (tmp_path / "long/sequences/04/poses.txt").read_text().startswith(
+        (tmp_path / "short/sequences/04/poses.txt").read_text())
+    paths = generate_sequence(tmp_path / "long", "04", frames=3, seed=5, options=options)
+    assert paths.scan_frames() == [0, 1, 2] and paths.labelled_frames() == [0]
+    assert _tree_hash(tmp_path / "long") == short
 
 
 def test_range_noise_perturbs_ranges_by_its_sigma():
@@ -325,6 +346,10 @@ def test_kitti360_layout_has_sscbench_files_and_consistent_labels(tmp_path):
         moved = transform_points(np.linalg.inv(T_world_velo[frame]) @ T_world_velo[max(frame - 1, 0)],
                                  read_points(kitti360_velodyne_path(paths, max(frame - 1, 0))))
         for pts in (points, moved):
+            # The lowest beam meets the ground 3.75 m out, so no aggregated (later) scan sees the ground
+            # right next to the current position; beyond 30 m the 2 deg azimuth step of TINY leaves
+            # 1 m gaps that other scans sample differently: compare between 5 and 30 m.
+            pts = pts[(np.hypot(pts[:, 0], pts[:, 1]) > 5.0) & (np.hypot(pts[:, 0], pts[:, 1]) < 30.0)]
             idx, inside = options.grid.points_to_indices(pts)
             assert inside.sum() > 100
             assert (labels[tuple(idx[inside].T)] > 0).mean() > 0.95

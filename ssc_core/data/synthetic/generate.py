@@ -42,14 +42,13 @@ class SyntheticScene:
             raise ConfigError(f"frames must be >= 1, got {frames}")
         self.frames, self.seed, self.options = frames, seed, options
         self.calib: Calib = resolve_calib(options, base_calib)
-        rng = np.random.default_rng(seed)
         wanted = frames + (options.label_scans if options.simulate_beyond_end else 0)
         if options.trajectory_file:
-            self.path: EgoPath = trajectory_path(rng, frames, wanted, options, self.calib.T_cam0_velo)
+            self.path: EgoPath = trajectory_path(seed, frames, wanted, options, self.calib.T_cam0_velo)
         else:
-            self.path = synthetic_path(rng, wanted, options)
+            self.path = synthetic_path(seed, wanted, options)
         self.n_scans = len(self.path.T_world_velo)
-        self.world: World = build_world(self.path.street, rng, (0.0, self.path.street.length),
+        self.world: World = build_world(self.path.street, seed, (0.0, self.path.street.length),
                                         options.object_density, self.n_scans / FRAME_RATE_HZ, self.path.s_at)
 
     def time_s(self, index: int) -> float:
@@ -99,14 +98,30 @@ def write_voxel_files(paths: SequencePaths, index: int, voxels: VoxelLabels) -> 
     write_packed_bits(paths.voxel(index, "occluded"), voxels.occluded)
 
 
+def remove_stale_files(paths: SequencePaths, frames: int, labelled: list[int]) -> list[Path]:
+    """Delete numbered files a previous, longer run left in velodyne/, labels/, image_2/, image_3/ (frames
+    >= ``frames``) and voxels/ (frames not in ``labelled``), so the folder is exactly this run's sequence.
+    Returns the deleted paths."""
+    removed = []
+    for folder in ("velodyne", "labels", "image_2", "image_3", "voxels"):
+        keep = set(labelled) if folder == "voxels" else set(range(frames))
+        for path in sorted((paths.dir / folder).glob("*")):
+            if path.is_file() and path.stem.isdigit() and int(path.stem) not in keep:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int = 20, seed: int = 0,
                       options: SyntheticOptions | None = None, progress: bool = False) -> SequencePaths:
     """Write a synthetic SemanticKITTI sequence to ``output_root/sequences/<sequence>``: velodyne/, labels/,
     image_2/, image_3/, voxels/ (every ``label_stride``-th frame), calib.txt, poses.txt, times.txt.
-    Same seed and options give identical bytes. Returns the sequence's ``SequencePaths``."""
+    Same seed and options give identical bytes. Numbered files of an earlier, longer run in those folders
+    are removed. Returns the sequence's ``SequencePaths``."""
     options = options or SyntheticOptions()
     scene = SyntheticScene(frames, seed, options)
     paths = SequencePaths.of(output_root, sequence)
+    remove_stale_files(paths, frames, scene.labelled_frames())
     write_calib(paths.calib, scene.calib)
     write_poses(paths.poses, scene.poses_cam0())
     write_times(paths.times, np.arange(frames) / FRAME_RATE_HZ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,3 +152,9 @@ def resolve_calib(options: SyntheticOptions, base: Calib | None = None) -> Calib
     else:
         calib = default_calib()
     return scale_calib(calib, options.calib_image_size, options.image_size)
+
+
+def seed_stream(seed: int, name: str) -> np.random.Generator:
+    """An independent generator for one named part of the world (``default_rng([seed, crc32(name)])``), so
+    that each part draws the same values whatever the sequence length or the other parts draw."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])

@@ -34,17 +34,20 @@ class CrossSections:
 
     @classmethod
     def random(cls, rng: np.random.Generator, s_min: float, s_max: float) -> CrossSections:
-        """Sections of 25-70 m between s_min and s_max with seeded widths and classes."""
-        starts = [s_min]
-        while starts[-1] < s_max:
-            starts.append(starts[-1] + rng.uniform(25.0, 70.0))
-        n = len(starts)
-        road_half = np.repeat(rng.uniform(3.2, 4.2, size=(n, 1)), 2, axis=1)
-        parking = np.where(rng.random((n, 2)) < 0.45, rng.uniform(2.0, 2.6, (n, 2)), 0.0)
-        sidewalk = rng.uniform(1.5, 3.5, (n, 2))
-        outer_class = np.where(rng.random((n, 2)) < 0.65, TERRAIN, OTHER_GROUND)
-        setback = rng.uniform(1.0, 7.0, (n, 2))
-        return cls(np.asarray(starts), road_half, parking, sidewalk, outer_class, setback)
+        """Sections of 25-70 m between s_min and s_max with seeded widths and classes. Each section is drawn
+        whole before the next, so a longer street repeats a shorter one's sections (same seed)."""
+        rows = []
+        start = s_min
+        while not rows or start < s_max:
+            road_half = rng.uniform(3.2, 4.2)
+            parking = np.where(rng.random(2) < 0.45, rng.uniform(2.0, 2.6, 2), 0.0)
+            sidewalk = rng.uniform(1.5, 3.5, 2)
+            outer = np.where(rng.random(2) < 0.65, TERRAIN, OTHER_GROUND)
+            setback = rng.uniform(1.0, 7.0, 2)
+            rows.append((start, [road_half, road_half], parking, sidewalk, outer, setback))
+            start += rng.uniform(25.0, 70.0)
+        cols = list(zip(*rows, strict=True))
+        return cls(*(np.asarray(c) for c in cols))
 
     def section_of(self, s: np.ndarray) -> np.ndarray:
         """(N,) section index of arc lengths ``s``."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ssc_core.data.semantic_kitti import poses_cam0_to_velo, read_poses
-from ssc_core.data.synthetic.options import SyntheticOptions
+from ssc_core.data.synthetic.options import SyntheticOptions, seed_stream
 from ssc_core.data.synthetic.street import (
     CrossSections,
     Street,
@@ -21,7 +21,7 @@ from ssc_core.errors import DataFormatError
 
 EGO_LANE_OFFSET_M = -1.75
 LEAD_IN_M = 80.0
-MARGIN_M = 120.0
+MARGIN_M = 260.0  # street beyond the last pose: more than the camera sees (250 m)
 
 
 @dataclass
@@ -52,20 +52,21 @@ def _pose(xy: np.ndarray, z: float, yaw: float) -> np.ndarray:
     return out
 
 
-def synthetic_path(rng: np.random.Generator, n_scans: int, options: SyntheticOptions) -> EgoPath:
+def synthetic_path(seed: int, n_scans: int, options: SyntheticOptions) -> EgoPath:
     """A seeded street and the ego car driving its right lane at a constant speed (7-11 m/s by default)."""
-    speed = options.speed_mps if options.speed_mps is not None else rng.uniform(7.0, 11.0)
+    speed = options.speed_mps if options.speed_mps is not None else seed_stream(seed, "speed").uniform(7.0, 11.0)
     drive = speed * max(n_scans - 1, 0) / 10.0
-    centre = random_centreline(rng, LEAD_IN_M + drive + MARGIN_M, options.curvature)
-    street = Street(centre[:, :2], centre[:, 2], CrossSections.random(rng, 0.0, LEAD_IN_M + drive + MARGIN_M),
-                    random_junctions(rng, LEAD_IN_M + 20.0, LEAD_IN_M + drive + MARGIN_M, options.junctions))
+    length = LEAD_IN_M + drive + MARGIN_M
+    centre = random_centreline(seed_stream(seed, "centreline"), length, options.curvature)
+    street = Street(centre[:, :2], centre[:, 2], CrossSections.random(seed_stream(seed, "sections"), 0.0, length),
+                    random_junctions(seed_stream(seed, "junctions"), LEAD_IN_M + 20.0, length, options.junctions))
     ego_s = LEAD_IN_M + speed * np.arange(n_scans) / 10.0
     xy, yaw, z = street.place(ego_s, np.full(n_scans, EGO_LANE_OFFSET_M))
     poses = np.stack([_pose(xy[i], z[i] + options.lidar_height_m, yaw[i]) for i in range(n_scans)])
     return EgoPath(street, poses, ego_s)
 
 
-def trajectory_path(rng: np.random.Generator, n_min: int, n_scans: int, options: SyntheticOptions,
+def trajectory_path(seed: int, n_min: int, n_scans: int, options: SyntheticOptions,
                     T_cam0_velo: np.ndarray) -> EgoPath:
     """Drive a real KITTI ``options.trajectory_file`` (camera-0 poses.txt) from ``trajectory_start``: the world
     frame is the first used LiDAR pose raised by the mounting height; the street centreline runs 1.75 m to
@@ -93,9 +94,8 @@ def trajectory_path(rng: np.random.Generator, n_min: int, n_scans: int, options:
     # A point 1 m ahead of the last pose keeps the polyline well defined when the car stands still.
     ahead = np.r_[centre[-1, :2] + forward[-1], centre[-1, 2]]
     centre = resample_polyline(extend_polyline(resample_polyline(np.vstack([centre, ahead])), LEAD_IN_M, MARGIN_M))
-    provisional = Street(centre[:, :2], centre[:, 2], CrossSections.random(rng, 0.0, 1.0), np.zeros((0, 3)))
-    length = provisional.length
-    ego_s, _, _ = provisional.locate(T_world_velo[:, :2, 3])
-    street = Street(centre[:, :2], centre[:, 2], CrossSections.random(rng, 0.0, length),
-                    random_junctions(rng, 20.0, length, options.junctions))
+    length = float(np.sum(np.linalg.norm(np.diff(centre[:, :2], axis=0), axis=1)))
+    street = Street(centre[:, :2], centre[:, 2], CrossSections.random(seed_stream(seed, "sections"), 0.0, length),
+                    random_junctions(seed_stream(seed, "junctions"), 20.0, length, options.junctions))
+    ego_s, _, _ = street.locate(T_world_velo[:, :2, 3])
     return EgoPath(street, T_world_velo, ego_s)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ssc_core.data.synthetic.options import seed_stream
 from ssc_core.data.synthetic.primitives import BOX, CYLINDER, ELLIPSOID, Primitives
 from ssc_core.data.synthetic.street import OTHER_GROUND, PARKING, ROAD, SIDEWALK, TERRAIN, Street
 
@@ -54,10 +55,12 @@ class World:
         self.texture_seed = texture_seed
 
     def primitives_at(self, time_s: float) -> Primitives:
-        """All solids at ``time_s`` seconds (static ones first, then the movers at their positions)."""
+        """All solids at ``time_s`` seconds (static ones first, then the movers that are on the street)."""
         rows: list[tuple] = []
         for mover in self.movers:
             s = mover.s0 + mover.speed * time_s
+            if not 0.0 <= s <= self.street.length:
+                continue
             flip = np.pi if mover.speed < 0 else 0.0
             rows += _place(self.street, mover.template, s, mover.d, flip)
         return self.static.concat(Primitives.from_rows(rows))
@@ -180,34 +183,37 @@ def litter_bin(rng: np.random.Generator) -> Template:
 
 
 # ----------------------------------------------------------------------------------------------- layout
+MOVER_HORIZON_S = 40.0
+INSTANCE_SLOTS = 5  # instance id = 1 + slot + 5 * k: each placement stream numbers its own things
+
+
 class _Layout:
-    """Places templates along both sides of a street; rejects objects that would land on the road."""
+    """Places templates along both sides of a street; rejects objects that would land on the road. Every
+    kind of placement on every side draws from its own seeded stream, so a longer street keeps a shorter
+    one's objects."""
 
-    def __init__(self, street: Street, rng: np.random.Generator, density: float):
-        self.street, self.rng, self.density = street, rng, max(density, 1e-3)
+    def __init__(self, street: Street, seed: int, density: float):
+        self.street, self.seed, self.density = street, seed, max(density, 1e-3)
         self.rows: list[tuple] = []
-        self.next_instance = 1
+        self.counts = [0] * INSTANCE_SLOTS
 
-    def instance(self) -> int:
-        self.next_instance += 1
-        return self.next_instance - 1
+    def instance(self, slot: int) -> int:
+        self.counts[slot] += 1
+        return 1 + slot + INSTANCE_SLOTS * (self.counts[slot] - 1)
 
-    def gap(self, lo: float, hi: float) -> float:
-        return self.rng.uniform(lo, hi) / self.density
+    def gap(self, rng: np.random.Generator, lo: float, hi: float) -> float:
+        return rng.uniform(lo, hi) / self.density
 
-    def clear(self, s: float, d: float, half_len: float, d_lo: float, d_hi: float, allow_junction: bool = False
-              ) -> bool:
-        """True when the footprint (s +- half_len, d_lo..d_hi) stays on its side beyond the road and its
-        world points map back to the same side at |d| >= min(|d_lo|, |d_hi|) - 0.3 m."""
+    def clear(self, s: float, d: float, half_len: float, d_lo: float, d_hi: float) -> bool:
+        """True when the footprint (s +- half_len, d_lo..d_hi) stays on its side beyond the road, outside
+        junctions: its world points map back to the same side at |d| >= min(|d_lo|, |d_hi|) - 0.3 m."""
         ss = np.array([s - half_len, s, s + half_len] * 2)
         dd = np.array([d_lo] * 3 + [d_hi] * 3)
         xy, _, _ = self.street.place(ss, dd)
         s_back, d_back, _ = self.street.locate(xy)
         min_d = min(abs(d_lo), abs(d_hi)) - 0.3
         ok = np.all(np.abs(d_back) >= min_d) and np.all(np.sign(d_back) == np.sign(d))
-        if not allow_junction:
-            ok = ok and not np.any(self.street.in_junction(s_back, d_back))
-        return bool(ok)
+        return bool(ok and not np.any(self.street.in_junction(s_back, d_back)))
 
     def put(self, template: Template, s: float, d: float, yaw: float = 0.0) -> None:
         self.rows += _place(self.street, template, s, d, yaw)
@@ -216,94 +222,122 @@ class _Layout:
         return self.street.sections.band_edges(np.array([s]), np.array([side]))[0]
 
     def side(self, sign: float, s_min: float, s_max: float) -> None:
+        """Everything on one side (sign -1 = right, +1 = left) between arc lengths s_min and s_max."""
         side = int(sign > 0)
-        rng = self.rng
-        # Building line: buildings, or fences with hedges and trees behind.
+        for name in ("building_line", "greenery", "poles", "sidewalk", "parking"):
+            rng = seed_stream(self.seed, f"{name}/{side}")
+            getattr(self, name)(rng, sign, side, s_min, s_max)
+
+    def building_line(self, rng: np.random.Generator, sign: float, side: int, s_min: float, s_max: float) -> None:
+        """Buildings, or fences / low walls with trees and bushes behind them."""
         s = s_min
         while s < s_max:
             length = rng.uniform(8.0, 25.0)
             mid = s + length / 2
-            e = self.edges(mid, side)
-            d0 = e[3]
+            d0 = self.edges(mid, side)[3]
             if rng.random() < 0.7:
                 depth = rng.uniform(8.0, 15.0)
+                template = building(rng, length, depth)
                 if self.clear(mid, sign * d0, length / 2, sign * d0, sign * (d0 + depth)):
-                    yaw = 0.0 if sign > 0 else np.pi
-                    self.put(building(rng, length, depth), mid, sign * d0, yaw)
-            elif self.clear(mid, sign * (d0 - 0.3), length / 2, sign * (d0 - 0.3), sign * (d0 + 3)):
-                self.put(fence(rng, length) if rng.random() < 0.75 else wall(rng, length), mid, sign * (d0 - 0.3))
-                for t in np.arange(s + 2.0, s + length - 1.0, self.gap(4.0, 9.0)):
-                    self.put(tree(rng) if rng.random() < 0.5 else bush(rng), t, sign * (d0 + rng.uniform(1.5, 3)))
-            s += length + self.gap(0.0, 8.0)
-        # Trees and bushes in the setback strip, poles and signs at the sidewalk's edge.
+                    self.put(template, mid, sign * d0, 0.0 if sign > 0 else np.pi)
+            else:
+                template = fence(rng, length) if rng.random() < 0.75 else wall(rng, length)
+                plants = [(t, tree(rng) if rng.random() < 0.5 else bush(rng), rng.uniform(1.5, 3.0))
+                          for t in np.arange(s + 2.0, s + length - 1.0, self.gap(rng, 4.0, 9.0))]
+                if self.clear(mid, sign * (d0 - 0.3), length / 2, sign * (d0 - 0.3), sign * (d0 + 3)):
+                    self.put(template, mid, sign * (d0 - 0.3))
+                    for t, plant, offset in plants:
+                        self.put(plant, t, sign * (d0 + offset))
+            s += length + self.gap(rng, 0.0, 8.0)
+
+    def greenery(self, rng: np.random.Generator, sign: float, side: int, s_min: float, s_max: float) -> None:
+        """Trees and bushes in the setback strip between the sidewalk and the building line."""
         s = s_min + rng.uniform(0, 10)
         while s < s_max:
             e = self.edges(s, side)
-            if e[3] - e[2] > 2.0:
-                d = sign * (e[2] + (e[3] - e[2]) * rng.uniform(0.35, 0.65))
-                if self.clear(s, d, 1.0, d - sign * 0.8, d + sign * 0.8):
-                    self.put(tree(rng) if rng.random() < 0.6 else bush(rng), s, d)
-            s += self.gap(7.0, 16.0)
+            d = sign * (e[2] + (e[3] - e[2]) * rng.uniform(0.35, 0.65))
+            template = tree(rng) if rng.random() < 0.6 else bush(rng)
+            if e[3] - e[2] > 2.0 and self.clear(s, d, 1.0, d - sign * 0.8, d + sign * 0.8):
+                self.put(template, s, d)
+            s += self.gap(rng, 7.0, 16.0)
+
+    def poles(self, rng: np.random.Generator, sign: float, side: int, s_min: float, s_max: float) -> None:
+        """Poles (some carrying traffic signs) at the road side of the sidewalk."""
         s = s_min + rng.uniform(0, 15)
         while s < s_max:
-            e = self.edges(s, side)
-            d = sign * (e[1] + 0.4)
+            d = sign * (self.edges(s, side)[1] + 0.4)
+            template = pole(rng, with_sign=rng.random() < 0.4)
             if self.clear(s, d, 0.3, d, d):
-                with_sign = rng.random() < 0.4
-                self.put(pole(rng, with_sign), s, d, 0.0 if sign < 0 else np.pi)
-            s += self.gap(18.0, 40.0)
-        # People and bicycles on the sidewalk.
+                self.put(template, s, d, 0.0 if sign < 0 else np.pi)
+            s += self.gap(rng, 18.0, 40.0)
+
+    def sidewalk(self, rng: np.random.Generator, sign: float, side: int, s_min: float, s_max: float) -> None:
+        """People, bicycles and litter bins on the sidewalk."""
+        slot = side
         s = s_min + rng.uniform(0, 20)
         while s < s_max:
             e = self.edges(s, side)
             d = sign * (e[1] + (e[2] - e[1]) * rng.uniform(0.45, 0.8))
+            roll, yaw = rng.random(), rng.uniform(-0.3, 0.3)
             if self.clear(s, d, 0.9, d, d):
-                roll = rng.random()
                 if roll < 0.5:
-                    self.put(person(rng, self.instance()), s, d, rng.uniform(-0.3, 0.3))
+                    self.put(person(rng, self.instance(slot)), s, d, yaw)
                 elif roll < 0.85:
-                    self.put(bicycle(rng, self.instance()), s, d, rng.uniform(-0.3, 0.3))
+                    self.put(bicycle(rng, self.instance(slot)), s, d, yaw)
                 else:
                     self.put(litter_bin(rng), s, d)
-            s += self.gap(10.0, 35.0)
-        # Parked vehicles in parking bands.
+            s += self.gap(rng, 10.0, 35.0)
+
+    def parking(self, rng: np.random.Generator, sign: float, side: int, s_min: float, s_max: float) -> None:
+        """Parked cars, trucks and caravans nose to tail in parking bands."""
+        slot = 2 + side
         s = s_min
         while s < s_max:
             e = self.edges(s, side)
-            if e[1] - e[0] > 1.5:
-                d = sign * (e[0] + (e[1] - e[0]) / 2 + 0.1)
-                roll = rng.random()
-                inst = self.instance()
-                template = car(rng, inst) if roll < 0.8 else truck(rng, inst) if roll < 0.9 else other_vehicle(
-                    rng, inst)
-                half = max(abs(r[1][0]) + r[2][0] for r in template)
-                if self.clear(s + half, d, half, d, d):
-                    self.put(template, s + half, d, float(rng.normal(0, 0.03)))
-                s += 2 * half + self.gap(0.7, 6.0)
-            else:
+            if e[1] - e[0] <= 1.5:
                 s += 5.0
+                continue
+            d = sign * (e[0] + (e[1] - e[0]) / 2 + 0.1)
+            roll, yaw = rng.random(), float(rng.normal(0, 0.03))
+            make = car if roll < 0.8 else truck if roll < 0.9 else other_vehicle
+            template = make(rng, 0)
+            half = max(abs(r[1][0]) + r[2][0] for r in template)
+            if self.clear(s + half, d, half, d, d):
+                inst = self.instance(slot)
+                self.put([(*r[:5], inst, *r[6:]) for r in template], s + half, d, yaw)
+            s += 2 * half + self.gap(rng, 0.7, 6.0)
 
 
-def build_world(street: Street, rng: np.random.Generator, s_range: tuple[float, float], density: float,
-                duration_s: float, ego_s: Callable[[float], float]) -> World:
+def build_world(street: Street, seed: int, s_range: tuple[float, float], density: float, duration_s: float,
+                ego_s: Callable[[float], float]) -> World:
     """Populate ``street`` between arc lengths ``s_range`` on both sides, and add movers (oncoming cars on
-    the left lane, walkers on the sidewalks) that pass the ego car (``ego_s(t)``) within ``duration_s``."""
-    layout = _Layout(street, rng, density)
-    s_min, s_max = s_range
+    the left lane, walkers on the sidewalks) that pass the ego car (``ego_s(t)``) within ``duration_s``
+    (and 40 s beyond).
+    ``density`` scales the number of objects; the seed varies it further by 0.75-1.3x."""
+    density *= seed_stream(seed, "density").uniform(0.75, 1.3)
+    layout = _Layout(street, seed, density)
     for sign in (-1.0, 1.0):
-        layout.side(sign, s_min, s_max)
+        layout.side(sign, *s_range)
+    # Movers meeting the ego car up to MOVER_HORIZON_S after the end are created too: they are far out of
+    # sight (> 250 m) until then, and make a longer run repeat a shorter one's frames exactly.
     movers = []
-    n_cars = max(1, int(round(density * duration_s / 4.0)))
-    for _ in range(n_cars):
-        meet = rng.uniform(0.0, duration_s)
+    horizon = duration_s + MOVER_HORIZON_S
+    rng = seed_stream(seed, "moving_cars")
+    meet = rng.uniform(0.0, 4.0) / density
+    lane = float(street.sections.road_half.min()) / 2
+    while meet < horizon:
         speed = -rng.uniform(6.0, 12.0)
-        lane = float(street.sections.road_half.min()) / 2
         s0 = ego_s(meet) - speed * meet + rng.uniform(5.0, 40.0)
-        movers.append(Mover(car(rng, layout.instance(), MOVING_CAR), s0, lane, speed))
-    for _ in range(max(1, int(round(density * duration_s / 10.0)))):
-        s0 = ego_s(rng.uniform(0.0, duration_s)) + rng.uniform(10.0, 30.0)
+        movers.append(Mover(car(rng, layout.instance(4), MOVING_CAR), s0, lane, speed))
+        meet += rng.uniform(2.0, 8.0) / density
+    rng = seed_stream(seed, "walkers")
+    meet = rng.uniform(0.0, 10.0) / density
+    while meet < horizon:
+        s0 = ego_s(meet) + rng.uniform(10.0, 30.0)
         side = int(rng.integers(0, 2))
         e = street.sections.band_edges(np.array([s0]), np.array([side]))[0]
         d = (1 if side else -1) * (e[1] + (e[2] - e[1]) * 0.3)
-        movers.append(Mover(person(rng, layout.instance(), MOVING_PERSON), s0, d, rng.choice([-1.3, 1.3])))
-    return World(street, Primitives.from_rows(layout.rows), movers, int(rng.integers(0, 2**31 - 1)))
+        movers.append(Mover(person(rng, layout.instance(4), MOVING_PERSON), s0, d, rng.choice([-1.3, 1.3])))
+        meet += rng.uniform(5.0, 15.0) / density
+    texture_seed = int(seed_stream(seed, "texture").integers(0, 2**31 - 1))
+    return World(street, Primitives.from_rows(layout.rows), movers, texture_seed)
