@@ -31,11 +31,6 @@ class Primitives:
     reflectance: np.ndarray
 
     @classmethod
-    def empty(cls) -> Primitives:
-        """A table without solids."""
-        return cls.from_rows([])
-
-    @classmethod
     def from_rows(cls, rows: list[tuple]) -> Primitives:
         """Build from rows (kind, center(3), size(3), yaw, semantic, instance, color(3), reflectance)."""
         cols = list(zip(*rows, strict=True)) if rows else [[]] * 8

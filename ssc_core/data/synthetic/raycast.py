@@ -108,8 +108,8 @@ class CameraGrid(RayGrid):
 class Hits:
     """What each ray of an (R, C) grid hit: t (R, C) ray parameter (inf = nothing), solid index (R, C)
     int32 (GROUND / NOTHING otherwise), normal (R, C, 3) world unit normal, point (R, C, 3) world hit point,
-    semantic / instance (R, C) uint16, color (R, C, 3) float32 albedo, reflectance (R, C) float32,
-    marking (R, C) bool painted road lines."""
+    semantic / instance (R, C) uint16, color (R, C, 3) float32 albedo (white on painted road lines),
+    reflectance (R, C) float32."""
 
     t: np.ndarray
     solid: np.ndarray
@@ -119,7 +119,6 @@ class Hits:
     instance: np.ndarray
     color: np.ndarray
     reflectance: np.ndarray
-    marking: np.ndarray
 
 
 def intersect_ground(street: Street, origin: np.ndarray, dirs: np.ndarray, max_t: float) -> np.ndarray:
@@ -180,7 +179,6 @@ def _shade_inputs(grid: RayGrid, street: Street, prims: Primitives, t: np.ndarra
     instance = np.zeros((rows, cols), np.uint16)
     color = np.zeros((rows, cols, 3), np.float32)
     reflectance = np.zeros((rows, cols), np.float32)
-    marking = np.zeros((rows, cols), bool)
     is_solid = solid >= 0
     idx = solid[is_solid]
     semantic[is_solid], instance[is_solid] = prims.semantic[idx], prims.instance[idx]
@@ -198,5 +196,4 @@ def _shade_inputs(grid: RayGrid, street: Street, prims: Primitives, t: np.ndarra
         paint = street.lane_marking(s, d) & (cls == 40)
         color[is_ground] = np.where(paint[:, None], 0.9, lut_c[cls])
         reflectance[is_ground] = np.where(paint, 0.7, lut_r[cls])
-        marking[is_ground] = paint
-    return Hits(t, solid, normal, point, semantic, instance, color, reflectance, marking)
+    return Hits(t, solid, normal, point, semantic, instance, color, reflectance)
