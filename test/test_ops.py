@@ -3,6 +3,8 @@ backward; scatter reductions and unique coords match plain-Python references."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,3 +156,25 @@ def test_dense_path_and_rulebook_path_of_the_torch_backend_agree():
         results.append((out.detach(), feats.grad.clone(), conv.weight.grad.clone()))
     for dense, rulebook in zip(*results):
         torch.testing.assert_close(dense, rulebook, rtol=1e-10, atol=1e-10)
+
+
+def test_backend_choice_follows_the_spconv_self_check(monkeypatch):
+    import ssc_core.ops.sparse as sparse
+
+    monkeypatch.setattr(sparse, "spconv_works", lambda device: False)
+    assert resolve_backend("auto", torch.device("cuda")) == "torch"
+    with pytest.raises(ConfigError, match="self-check"):
+        resolve_backend("spconv", torch.device("cpu"))
+    monkeypatch.setattr(sparse, "spconv_works", lambda device: True)
+    assert resolve_backend("auto", torch.device("cuda")) == "spconv"
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    assert resolve_backend("torch", torch.device("cuda")) == "torch"
+
+
+def test_spconv_self_check_returns_a_cached_verdict():
+    from ssc_core.ops.sparse import spconv_works
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = spconv_works(torch.device("cpu"))
+    assert isinstance(first, bool) and spconv_works(torch.device("cpu")) is first

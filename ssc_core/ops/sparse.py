@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -55,14 +56,53 @@ def enable_spconv() -> object | None:
     return spconv_pt
 
 
+def spconv_works(device: torch.device) -> bool:
+    """Whether spconv's SubMConv3d agrees with the torch backend on ``device`` (checked once per device type).
+
+    Runs both on 200-odd random sites of an 8x8x6 grid, batch 2, 4 -> 5 channels, and compares outputs and the
+    gradients of features and weights. False when spconv is missing, raises, or disagrees (spconv 2.3.8's CPU
+    path disagrees on this project's machines), with a warning saying why."""
+    key = ("works", device.type)
+    if key in _SPCONV_STATE:
+        return bool(_SPCONV_STATE[key])
+    ok, reason = False, "spconv cannot be imported"
+    if enable_spconv() is not None:
+        try:
+            gen = torch.Generator().manual_seed(0)
+            shape = (8, 8, 6)
+            coords = torch.nonzero(torch.rand(2, *shape, generator=gen) < 0.3).to(device)
+            feats = torch.randn(len(coords), 4, generator=gen).to(device)
+            weight = torch.randn(5, 3, 3, 3, 4, generator=gen).to(device)
+            results = []
+            for backend in ("torch", "spconv"):
+                conv = SubMConv3d(4, 5, 3, bias=False, backend=backend).to(device)
+                with torch.no_grad():
+                    conv.weight.copy_(weight)
+                f = feats.clone().requires_grad_(True)
+                voxels = SparseVoxels(f, coords, shape, 2)
+                out = conv._forward_spconv(voxels) if backend == "spconv" else conv._forward_torch(voxels)
+                out.pow(2).sum().backward()
+                results.append((out.detach(), f.grad, conv.weight.grad))
+            worst = max(float((a - b).abs().max() / (b.abs().max() + 1e-6)) for a, b in zip(*results))
+            ok, reason = worst < 1e-3, f"relative difference {worst:.3g} from the torch backend"
+        except Exception as exc:  # noqa: BLE001 - any failure means "does not work on this device"
+            reason = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        warnings.warn(f"spconv is not used on {device.type}: {reason}; using the torch sparse conv", stacklevel=2)
+    _SPCONV_STATE[key] = ok
+    return ok
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend ('torch' or 'spconv') for ``backend`` on ``device``."""
+    """The concrete backend ('torch' or 'spconv') for ``backend`` on ``device``: 'auto' picks spconv on CUDA when
+    it passes ``spconv_works``; an explicit 'spconv' that fails the check raises ConfigError."""
     if backend not in BACKENDS:
         raise ConfigError(f"sparse backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "spconv" if device.type == "cuda" and enable_spconv() is not None else "torch"
-    if backend == "spconv" and enable_spconv() is None:
-        raise ConfigError("sparse backend 'spconv' requested but spconv cannot be imported")
+        return "spconv" if device.type == "cuda" and spconv_works(device) else "torch"
+    if backend == "spconv" and not spconv_works(device):
+        raise ConfigError(f"model.sparse_backend 'spconv' requested but spconv fails its self-check on "
+                          f"{device.type} (see the warning); use 'torch' or 'auto'")
     return backend
 
 
