@@ -160,6 +160,16 @@ def test_project_voxels_matches_numpy_vox2pix():
     assert 0 < ref_mask.sum() < len(ref_mask)
 
 
+def test_project_voxels_keeps_float32_precision_under_bf16_autocast():
+    centers = torch.tensor([[40.0, -10.3, 0.7], [12.5, 3.1, -1.2]])
+    K = torch.tensor([[[[707.0, 0, 604], [0, 707.0, 180], [0, 0, 1]]]])
+    args = (centers, K, T_CAM_VELO[None, None], torch.tensor([[370, 1220]]))
+    pix, _ = project_voxels(*args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pix_amp, _ = project_voxels(*args)
+    assert torch.equal(pix, pix_amp)
+
+
 def test_flosp_averages_only_over_frames_that_see_the_voxel():
     feats = torch.stack([torch.full((1, 2, 2), 2.0), torch.full((1, 2, 2), 6.0)])[None]  # (B=1, F=2, C=1, 2, 2)
     pix = torch.tensor([[[[0, 0], [31, 17], [5, 5]], [[16, 0], [0, 0], [5, 5]]]])  # (1, 2, N=3, 2)

@@ -189,8 +189,9 @@ class SGN(nn.Module):
         weights.update({k: float(v) for k, v in (m.get("loss_weights") or {}).items()})
         self.loss_weights = weights
         class_set = data.get("class_set", "semantic_kitti")
-        self.register_buffer("class_weights", resolve_class_weights(m.get("class_weights", "sgn" if class_set in (
-            "semantic_kitti", "kitti360") else None), class_set, self.num_classes), persistent=False)
+        default_weights = "sgn" if class_set in ("semantic_kitti", "kitti360") else None
+        class_weights = resolve_class_weights(m.get("class_weights", default_weights), class_set, self.num_classes)
+        self.register_buffer("class_weights", class_weights, persistent=False)
         self.register_buffer("voxel_centers", torch.from_numpy(self.work_grid.voxel_centers()), persistent=False)
 
         self.image_encoder = ImageEncoder(dict(m.get("backbone") or {}), channels)
@@ -208,8 +209,7 @@ class SGN(nn.Module):
     def lift(self, batch: dict) -> torch.Tensor:
         """Image features lifted to the 1:2 grid (FLoSP + bottleneck): (B, C, X/2, Y/2, Z/2)."""
         feats = self.image_encoder(batch["img"])
-        pix, inside = project_voxels(self.voxel_centers, batch["K"].float(), batch["T_cam_velo"].float(),
-                                     batch["image_hw"])
+        pix, inside = project_voxels(self.voxel_centers, batch["K"], batch["T_cam_velo"], batch["image_hw"])
         x3d = flosp(feats, pix, inside, self.flosp_stride)
         return self.bottleneck(x3d.view(x3d.shape[0], x3d.shape[1], *self.work_grid.dims))
 

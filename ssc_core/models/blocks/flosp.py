@@ -12,9 +12,12 @@ def project_voxels(centers_velo: torch.Tensor, K: torch.Tensor, T_cam_velo: torc
 
     centers_velo: (N, 3) in the current LiDAR frame; K: (B, F, 3, 3); T_cam_velo: (B, F, 4, 4);
     image_hw: (B, 2) [H, W]. Returns (pixels (B, F, N, 2) int64 (u, v), in-view mask (B, F, N) bool:
-    depth > 0 and 0 <= u < W, 0 <= v < H)."""
-    cam = torch.einsum("bfij,nj->bfni", T_cam_velo[..., :3, :3], centers_velo) + T_cam_velo[..., None, :3, 3]
-    uvw = torch.einsum("bfij,bfnj->bfni", K, cam)
+    depth > 0 and 0 <= u < W, 0 <= v < H). Always computed in float32, also under autocast (bf16 would move
+    pixels by several columns at KITTI widths)."""
+    with torch.autocast(device_type=centers_velo.device.type, enabled=False):
+        T = T_cam_velo.float()
+        cam = torch.einsum("bfij,nj->bfni", T[..., :3, :3], centers_velo.float()) + T[..., None, :3, 3]
+        uvw = torch.einsum("bfij,bfnj->bfni", K.float(), cam)
     depth = cam[..., 2]
     pix = torch.round(uvw[..., :2] / depth.clamp(min=1e-6)[..., None]).long()
     h = image_hw[:, 0].view(-1, 1, 1)
