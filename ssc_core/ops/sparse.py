@@ -268,7 +268,7 @@ class SubMConv3d(nn.Module):
                                         padding=self.kernel_size // 2, bias=False, indice_key=key)
             x.cache[("spconv_module", self.in_channels, self.out_channels, self.kernel_size)] = conv
         del conv.weight
-        conv.weight = self.weight
+        conv.weight = self.weight.to(x.features.dtype)  # a plain attribute: gradients flow to self.weight
         tensor = spconv_pt.SparseConvTensor(x.features, x.coords.int(), list(x.spatial_shape), x.batch_size,
                                             indice_dict=x.cache.setdefault("spconv_indices", {}))
         out = conv(tensor)
