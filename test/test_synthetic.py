@@ -104,12 +104,15 @@ def test_world_holds_every_semantickitti_class_that_a_street_has():
     scene = SyntheticScene(300, 11, SyntheticOptions.small(label_scans=0))
     prims = scene.world.primitives_at(0.0)
     sections = scene.world.street.sections
-    present = set(prims.semantic.tolist()) | {40, 48} | set(sections.outer_class.ravel().tolist())
+    movers = {row[4] for mover in scene.world.movers for row in mover.template}
+    present = set(prims.semantic.tolist()) | movers | {40, 48} | set(sections.outer_class.ravel().tolist())
     if (sections.parking > 0).any():
         present.add(44)
-    expected = {10, 11, 18, 20, 30, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81, 252, 254}
+    expected = {10, 11, 15, 18, 20, 30, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81, 252, 253, 254, 255}
     assert expected <= present
-    things = np.isin(prims.semantic, [10, 11, 18, 20, 30, 252, 254])
+    train_ids = {SEMANTIC_KITTI.learning_map[raw] for raw in present} - {0}
+    assert train_ids == set(range(1, 20))
+    things = np.isin(prims.semantic, [10, 11, 15, 18, 20, 30, 252, 253, 254, 255])
     assert (prims.instance[things] > 0).all() and (prims.instance[~things] == 0).all()
 
 
@@ -132,7 +135,7 @@ def test_points_moved_by_the_poses_into_frame_t_plus_5_land_on_occupied_voxels(s
     hits = []
     for frame in (0, 5, 10):
         points, semantic, _ = _scan(sequence, frame)
-        static = ~np.isin(semantic, [252, 254])
+        static = semantic < 252
         moved = transform_points(np.linalg.inv(poses[frame + 5]) @ poses[frame], points[static])
         idx, inside = grid.points_to_indices(moved)
         assert inside.sum() > 1000

@@ -16,16 +16,17 @@ from ssc_core.data.synthetic.options import seed_stream
 from ssc_core.data.synthetic.primitives import BOX, CYLINDER, ELLIPSOID, Primitives
 from ssc_core.data.synthetic.street import OTHER_GROUND, PARKING, ROAD, SIDEWALK, TERRAIN, Street
 
-CAR, BICYCLE, TRUCK, OTHER_VEHICLE, PERSON = 10, 11, 18, 20, 30
+CAR, BICYCLE, MOTORCYCLE, TRUCK, OTHER_VEHICLE, PERSON = 10, 11, 15, 18, 20, 30
 BUILDING, FENCE, OTHER_STRUCTURE, VEGETATION, TRUNK, POLE, TRAFFIC_SIGN = 50, 51, 52, 70, 71, 80, 81
 OTHER_OBJECT = 99
-MOVING_CAR, MOVING_PERSON = 252, 254
+MOVING_CAR, MOVING_BICYCLIST, MOVING_PERSON, MOVING_MOTORCYCLIST = 252, 253, 254, 255
 
 # Albedo (RGB in [0, 1]) and LiDAR reflectance of the ground classes.
 GROUND_COLOR = {ROAD: (0.33, 0.33, 0.35), PARKING: (0.45, 0.43, 0.44), SIDEWALK: (0.62, 0.6, 0.58),
                 OTHER_GROUND: (0.52, 0.46, 0.38), TERRAIN: (0.42, 0.5, 0.27)}
 GROUND_REFLECTANCE = {ROAD: 0.18, PARKING: 0.22, SIDEWALK: 0.3, OTHER_GROUND: 0.26, TERRAIN: 0.4}
-REFLECTANCE = {CAR: 0.35, BICYCLE: 0.4, TRUCK: 0.4, OTHER_VEHICLE: 0.38, PERSON: 0.3, BUILDING: 0.3, FENCE: 0.35,
+REFLECTANCE = {CAR: 0.35, BICYCLE: 0.4, MOTORCYCLE: 0.4, MOVING_BICYCLIST: 0.35, MOVING_MOTORCYCLIST: 0.35,
+               TRUCK: 0.4, OTHER_VEHICLE: 0.38, PERSON: 0.3, BUILDING: 0.3, FENCE: 0.35,
                VEGETATION: 0.45, TRUNK: 0.3, POLE: 0.5, TRAFFIC_SIGN: 0.9, MOVING_CAR: 0.35, MOVING_PERSON: 0.3,
                OTHER_STRUCTURE: 0.3, OTHER_OBJECT: 0.35}
 CAR_COLORS = np.array([(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.85, 0.85, 0.85), (0.1, 0.1, 0.1), (0.5, 0.5, 0.55),
@@ -114,9 +115,28 @@ def other_vehicle(rng: np.random.Generator, inst: int) -> Template:
                  (0.9, 0.88, 0.8))]
 
 
-def bicycle(rng: np.random.Generator, inst: int) -> Template:
-    """A parked bicycle: a thin 1.7 m box from 0.3 m to 1.0 m."""
-    return [_row(BOX, (0, 0, 0.65), (0.85, 0.05, 0.35), BICYCLE, inst, rng.uniform(0.1, 0.8, 3))]
+def bicycle(rng: np.random.Generator, inst: int, sem: int = BICYCLE) -> Template:
+    """A bicycle: a thin 1.7 m box from 0.3 m to 1.0 m."""
+    return [_row(BOX, (0, 0, 0.65), (0.85, 0.05, 0.35), sem, inst, rng.uniform(0.1, 0.8, 3))]
+
+
+def motorcycle(rng: np.random.Generator, inst: int, sem: int = MOTORCYCLE) -> Template:
+    """A motorcycle: a 2 m long, 0.4 m wide box from 0.3 m to 1.1 m."""
+    return [_row(BOX, (0, 0, 0.7), (1.0, 0.2, 0.4), sem, inst, rng.uniform(0.1, 0.8, 3))]
+
+
+def _rider(rng: np.random.Generator, inst: int, sem: int) -> tuple:
+    return _row(CYLINDER, (0, 0, 1.3), (0.25, 0.25, 0.45), sem, inst, rng.uniform(0.1, 0.7, 3))
+
+
+def bicyclist(rng: np.random.Generator, inst: int) -> Template:
+    """A riding bicyclist (moving): bicycle and rider, both labelled moving-bicyclist as SemanticKITTI does."""
+    return [*bicycle(rng, inst, MOVING_BICYCLIST), _rider(rng, inst, MOVING_BICYCLIST)]
+
+
+def motorcyclist(rng: np.random.Generator, inst: int) -> Template:
+    """A riding motorcyclist (moving): motorcycle and rider, both labelled moving-motorcyclist (raw 255)."""
+    return [*motorcycle(rng, inst, MOVING_MOTORCYCLIST), _rider(rng, inst, MOVING_MOTORCYCLIST)]
 
 
 def person(rng: np.random.Generator, inst: int, sem: int = PERSON) -> Template:
@@ -299,7 +319,7 @@ class _Layout:
                 continue
             d = sign * (e[0] + (e[1] - e[0]) / 2 + 0.1)
             roll, yaw = rng.random(), float(rng.normal(0, 0.03))
-            make = car if roll < 0.8 else truck if roll < 0.9 else other_vehicle
+            make = car if roll < 0.75 else truck if roll < 0.85 else other_vehicle if roll < 0.93 else motorcycle
             template = make(rng, 0)
             half = max(abs(r[1][0]) + r[2][0] for r in template)
             if self.clear(s + half, d, half, d, d):
@@ -310,10 +330,10 @@ class _Layout:
 
 def build_world(street: Street, seed: int, s_range: tuple[float, float], density: float, duration_s: float,
                 ego_s: Callable[[float], float]) -> World:
-    """Populate ``street`` between arc lengths ``s_range`` on both sides, and add movers (oncoming cars on
-    the left lane, walkers on the sidewalks) that pass the ego car (``ego_s(t)``) within ``duration_s``
-    (and 40 s beyond).
-    ``density`` scales the number of objects; the seed varies it further by 0.75-1.3x."""
+    """Populate ``street`` between arc lengths ``s_range`` on both sides, and add movers (oncoming cars and
+    motorcyclists in the left lane, walkers and bicyclists on the sidewalks) that pass the ego car
+    (``ego_s(t)``) within ``duration_s`` (and 40 s beyond). ``density`` scales the number of objects; the
+    seed varies it further by 0.75-1.3x."""
     density *= seed_stream(seed, "density").uniform(0.75, 1.3)
     layout = _Layout(street, seed, density)
     for sign in (-1.0, 1.0):
@@ -339,5 +359,21 @@ def build_world(street: Street, seed: int, s_range: tuple[float, float], density
         d = (1 if side else -1) * (e[1] + (e[2] - e[1]) * 0.3)
         movers.append(Mover(person(rng, layout.instance(4), MOVING_PERSON), s0, d, rng.choice([-1.3, 1.3])))
         meet += rng.uniform(5.0, 15.0) / density
+    rng = seed_stream(seed, "motorcyclists")
+    meet = rng.uniform(0.0, 20.0) / density
+    while meet < horizon:
+        speed = -rng.uniform(8.0, 14.0)
+        s0 = ego_s(meet) - speed * meet + rng.uniform(5.0, 40.0)
+        movers.append(Mover(motorcyclist(rng, layout.instance(4)), s0, lane + rng.uniform(-0.5, 0.5), speed))
+        meet += rng.uniform(10.0, 30.0) / density
+    rng = seed_stream(seed, "bicyclists")
+    meet = rng.uniform(0.0, 15.0) / density
+    while meet < horizon:
+        s0 = ego_s(meet) + rng.uniform(10.0, 40.0)
+        side = int(rng.integers(0, 2))
+        e = street.sections.band_edges(np.array([s0]), np.array([side]))[0]
+        d = (1 if side else -1) * (e[1] + (e[2] - e[1]) * 0.7)
+        movers.append(Mover(bicyclist(rng, layout.instance(4)), s0, d, rng.choice([-4.5, 4.5])))
+        meet += rng.uniform(8.0, 20.0) / density
     texture_seed = int(seed_stream(seed, "texture").integers(0, 2**31 - 1))
     return World(street, Primitives.from_rows(layout.rows), movers, texture_seed)
