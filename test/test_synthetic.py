@@ -257,6 +257,9 @@ def test_a_longer_run_repeats_a_shorter_runs_frames_and_a_shorter_rerun_leaves_o
     paths = generate_sequence(tmp_path / "long", "04", frames=3, seed=5, options=options)
     assert paths.scan_frames() == [0, 1, 2] and paths.labelled_frames() == [0]
     assert _tree_hash(tmp_path / "long") == short
+    paths = generate_sequence(tmp_path / "long", "04", frames=3, seed=6,
+                              options=SyntheticOptions.small(**TINY, write_right_image=False))
+    assert paths.image_frames(2) == [0, 1, 2] and paths.image_frames(3) == []
 
 
 def test_range_noise_perturbs_ranges_by_its_sigma():

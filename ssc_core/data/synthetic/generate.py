@@ -98,15 +98,23 @@ def write_voxel_files(paths: SequencePaths, index: int, voxels: VoxelLabels) -> 
     write_packed_bits(paths.voxel(index, "occluded"), voxels.occluded)
 
 
-def remove_stale_files(paths: SequencePaths, frames: int, labelled: list[int]) -> list[Path]:
-    """Delete numbered files a previous, longer run left in velodyne/, labels/, image_2/, image_3/ (frames
-    >= ``frames``) and voxels/ (frames not in ``labelled``), so the folder is exactly this run's sequence.
-    Returns the deleted paths."""
+def remove_stale_files(paths: SequencePaths, frames: int, labelled: list[int], options: SyntheticOptions
+                       ) -> list[Path]:
+    """Delete numbered files an earlier run left that this run will not rewrite: frames >= ``frames`` in
+    velodyne/ and labels/, voxels/ of frames not in ``labelled``, and images beyond ``frames`` or of a camera
+    this run does not write. Returns the deleted paths."""
+    everything = set(range(frames))
+    keep = {
+        "velodyne": everything,
+        "labels": everything,
+        "voxels": set(labelled),
+        "image_2": everything if options.write_images else set(),
+        "image_3": everything if options.write_images and options.write_right_image else set(),
+    }
     removed = []
-    for folder in ("velodyne", "labels", "image_2", "image_3", "voxels"):
-        keep = set(labelled) if folder == "voxels" else set(range(frames))
+    for folder, frames_kept in keep.items():
         for path in sorted((paths.dir / folder).glob("*")):
-            if path.is_file() and path.stem.isdigit() and int(path.stem) not in keep:
+            if path.is_file() and path.stem.isdigit() and int(path.stem) not in frames_kept:
                 path.unlink()
                 removed.append(path)
     return removed
@@ -121,7 +129,7 @@ def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int
     options = options or SyntheticOptions()
     scene = SyntheticScene(frames, seed, options)
     paths = SequencePaths.of(output_root, sequence)
-    remove_stale_files(paths, frames, scene.labelled_frames())
+    remove_stale_files(paths, frames, scene.labelled_frames(), options)
     write_calib(paths.calib, scene.calib)
     write_poses(paths.poses, scene.poses_cam0())
     write_times(paths.times, np.arange(frames) / FRAME_RATE_HZ)
