@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,25 @@ class SyntheticScene:
         """Frames that get voxel files: every ``label_stride``-th from 0."""
         return list(range(0, self.frames, self.options.label_stride))
 
+    def drive(self, desc: str = "synthetic", progress: bool = False
+              ) -> Iterator[tuple[int, Scan, list[int], dict[int, Scan]]]:
+        """Simulate the scans in order (with a progress bar). Yields (index, scan, ready, scans): ``ready``
+        lists the labelled frames whose aggregation window is complete after this scan, ``scans`` holds every
+        scan those windows need. Stops after the last frame once no label is pending; old scans are dropped."""
+        pending = self.labelled_frames()
+        scans: dict[int, Scan] = {}
+        for i in tqdm(range(self.n_scans), desc=desc, unit="scan", disable=not progress):
+            if not pending and i >= self.frames:
+                break
+            scans[i] = self.scan(i)
+            ready = []
+            while pending and (pending[0] + self.options.label_scans <= i or i == self.n_scans - 1):
+                ready.append(pending.pop(0))
+            yield i, scans[i], ready, scans
+            oldest = pending[0] if pending else i + 1
+            for j in [j for j in scans if j < oldest]:
+                del scans[j]
+
     def voxel_labels(self, index: int, scans: dict[int, Scan]) -> VoxelLabels:
         """Voxel files of frame ``index`` from ``scans`` (must hold ``index`` .. the last scan of its window)."""
         last = min(index + self.options.label_scans, self.n_scans - 1)
@@ -133,23 +153,14 @@ def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int
     write_calib(paths.calib, scene.calib)
     write_poses(paths.poses, scene.poses_cam0())
     write_times(paths.times, np.arange(frames) / FRAME_RATE_HZ)
-    pending = scene.labelled_frames()
-    scans: dict[int, Scan] = {}
-    for i in tqdm(range(scene.n_scans), desc=f"synthetic seq {paths.sequence}", unit="scan", disable=not progress):
-        if not pending and i >= frames:
-            break
-        scans[i] = scene.scan(i)
+    for i, scan, ready, scans in scene.drive(f"synthetic seq {paths.sequence}", progress):
         if i < frames:
-            write_points(paths.velodyne(i), scans[i].points_velo)
-            write_point_labels(paths.point_labels(i), scans[i].semantic, scans[i].instance)
+            write_points(paths.velodyne(i), scan.points_velo)
+            write_point_labels(paths.point_labels(i), scan.semantic, scan.instance)
             if options.write_images:
                 write_image(paths.image(i, 2), scene.render(i, 2).rgb)
                 if options.write_right_image:
                     write_image(paths.image(i, 3), scene.render(i, 3).rgb)
-        while pending and (pending[0] + options.label_scans <= i or i == scene.n_scans - 1):
-            write_voxel_files(paths, pending[0], scene.voxel_labels(pending[0], scans))
-            pending.pop(0)
-        oldest = pending[0] if pending else i + 1
-        for j in [j for j in scans if j < oldest]:
-            del scans[j]
+        for frame in ready:
+            write_voxel_files(paths, frame, scene.voxel_labels(frame, scans))
     return paths

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ssc_core.data.kitti360 import (
     KITTI360_IMAGE_HW,
@@ -79,25 +78,16 @@ def generate_kitti360_drive(output_root: str | Path, drive: str | int = 9, frame
     paths = Kitti360Paths.of(output_root, drive)
     T_world_cam0 = scene.path.T_world_velo[:frames] @ invert_transform(scene.calib.T_cam0_velo)[None]
     write_kitti360_poses(paths.cam0_to_world, np.arange(frames), T_world_cam0, rows=4)
-    pending = scene.labelled_frames()
-    scans: dict[int, Scan] = {}
-    for i in tqdm(range(scene.n_scans), desc=f"synthetic {paths.drive}", unit="scan", disable=not progress):
-        if not pending and i >= frames:
-            break
-        scans[i] = scene.scan(i)
+    for i, scan, ready, scans in scene.drive(f"synthetic {paths.drive}", progress):
         if i < frames:
-            write_points(kitti360_velodyne_path(paths, i), scans[i].points_velo)
+            write_points(kitti360_velodyne_path(paths, i), scan.points_velo)
             if options.write_images:
                 write_image(paths.image(i, 0), scene.render(i, 2).rgb)
                 if options.write_right_image:
                     write_image(paths.image(i, 1), scene.render(i, 3).rgb)
-        while pending and (pending[0] + options.label_scans <= i or i == scene.n_scans - 1):
-            label, single, invalid = kitti360_voxels(scene, pending[0], scans)
-            write_kitti360_labels(paths.voxel(pending[0], "label"), label)
-            write_kitti360_occupancy(paths.voxel(pending[0], "bin"), single)
-            write_kitti360_invalid(paths.voxel(pending[0], "invalid"), invalid)
-            pending.pop(0)
-        oldest = pending[0] if pending else i + 1
-        for j in [j for j in scans if j < oldest]:
-            del scans[j]
+        for frame in ready:
+            label, single, invalid = kitti360_voxels(scene, frame, scans)
+            write_kitti360_labels(paths.voxel(frame, "label"), label)
+            write_kitti360_occupancy(paths.voxel(frame, "bin"), single)
+            write_kitti360_invalid(paths.voxel(frame, "invalid"), invalid)
     return paths
