@@ -1,8 +1,11 @@
 """Model registry: classes register under a name; ``build_model(cfg)`` builds the one ``cfg['model']['name']``
-names. A registered class is constructed as ``cls(cfg)`` with the whole parsed config."""
+names. A registered class is constructed as ``cls(cfg)`` with the whole parsed config. Every module directly in
+``ssc_core/models/`` is imported before lookup, so a new method file only needs ``@register_model("name")``."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 
 from torch import nn
@@ -43,4 +46,9 @@ def build_model(cfg: dict) -> nn.Module:
 
 
 def _import_builtin_models() -> None:
-    import ssc_core.models.sgn  # noqa: F401 - registers "sgn"
+    """Import every module of ssc_core.models (one file per method), so their @register_model runs."""
+    import ssc_core.models as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.ispkg and info.name != "registry" and not info.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
