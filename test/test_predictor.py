@@ -162,3 +162,23 @@ def test_predict_on_the_real_kitti_frame(shared_data):
     assert predictor.model.seen_points == len(frame.points_velo)
     seen = pred.labels.astype(bool)
     assert 0.05 < seen.mean() < 0.9  # the camera sees a wedge of the grid ahead of the car
+
+
+def test_sgn_tiny_checkpoint_predicts_the_real_kitti_frame(shared_data, tmp_path):
+    from ssc_core.config import load_config
+    from ssc_core.models import build_model
+
+    paths = SequencePaths.of(shared_data / "kitti_real_frame", "00")
+    frame = Frame(stamp_ns=123, image_left=read_image(paths.image(0)), calib=read_calib(paths.calib),
+                  points_velo=read_points(paths.velodyne(0)), index=0)
+    cfg = load_config("sgn_tiny")
+    torch.manual_seed(0)
+    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    save_checkpoint(tmp_path / "sgn_tiny.pt", build_model(cfg), cfg, SEMANTIC_KITTI, grid)
+    predictor = Predictor.from_checkpoint(tmp_path / "sgn_tiny.pt")
+    assert predictor.needs_points and not predictor.needs_right_image and predictor.history_offsets == []
+    pred = predictor.predict(FrameWindow(current=frame))
+    assert pred.labels.shape == grid.dims and pred.labels.dtype == np.uint8 and pred.stamp_ns == 123
+    assert pred.confidence.dtype == np.float32
+    assert np.all(pred.confidence >= 1.0 / C - 1e-6) and np.all(pred.confidence <= 1.0)
+    assert pred.labels.max() < C
