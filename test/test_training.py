@@ -237,11 +237,14 @@ def test_non_finite_losses_skip_the_step_without_touching_the_weights(tmp_path):
         assert torch.equal(value, before[key])
 
 
-def test_bf16_autocast_trains_on_cpu(tmp_path):
-    trainer = Trainer(TinySSC(), _cfg(epochs=2, amp="bf16"), TinyData(), work_dir=tmp_path, device="cpu")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_trains_and_checkpoints_the_grad_scaler(tmp_path, amp):
+    trainer = Trainer(TinySSC(), _cfg(epochs=2, amp=amp), TinyData(), work_dir=tmp_path, device="cpu")
     history = trainer.fit()
     assert all(math.isfinite(v) for v in trainer.step_losses[-1].values())
     assert history[-1]["train"]["loss_ssc"] < history[0]["train"]["loss_ssc"]
+    scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
+    assert (scaler.get("scale", 0) > 0) == (amp == "fp16")  # only fp16 scales the loss
 
 
 def test_empty_training_set_is_a_config_error(tmp_path):

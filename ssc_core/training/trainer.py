@@ -276,7 +276,10 @@ class Trainer:
             batch = hook.before_step(self, batch) or batch
         with self.autocast():
             outputs = self.model(batch)
-            losses = self.core_model.losses(outputs, batch)
+        if self.amp_dtype is not None:
+            # Losses run in float32: their sums over millions of voxels overflow float16 (SGN's scal losses did).
+            outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in outputs.items()}
+        losses = self.core_model.losses(outputs, batch)
         for hook in self.hooks:
             losses = hook.after_losses(self, outputs, batch, losses) or losses
         if not losses:
