@@ -327,6 +327,48 @@ def _ddp_worker(rank: int, world: int, port: int, work_dir: str, out: str) -> No
     cleanup_distributed(info)
 
 
+class NanOnRankOne(TinySSC):
+    """Loss is NaN on rank 1 only."""
+
+    def losses(self, outputs, batch):
+        import torch.distributed as dist
+
+        losses = super().losses(outputs, batch)
+        if dist.get_rank() == 1:
+            losses["loss_ssc"] = losses["loss_ssc"] * float("nan")
+        return losses
+
+
+def _ddp_nan_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from ssc_core.training.distributed import cleanup_distributed, init_distributed
+
+    info = init_distributed("cpu")
+    trainer = Trainer(NanOnRankOne(), _cfg(epochs=1), TinyData(n=4), work_dir=f"{out}_run", dist_info=info)
+    trainer.fit()
+    torch.save({"skipped": trainer.skipped_steps, "steps": trainer.step}, f"{out}_{rank}.pt")
+    cleanup_distributed(info)
+
+
+def test_ddp_ranks_skip_a_non_finite_step_together_instead_of_hanging(tmp_path):
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(_ddp_nan_worker, args=(2, _free_port(), str(tmp_path / "r")), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("DDP ranks hung on a step that was non-finite on one rank")
+    for rank in range(2):
+        result = torch.load(tmp_path / f"r_{rank}.pt", weights_only=True)
+        assert result == {"skipped": 1, "steps": 0}
+
+
 def test_ddp_on_two_cpu_processes_shards_training_and_scores_the_whole_val_set(tmp_path):
     import torch.multiprocessing as mp
 

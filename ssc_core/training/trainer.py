@@ -286,7 +286,7 @@ class Trainer:
             raise ConfigError("model.losses returned no loss terms")
         total = sum(v.float() for v in losses.values())
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
+        if not self._all_finite(total):
             self.skipped_steps += 1
             LOG.warning("step %d: non-finite loss %s, step skipped", self.step,
                         {k: float(v.detach()) for k, v in losses.items()})
@@ -315,6 +315,14 @@ class Trainer:
         for hook in self.hooks:
             hook.after_step(self, values)
         return values
+
+    def _all_finite(self, total: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (under DDP all ranks must skip a step together, or the ones
+        that run backward would wait forever for the others' gradients)."""
+        finite = torch.isfinite(total.detach()).to(torch.float32)
+        if self.dist.is_distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
 
     # ------------------------------------------------------------------------------------------ validation
     @torch.no_grad()
