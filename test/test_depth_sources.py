@@ -181,3 +181,20 @@ def test_real_kitti_lidar_depth_map_backprojects_onto_the_real_scan(shared_data)
     assert np.percentile(dist, 95) < 0.25
     # The back-projected cloud sits in front of the car, as the scan does.
     assert points[:, 0].min() >= 0
+
+
+def test_sgbm_pseudo_lidar_of_the_synthetic_stereo_pair_lies_on_the_simulated_scan(tmp_path):
+    """The synthetic world renders a rectified image_2/image_3 pair and a LiDAR scan of the same instant: SGBM
+    points within 20 m land on the scanned surfaces (measured median distance to the nearest LiDAR point
+    0.17 m on seed 0, where the scan itself is 0.8 degrees sparse)."""
+    from ssc_core.data.datasets import build_frame
+    from ssc_core.data.synthetic import SyntheticOptions, generate_sequence
+
+    paths = generate_sequence(tmp_path, sequence="00", frames=1, seed=0,
+                              options=SyntheticOptions.small(label_scans=1))
+    frame = build_frame(paths, 0, load_points=True, load_right=True)
+    points = stereo_sgbm_points(frame, {"points": {"source": "stereo_sgbm", "sgbm": {"num_disparities": 64}}})
+    near = points[points[:, 0] < 20.0]
+    assert len(near) > 5000
+    dist, _ = cKDTree(frame.points_velo[:, :3]).query(near[:, :3])
+    assert np.median(dist) < 0.35
