@@ -429,8 +429,12 @@ def test_ssc_train_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     args = ["--config", str(tmp_path / "tiny.yaml"), "--data-root", str(tmp_path / "data"), "--work-dir",
             str(tmp_path / "run"), "--train-sequences", "00", "--val-sequences", "00", "--device", "cpu",
             "--num-threads", "1"]
-    assert main(args) == 0
+    assert main([*args, "--set", "train.lr=0.02", "--set", "train.log_interval=2"]) == 0
     assert "epochs: 2" in capsys.readouterr().out
+    import yaml
+
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert written["train"]["lr"] == 0.02 and written["train"]["log_interval"] == 2
     for name in ("last.pt", "best.pt", "config.yaml", "history.jsonl"):
         assert (tmp_path / "run" / name).is_file(), name
     assert main([*args, "--resume", "--epochs", "3"]) == 0
@@ -438,6 +442,10 @@ def test_ssc_train_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3 * 3
 
+    assert main([*args, "--set", "train.lr"]) == 2
+    assert "--set expects KEY=VALUE" in capsys.readouterr().err
+    assert main([*args, "--set", "model.width=16", "--resume"]) == 2
+    assert "model.width: checkpoint 8 vs config 16" in capsys.readouterr().err
     assert main([*args, "--work-dir", str(tmp_path / "fresh"), "--resume"]) == 2
     assert "error: --resume: no checkpoint" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.yaml"), "--data-root", str(tmp_path)]) == 2

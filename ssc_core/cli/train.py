@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ssc_core.config import load_config, resolve_config_path
+from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
 from ssc_core.errors import ConfigError, SSCError
 from ssc_core.training.distributed import cleanup_distributed, init_distributed
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "GPUs or machines launch it with torchrun (DDP).",
         epilog="examples:\n"
         "  ssc-train --config sgn_tiny --data-root /tmp/synth --train-sequences 00 --val-sequences 00\n"
+        "  ssc-train --config sgn_tiny --data-root /tmp/synth --set train.lr=0.01 --set train.epochs=30\n"
         "  ssc-train --config sgn_t --data-root /data/semantic_kitti/dataset --work-dir runs/sgn_t --resume\n"
         "  torchrun --nproc_per_node 4 -m ssc_core.cli.train --config sgn_t --data-root /data/kitti/dataset\n"
         "exit codes: 0 = trained, 2 = bad input (the message says what is wrong)",
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                         help="continue a run: from CHECKPOINT, or from <work-dir>/last.pt when given alone")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override any config key by its dotted path, value in YAML (repeatable), e.g. "
+                        "--set train.lr=0.01 --set data.points.source=stereo_sgbm")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:1, ... (default: cuda when available; torchrun picks LOCAL_RANK)")
     parser.add_argument("--train-split", default="train", help="split of data.splits to train on (default: train)")
@@ -50,10 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``['train.lr=0.01', 'data.points.source=lidar']`` -> nested dict, values parsed as YAML.
+    ConfigError for an item without '=' or with an empty key."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set expects KEY=VALUE with a dotted key (e.g. train.lr=0.01), got {item!r}")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: value {value!r} is not valid YAML ({exc})") from None
+        nested: dict = {parts[-1]: parsed}
+        for part in reversed(parts[:-1]):
+            nested = {part: nested}
+        out = deep_merge(out, nested)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict | None:
     """Train as ``args`` say. Returns a summary dict (work_dir, epochs, best_metric, last/best paths) on rank 0,
     None on the other ranks of a torchrun job."""
-    overrides = {"train": {"epochs": args.epochs}} if args.epochs is not None else None
+    overrides = parse_overrides(args.overrides)
+    if args.epochs is not None:
+        overrides = deep_merge(overrides, {"train": {"epochs": args.epochs}})
     cfg = load_config(args.config, overrides)
     TrainSettings.from_config(cfg)  # fail on a bad train: section before touching data or devices
     work_dir = args.work_dir or Path("work_dirs") / resolve_config_path(args.config).stem
