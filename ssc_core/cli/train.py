@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-split", default="valid", help="split to validate on (default: valid)")
     parser.add_argument("--train-sequences", nargs="+", help="explicit training sequences (replace --train-split)")
     parser.add_argument("--val-sequences", nargs="+", help="explicit validation sequences (replace --val-split)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs and TensorBoard as usual)")
     parser.add_argument("--no-val", action="store_true", help="train without validation (no best.pt)")
     parser.add_argument("--num-threads", type=int,
                         help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace) -> dict | None:
         train_set = build_dataset(data_cfg, args.train_split, args.data_root, sequences=args.train_sequences)
         val_set = None if args.no_val else build_dataset(data_cfg, args.val_split, args.data_root,
                                                          sequences=args.val_sequences)
-        trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info)
+        trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info,
+                          progress=not args.no_progress)
         if resume is not None:
             trainer.resume(resume)
         if info.is_main:

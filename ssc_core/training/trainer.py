@@ -133,8 +133,10 @@ class Trainer:
         class_set: ClassSet | None = None,
         collate_fn: Callable[[list[dict]], dict] | None = None,
         hooks: Iterable[TrainerHook] = (),
+        progress: bool = True,
     ) -> None:
         self.cfg = cfg
+        self.progress = progress
         self.settings = TrainSettings.from_config(cfg)
         self.dist = dist_info or DistInfo(device=resolve_device(None if device is None else str(device)))
         self.device = self.dist.device
@@ -252,7 +254,7 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
-                   disable=not self.is_main, dynamic_ncols=True, leave=False)
+                   disable=not (self.is_main and self.progress), dynamic_ncols=True, leave=False)
         for i, batch in enumerate(self.train_loader):
             if i >= self.steps_per_epoch:
                 break
@@ -340,7 +342,8 @@ class Trainer:
         shard = Subset(dataset, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
         loader = DataLoader(shard, batch_size=self.settings.batch_size, shuffle=False,
                             num_workers=self.settings.num_workers, collate_fn=self.collate_fn)
-        for batch in tqdm(loader, desc="validate", disable=not self.is_main, dynamic_ncols=True, leave=False):
+        bars = self.is_main and self.progress
+        for batch in tqdm(loader, desc="validate", disable=not bars, dynamic_ncols=True, leave=False):
             batch = move_to_device(batch, self.device)
             with self.autocast():
                 logits = model(batch)["ssc_logits"]
