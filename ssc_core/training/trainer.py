@@ -118,7 +118,7 @@ class Trainer:
     cfg: the whole config (``train:`` parsed by TrainSettings; ``data.grid`` gives the grid).
     work_dir: where checkpoints, history and TensorBoard events go. dist_info: from ``init_distributed``
     (single process on ``device`` when None). class_set: the label set (defaults to the train dataset's
-    ``class_set`` attribute, else SemanticKITTI). hooks: TrainerHook instances.
+    ``class_set`` attribute, else SemanticKITTI). hooks: TrainerHook instances. progress: show tqdm bars.
     """
 
     def __init__(
