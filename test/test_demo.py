@@ -1,0 +1,58 @@
+"""ssc-demo end to end at its smallest: synthetic sequence -> 1 epoch of training -> bags -> metrics -> pictures."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssc_core.cli import demo
+from ssc_ros.bag import BagReader
+from ssc_ros.messages import rosbags_namespace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    code = demo.main(["--output", str(out), "--frames", "10", "--epochs", "1", "--no-progress"])
+    return code, out
+
+
+def test_demo_exits_zero_and_writes_a_summary_with_metrics(demo_run):
+    code, out = demo_run
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_scored"] == 2  # frames 0 and 5 of 10 carry voxel labels
+    assert 0.0 <= summary["miou"] <= 1.0 and 0.0 < summary["iou"] <= 1.0
+    assert (out / "model" / "best.pt").is_file()
+
+
+def test_demo_output_bag_holds_inputs_and_the_node_outputs_for_every_frame(demo_run):
+    _, out = demo_run
+    ns = rosbags_namespace("humble")
+    with BagReader(out / "bags" / "output", ns.typestore) as reader:
+        topics = reader.topics
+    assert topics["/kitti/velo/pointcloud"].count == 10
+    for name, msgtype in [("/ssc_node/voxels", "visualization_msgs/msg/MarkerArray"),
+                          ("/ssc_node/voxel_cloud", "sensor_msgs/msg/PointCloud2"),
+                          ("/ssc_node/occupancy_grid", "nav_msgs/msg/OccupancyGrid")]:
+        assert topics[name].msgtype == msgtype
+        assert topics[name].count == 10
+
+
+def test_demo_pictures_are_real_images_with_content(demo_run):
+    _, out = demo_run
+    comparison = np.asarray(Image.open(out / "prediction_vs_ground_truth.png").convert("RGB"))
+    occupancy = np.asarray(Image.open(out / "occupancy_grid.png").convert("RGB"))
+    assert comparison.shape[0] > 200 and comparison.shape[1] > 400
+    assert len(np.unique(comparison.reshape(-1, 3), axis=0)) > 20  # shaded voxels of several classes
+    assert occupancy.shape[0] > 100 and len(np.unique(occupancy.reshape(-1, 3), axis=0)) > 2
+
+
+def test_demo_refuses_to_overwrite_an_earlier_run(demo_run, capsys):
+    _, out = demo_run
+    code = demo.main(["--output", str(out), "--frames", "10", "--epochs", "1", "--no-progress"])
+    assert code == 2
+    assert "exists already" in capsys.readouterr().err
