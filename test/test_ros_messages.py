@@ -161,3 +161,17 @@ def test_truncated_image_is_rejected(ns):
     msg.data = msg.data[:20]
     with pytest.raises(DataFormatError, match="expected 48"):
         image_to_rgb(msg)
+
+
+def test_points_builds_one_point_per_row_and_leaves_the_gc_as_it_found_it(ns):
+    import gc
+
+    xyz = np.array([[1.0, 2.0, 3.0], [-4.5, 0.25, 7.0]])
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            points = ns.points(xyz)
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+        assert [(p.x, p.y, p.z) for p in points] == [tuple(row) for row in xyz.tolist()]
