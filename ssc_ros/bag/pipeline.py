@@ -21,10 +21,10 @@ from ssc_ros.bag.files import DEBUG_QOS, LATCHED_QOS, BagReader, BagSummary, Bag
 from ssc_ros.bag.tf_history import TransformHistory
 from ssc_ros.messages import make_float64, rosbags_namespace, stamp_to_ns
 from ssc_ros.pipeline.health import DropCounter
-from ssc_ros.pipeline.inputs import FrameAssembler
 from ssc_ros.pipeline.outputs import OutputBuilder
 from ssc_ros.pipeline.sync import FrameSynchronizer, SyncedSet
-from ssc_ros.pipeline.temporal_buffer import PushResult, TemporalBuffer
+from ssc_ros.pipeline.temporal_buffer import PushResult
+from ssc_ros.pipeline.window_builder import WindowBuilder
 from ssc_ros.replay import ReplayNames
 
 
@@ -90,10 +90,10 @@ def _flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
 class BagPipeline:
     """ssc_node's processing chain fed from bag messages, one synchronised set at a time, no threads.
 
-    The same steps as the node's intake and worker (see ssc_node.py): FrameSynchronizer -> TF at the set's
-    stamp (camera <- LiDAR, fixed <- LiDAR, LiDAR <- cloud) -> FrameAssembler -> TemporalBuffer ->
-    Predictor -> OutputBuilder; every set is processed (nothing is stale offline). predictor: the Predictor
-    contract; params: ssc_node parameter values (``node_parameters``); topics: RunTopics; warn: log function.
+    The same steps as the node's intake and worker (see ssc_node.py): FrameSynchronizer -> WindowBuilder (TF at
+    the set's stamp from the bag, FrameAssembler, TemporalBuffer) -> Predictor -> OutputBuilder; every set is
+    processed (nothing is stale offline). predictor: the Predictor contract;
+    params: ssc_node parameter values (``node_parameters``); topics: RunTopics; warn: log function.
     ``on_tf`` / ``on_input`` take decoded messages in bag order and return the (Prediction, processing seconds)
     pairs that became ready; ``finish`` flushes what still waits for TF at the end of the bag.
     """
@@ -120,18 +120,7 @@ class BagPipeline:
         self._key_of = {topic: key for key, topic in self.inputs.items()}
         self.drops = DropCounter()
         self.sync = FrameSynchronizer(list(self.inputs), self.p["sync.slop_s"], self.p["sync.queue_size"], self.drops)
-        self.assembler = FrameAssembler(
-            predictor.needs_points, predictor.needs_right_image, self.drops, warn, self.p["log.period_s"]
-        )
-        window_kwargs = dict(
-            tolerance_s=self.p["window.tolerance_s"] or None, reset_after_s=self.p["window.reset_after_s"]
-        )
-        if self.p["window.from_model"]:
-            self.buffer = TemporalBuffer.from_frame_offsets(
-                predictor.history_offsets, predictor.frame_rate_hz, **window_kwargs
-            )
-        else:
-            self.buffer = TemporalBuffer(list(self.p["window.offsets_s"]), **window_kwargs)
+        self.windows = WindowBuilder(predictor, self.p, self.drops, warn)
         self.builder = OutputBuilder(predictor.class_set, output_options(self.p))
         self.tf = TransformHistory()
         self._pending: deque[SyncedSet] = deque()
@@ -157,18 +146,13 @@ class BagPipeline:
         """Process every set still waiting (end of the bag: with whatever TF there is)."""
         return self._drain(final=True)
 
-    def _lidar_frame(self, items: dict) -> str:
-        if self.p["frames.lidar"]:
-            return self.p["frames.lidar"]
-        return items["points"].header.frame_id if "points" in items else ""
-
     def _ready(self, matched: SyncedSet) -> bool:
         """A set can go once its camera <- LiDAR transform is known and, with a history window, its pose is
         known or will never come (the dynamic TF has already moved past its stamp)."""
-        stamp, lidar = matched.stamp_ns, self._lidar_frame(matched.items)
+        stamp, lidar = matched.stamp_ns, self.windows.lidar_frame(matched.items)
         if not lidar or self.tf.lookup(matched.items["camera_info"].header.frame_id, lidar, stamp) is None:
             return False
-        if not self.buffer.offsets_ns or self.tf.lookup(self.p["frames.fixed"], lidar, stamp) is not None:
+        if not self.windows.needs_pose or self.tf.lookup(self.p["frames.fixed"], lidar, stamp) is not None:
             return True
         latest = self.tf.latest_dynamic_ns
         return latest is not None and latest > stamp + self.tf.tolerance_ns
@@ -182,48 +166,18 @@ class BagPipeline:
         return out
 
     def _process(self, matched: SyncedSet):
-        items, stamp = matched.items, matched.stamp_ns
-        lidar = self._lidar_frame(items)
-        camera = items["camera_info"].header.frame_id
-        T_cam_velo = self.tf.lookup(camera, lidar, stamp) if lidar else None
-        if T_cam_velo is None:
-            self.assembler.reject("missing_tf", f"no TF {camera} <- '{lidar}' at stamp {stamp} ns in the bag")
+        """Window (WindowBuilder, TF from the bag) -> prediction for one set; None when the set is dropped."""
+        window = self.windows.build(matched.items, matched.stamp_ns, self.tf.lookup, index=self.processed)
+        if window is None:
             return None
-        T_odom_velo = self.tf.lookup(self.p["frames.fixed"], lidar, stamp) if self.buffer.offsets_ns else None
-        if T_odom_velo is None and self.buffer.offsets_ns:
-            if self.p["window.require_pose"]:
-                self.assembler.reject("missing_pose", f"no pose {self.p['frames.fixed']} <- {lidar}")
-                return None
-            self.drops.drop("missing_pose")
-        cloud = items.get("points")
-        T_velo_cloud = None
-        if cloud is not None and cloud.header.frame_id and cloud.header.frame_id != lidar:
-            T_velo_cloud = self.tf.lookup(lidar, cloud.header.frame_id, stamp)
-            if T_velo_cloud is None:
-                self.assembler.reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
-                return None
-        frame = self.assembler.assemble(
-            items["image"],
-            items["camera_info"],
-            cloud,
-            items.get("image_right"),
-            items.get("camera_info_right"),
-            T_cam_velo=T_cam_velo,
-            T_odom_velo=T_odom_velo,
-            T_velo_cloud=T_velo_cloud,
-            index=self.processed,
-        )
-        if frame is None:
-            return None
-        pushed = self.buffer.push(frame)
+        pushed = self.windows.last_push
         if pushed in (PushResult.DUPLICATE, PushResult.OUT_OF_ORDER):
             self.drops.drop(pushed.value)
             return None
-        window, _ = self.buffer.window(frame)
         start = time.perf_counter()
         prediction = self.predictor.predict(window)
         elapsed = time.perf_counter() - start
-        prediction.frame_id = lidar
+        prediction.frame_id = self.windows.lidar_frame(matched.items)
         self.processed += 1
         return prediction, elapsed
 

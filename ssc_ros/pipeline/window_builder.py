@@ -76,8 +76,9 @@ class WindowBuilder:
             pairs.append((self.p["frames.fixed"], lidar))
         return pairs
 
-    def build(self, items: dict[str, Any], stamp_ns: int, lookup: Lookup) -> FrameWindow | None:
-        """The window for one set, or None (the reason is counted in ``drops`` and logged, rate-limited)."""
+    def build(self, items: dict[str, Any], stamp_ns: int, lookup: Lookup, index: int = -1) -> FrameWindow | None:
+        """The window for one set, or None (the reason is counted in ``drops`` and logged, rate-limited).
+        ``index`` becomes the Frame's index (the bag path numbers its sets)."""
         self.last_push = None
         lidar = self.lidar_frame(items)
         camera = items["camera_info"].header.frame_id
@@ -97,7 +98,7 @@ class WindowBuilder:
                 return self._reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
         frame = self.assembler.assemble(
             items["image"], items["camera_info"], cloud, items.get("image_right"), items.get("camera_info_right"),
-            T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo, T_velo_cloud=T_velo_cloud)
+            T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo, T_velo_cloud=T_velo_cloud, index=index)
         if frame is None:
             return None
         self.last_push = self.buffer.push(frame)
