@@ -1,0 +1,560 @@
+"""Benchmark: parameter count, forward latency and peak memory of model configs at their FULL resolution.
+
+    python bench/models.py                                   # sgn_t sgn_l sgn_s sgn_tiny, CPU fp32 + bf16
+    python bench/models.py --configs sgn_tiny sgn_l --repeats 3 --warmup 1 --train --markdown /tmp/bench.md
+    python bench/models.py --device cuda --seed-fraction 0.1
+
+For each config (a name in config/models/ or a path) the model is built with ``build_model(cfg)`` (random
+weights) and fed one batch made the way the data layer makes it: a ``FrameWindow`` of synthetic frames (random
+uint8 images, LiDAR-like random points inside the grid volume, the real KITTI seq-08 calibration from
+``ssc_core.data.synthetic.default_calib``, plausible forward motion between frames) goes through
+``window_to_sample`` and ``collate``. Grid = ``data.grid``, images = ``data.image_crop``, frames = current +
+``data.history_offsets``. The point source is forced to ``lidar`` (the synthetic points stand in for SGN-T/S/L's
+stereo pseudo-points; stereo matching is not timed).
+
+Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
+ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
+``test/test_sgn.py::test_full_size_parameter_count_matches_official_readme`` checks; no shared helper exists) and
+the trained subset; wall-clock latency (median and minimum of ``--repeats`` runs after ``--warmup`` runs; CUDA is
+synchronised around each run); CPU seconds per run (process time, all threads, CPU only); peak memory: CPU =
+peak resident set size of the process over warm-up + timed runs (``VmHWM`` after resetting it through
+``/proc/self/clear_refs``; without that, ``ru_maxrss``, which cannot be reset and is marked ``*``) and its
+increase over the resident size just before (model and inputs already resident); CUDA =
+``torch.cuda.max_memory_allocated`` (absolute, includes weights and inputs) and its increase over
+``memory_allocated`` before.
+
+Modes: ``forward`` = eval mode under ``torch.no_grad()`` (inference; SGN skips its training-only occupancy head);
+``train`` (``--train``) = one training step as ``Trainer.train_step`` does it: forward under autocast, losses in
+float32 against random targets, backward, gradient clipping (35), AdamW step with lr = 0 (the optimizer does all
+its work but the weights, and so the seeds, stay the same from run to run).
+
+Seeds: with random weights SGN's proposals are arbitrary: depending on the initialisation and on the mode
+(BatchNorm batch statistics in training) anything from almost no voxel (then the fallback makes every voxel a
+seed) to most of them. ``--seed-fraction F`` sets ``model.seed_threshold`` (the attribute read from the config
+key ``model.seed_threshold``) to the proposal logit that keeps the top F of the 1:2 voxels, computed on the
+benchmark batch in the measured mode and dtype; ``--seed-fraction 1`` is the worst case for SGN's sparse SGB.
+The table reports the seed fraction actually measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ssc_core.config import config_dirs, load_config, resolve_config_path  # noqa: E402
+from ssc_core.data.downsample import downsample_labels  # noqa: E402
+from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
+from ssc_core.data.transforms import collate, image_crop_hw, window_to_sample  # noqa: E402
+from ssc_core.errors import ConfigError  # noqa: E402
+from ssc_core.models import build_model  # noqa: E402
+from ssc_core.types import Calib, Frame, FrameWindow, GridSpec  # noqa: E402
+
+DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny")
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+METRES_PER_FRAME = 1.0  # forward motion between raw frames (10 m/s at KITTI's 10 Hz)
+GROUND_Z = -1.7  # LiDAR height above the road in KITTI (m)
+GRAD_CLIP = 35.0  # SGN's recipe (train.grad_clip)
+
+
+# ----------------------------------------------------------------------------------------------------- inputs
+
+
+def lidar_like_points(grid: GridSpec, count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, 4) float32 x, y, z, intensity inside ``grid``'s volume, shaped like a LiDAR scan seen from the
+    origin: ranges drawn uniformly (so the density per area falls off as 1 / range), 60 % on a slightly noisy
+    ground plane at z = -1.7 m (or the grid floor if that is higher), the rest on vertical structures up to the
+    grid top (at most 2.3 m above the ground plane)."""
+    lower, upper = np.asarray(grid.origin), np.asarray(grid.max_bound)
+    ground_z = max(GROUND_Z, lower[2] + 0.1 * grid.voxel_size)
+    top_z = min(upper[2], ground_z + 4.0)
+    chunks, have = [], 0
+    max_range = float(np.hypot(max(abs(lower[0]), abs(upper[0])), max(abs(lower[1]), abs(upper[1]))))
+    while have < count:
+        n = 2 * (count - have) + 64
+        r = rng.uniform(2.0, max_range, n)
+        azimuth = rng.uniform(-np.pi, np.pi, n)
+        x, y = r * np.cos(azimuth), r * np.sin(azimuth)
+        z = np.where(rng.random(n) < 0.6, ground_z + rng.normal(0.0, 0.03, n), rng.uniform(ground_z, top_z, n))
+        pts = np.column_stack([x, y, z])
+        inside = np.all((pts > lower + 1e-3) & (pts < upper - 1e-3), axis=1)
+        chunks.append(pts[inside])
+        have += int(inside.sum())
+    xyz = np.concatenate(chunks)[:count]
+    intensity = rng.uniform(0.0, 1.0, (count, 1))
+    return np.hstack([xyz, intensity]).astype(np.float32)
+
+
+def benchmark_calib(crop_hw: tuple[int, int]) -> tuple[Calib, tuple[int, int]]:
+    """The calibration and raw image size (H, W) of the synthetic frames for a crop of ``crop_hw``.
+
+    A crop that fits a KITTI image of at least 90 % of its width (SemanticKITTI's 370 x 1220) gets the raw seq-08
+    image size and calibration, so ``window_to_sample`` really crops; any other size (the small synthetic world's
+    96 x 320, KITTI-360's 376 x 1408) gets images of exactly the crop and the calibration scaled to it, as the
+    synthetic generator does."""
+    kitti_w, kitti_h = SEQ08_IMAGE_SIZE
+    crop_h, crop_w = crop_hw
+    if crop_h <= kitti_h and 0.9 * kitti_w <= crop_w <= kitti_w:
+        return default_calib(), (kitti_h, kitti_w)
+    return scale_calib(default_calib(), SEQ08_IMAGE_SIZE, (crop_w, crop_h)), (crop_h, crop_w)
+
+
+def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
+    """A FrameWindow for ``cfg``: current frame plus ``data.history_offsets`` frames (oldest first), random
+    images, LiDAR-like points in each frame's own LiDAR frame, and T_cur_hist of straight forward motion."""
+    data = cfg["data"]
+    rng = np.random.default_rng(seed)
+    grid = GridSpec.from_dict(data.get("grid") or {})
+    crop = image_crop_hw(data) or (SEQ08_IMAGE_SIZE[1], SEQ08_IMAGE_SIZE[0])
+    calib, (img_h, img_w) = benchmark_calib(crop)
+    current_index = 100
+    offsets = sorted(int(o) for o in data.get("history_offsets") or [])
+
+    def frame(index: int) -> Frame:
+        return Frame(stamp_ns=index * 100_000_000, image_left=rng.integers(0, 256, (img_h, img_w, 3), dtype=np.uint8),
+                     calib=calib, points_velo=lidar_like_points(grid, points_per_frame, rng), index=index)
+
+    history, transforms = [], []
+    for offset in offsets:
+        history.append(frame(current_index + offset))
+        T = np.eye(4)
+        T[0, 3] = offset * METRES_PER_FRAME  # the older frame's LiDAR sat behind the current one
+        transforms.append(T)
+    return FrameWindow(current=frame(current_index), history=history, T_cur_hist=transforms)
+
+
+def make_batch(cfg: dict, points_per_frame: int, with_targets: bool, seed: int = 0) -> dict:
+    """One collated batch (B = 1) through ``window_to_sample`` + ``collate``; with ``with_targets``, random
+    ``target`` (70 % empty, 5 % ignore, the rest classes 1..K-1) and its ``target_1_2`` (SSCNet downsampling)."""
+    sample = window_to_sample(make_window(cfg, points_per_frame, seed), cfg["data"])
+    if with_targets:
+        grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
+        num_classes = int((cfg.get("model") or {}).get("num_classes", 20))
+        rng = np.random.default_rng(seed + 1)
+        u = rng.random(grid.dims)
+        target = np.where(u < 0.70, 0, rng.integers(1, num_classes, grid.dims))
+        target = np.where(u > 0.95, 255, target).astype(np.int64)
+        sample["target"] = torch.from_numpy(target)
+        sample["target_1_2"] = torch.from_numpy(downsample_labels(target, 2).astype(np.int64))
+    return collate([sample])
+
+
+def move_to(batch: dict, device: torch.device) -> dict:
+    """The batch with every tensor on ``device``."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------------------------------- memory
+
+
+_LIBC: ctypes.CDLL | None = None
+with contextlib.suppress(OSError):
+    _LIBC = ctypes.CDLL("libc.so.6")
+
+
+def _status_kb(key: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM), or None where there is none."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def release_host_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc ``malloc_trim``), so the next measurement's
+    baseline is not inflated by what the previous one left in the allocator."""
+    gc.collect()
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.malloc_trim(0)
+
+
+class HostPeak:
+    """Peak resident set size of this process over a region.
+
+    Linux >= 4.0 resets the high-water mark ``VmHWM`` when 5 is written to /proc/self/clear_refs; where that
+    fails, ``ru_maxrss`` (never reset: the region's peak is then a lower bound when an earlier peak was higher,
+    ``exact`` is False)."""
+
+    def __init__(self) -> None:
+        self.base_kb = 0
+        self.exact = False
+
+    def __enter__(self) -> HostPeak:
+        release_host_memory()
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.exact = _status_kb("VmHWM") is not None
+        except OSError:
+            self.exact = False
+        self.base_kb = _status_kb("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def peak_bytes(self) -> tuple[int, int]:
+        """(peak resident bytes, increase over the resident bytes at entry)."""
+        peak_kb = _status_kb("VmHWM") if self.exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_kb = peak_kb or 0
+        return peak_kb * 1024, max(0, peak_kb - self.base_kb) * 1024
+
+
+# ----------------------------------------------------------------------------------------------------- measure
+
+
+@dataclass
+class Result:
+    """One table row."""
+
+    config: str
+    device: str
+    dtype: str
+    mode: str
+    params_m: float
+    trained_m: float
+    shape: str
+    voxels_1_2: int = 1
+    seed_fraction: float | None = None
+    times_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+    peak_bytes: int | None = None
+    peak_delta_bytes: int | None = None
+    memory_exact: bool = True
+    error: str | None = None
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(all parameters, trained parameters): all is the official SGN README's count (whole model including the
+    whole ResNet without classifier), the expression test_sgn.py checks against 28.2 M / 12.5 M."""
+    total = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trained
+
+
+def autocast_ctx(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for bf16, a no-op for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fit_seed_threshold(model: torch.nn.Module, batch: dict, fraction: float, train: bool,
+                       dtype: torch.dtype | None) -> None:
+    """Set ``model.seed_threshold`` so that the top ``fraction`` of the 1:2 voxels (by proposal logit on this
+    batch, in this mode and dtype) are seeds."""
+    if not hasattr(model, "seed_threshold") or not hasattr(model, "svpn"):
+        raise ConfigError("--seed-fraction needs a model with SGN's svpn and seed_threshold")
+    device = batch["img"].device
+    model.train(train)
+    with torch.no_grad(), autocast_ctx(device, dtype):
+        logits, _ = model.svpn(batch["points"], batch["img"].shape[0])
+    flat = logits.detach().float().flatten()
+    keep = min(flat.numel(), max(2, round(fraction * flat.numel())))
+    if keep >= flat.numel():
+        model.seed_threshold = float(flat.min()) - 1.0
+    else:  # exactly ``keep`` voxels lie above the (numel - keep)-th smallest logit when there are no ties
+        model.seed_threshold = float(torch.kthvalue(flat.cpu(), flat.numel() - keep).values)
+
+
+def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int,
+              result: Result) -> None:
+    """Run ``step`` warmup + repeats times, recording wall and CPU seconds of the timed runs and peak memory
+    over all of them. ``step`` returns the seed coordinates of its forward pass."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    with HostPeak() as host:
+        for i in range(warmup + repeats):
+            synchronize(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            seeds = step()
+            synchronize(device)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if i >= warmup:
+                result.times_s.append(wall)
+                result.cpu_s.append(cpu)
+            if seeds is not None:
+                result.seed_fraction = len(seeds) / result.voxels_1_2
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+        result.peak_bytes, result.peak_delta_bytes = peak, peak - base
+    else:
+        result.peak_bytes, result.peak_delta_bytes = host.peak_bytes()
+        result.memory_exact = host.exact
+
+
+def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, device: torch.device, dtype_name: str,
+            mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str) -> Result:
+    """One (config, device, dtype, mode) measurement; an exception becomes the row's error."""
+    grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
+    result = Result(name, device.type, dtype_name, mode, params[0] / 1e6, params[1] / 1e6, shape,
+                    voxels_1_2=grid.num_voxels // 8)
+    dtype = DTYPES[dtype_name]
+    train = mode == "train"
+    # Train steps update BatchNorm running statistics (AdamW's lr 0 keeps the weights), which would change the
+    # proposals, and so the seeds, of every later row: each row starts from the same state.
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        batch = move_to(batch_cpu, device)
+        if args.seed_fraction is not None:
+            fit_seed_threshold(model, batch, args.seed_fraction, train, dtype)
+        model.train(train)
+        if train:
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
+                                          weight_decay=0.01)
+
+            def step() -> torch.Tensor:
+                with autocast_ctx(device, dtype):
+                    outputs = model(batch)
+                if dtype is not None:  # as Trainer.train_step: losses in float32
+                    outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+                               for k, v in outputs.items()}
+                total = sum(v.float() for v in model.losses(outputs, batch).values())
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], GRAD_CLIP)
+                optimizer.step()
+                return outputs["seed_coords"]
+        else:
+
+            def step() -> torch.Tensor:
+                with torch.no_grad(), autocast_ctx(device, dtype):
+                    return model(batch)["seed_coords"]
+
+        time_runs(step, device, args.warmup, args.repeats, result)
+    except Exception as exc:  # noqa: BLE001 - a failed row must not stop the other rows
+        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.load_state_dict(state)
+        del state
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------- report
+
+
+def _gb(n: int | None) -> str:
+    return "—" if n is None else f"{n / 1e9:.2f}"
+
+
+def _secs(values: list[float], fn: Callable[[list[float]], float]) -> str:
+    if not values:
+        return "—"
+    v = fn(values)
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+COLUMNS = ("config", "params M (trained)", "grid / image / frames / points", "device", "dtype", "mode", "seeds",
+           "runs", "median s", "min s", "CPU s/run", "peak mem GB", "peak Δ GB")
+
+
+def rows(results: list[Result]) -> list[list[str]]:
+    """Table cells per result."""
+    out = []
+    for r in results:
+        cells = [r.config, f"{r.params_m:.2f} ({r.trained_m:.2f})", r.shape, r.device, r.dtype, r.mode]
+        if r.error:
+            cells += ["—", "0", f"failed: {r.error}", "", "", "", ""]
+        else:
+            star = "" if r.memory_exact else "*"
+            seeds = "—" if r.seed_fraction is None else f"{100 * r.seed_fraction:.1f} %"
+            cpu = _secs(r.cpu_s, statistics.median) if r.device == "cpu" else "—"
+            cells += [seeds, str(len(r.times_s)), _secs(r.times_s, statistics.median), _secs(r.times_s, min), cpu,
+                      _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star]
+        out.append(cells)
+    return out
+
+
+def header_lines(args: argparse.Namespace, devices: list[torch.device]) -> list[str]:
+    """What was measured, on what."""
+    seeds = ("seeds: the random-weight model's own proposals (the fraction depends on the initialisation and the "
+             "mode; column 'seeds')"
+             if args.seed_fraction is None else
+             f"seeds: model.seed_threshold set so that {100 * args.seed_fraction:g} % of the 1:2 voxels are seeds")
+    gpu = ", ".join(torch.cuda.get_device_name(d) for d in devices if d.type == "cuda") or "none used"
+    return [
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}, GPU: {gpu}",
+        "batch 1, random weights, full config resolution; inputs: synthetic FrameWindow -> window_to_sample -> "
+        f"collate ({args.points} LiDAR-like points per frame, random images, KITTI seq-08 calibration)",
+        "forward = eval + no_grad; train = forward, losses (fp32), backward, clip, AdamW (lr 0); "
+        f"{args.warmup} warm-up run(s), then median / min wall seconds of the timed runs",
+        seeds,
+        "peak mem: CPU = process peak RSS over warm-up + timed runs, Δ = over RSS before them (model and inputs "
+        "resident); CUDA = torch.cuda.max_memory_allocated, Δ = over memory_allocated before"
+        + ("; * = ru_maxrss (not resettable, lower bound)" if not all_exact_hint() else ""),
+    ]
+
+
+def all_exact_hint() -> bool:
+    """Whether VmHWM can be reset here (else CPU peaks come from ru_maxrss)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return _status_kb("VmHWM") is not None
+    except OSError:
+        return False
+
+
+def markdown_table(cells: list[list[str]]) -> str:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def text_table(cells: list[list[str]]) -> str:
+    """A plain aligned table for the terminal."""
+    widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *cells)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in cells]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
+                        help=f"config names in config/models/ or paths (default: {' '.join(DEFAULT_CONFIGS)})")
+    parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
+                        help="cpu, cuda, or all = cpu plus cuda when torch.cuda.is_available() (default)")
+    parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=list(DTYPES),
+                        help="fp32 and/or bf16 (torch.autocast) (default: both)")
+    parser.add_argument("--train", action="store_true", help="also time one training step")
+    parser.add_argument("--no-forward", action="store_true", help="skip the forward (inference) rows")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per row, median reported (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs before them (default 2)")
+    parser.add_argument("--points", type=int, default=40_000,
+                        help="LiDAR-like points per frame inside the grid volume (default 40000: 200 k per "
+                             "5-frame window, as docs/models.md measured)")
+    parser.add_argument("--seed-fraction", type=float, default=None,
+                        help="fraction (0, 1] of 1:2 voxels made seeds via model.seed_threshold (default: the "
+                             "random-weight model's own proposals; 1 = every voxel, the worst case)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"torch.set_num_threads (default: all {os.cpu_count()} cores)")
+    parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0 or args.points < 1:
+        parser.error("--repeats must be >= 1, --warmup >= 0, --points >= 1")
+    if args.seed_fraction is not None and not 0.0 < args.seed_fraction <= 1.0:
+        parser.error(f"--seed-fraction must be in (0, 1], got {args.seed_fraction}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.no_forward and not args.train:
+        parser.error("--no-forward without --train leaves nothing to measure")
+    return args
+
+
+def load_configs(names: list[str]) -> dict[str, dict]:
+    """Parsed configs by name, with ``data.points.source`` forced to lidar; a clear error for unknown names."""
+    configs = {}
+    for name in names:
+        try:
+            resolve_config_path(name)
+        except ConfigError:
+            known = sorted({p.stem for d in config_dirs() for p in Path(d).glob("*.yaml")
+                            if Path(d).name == "models"})
+            raise ConfigError(f"unknown config {name!r}: not a file and not in config/models/ "
+                              f"(known: {', '.join(known)})") from None
+        configs[name] = load_config(name, {"data": {"points": {"source": "lidar"}}})
+        if not (configs[name].get("model") or {}).get("name"):
+            raise ConfigError(f"config {name!r} has no model.name (is it a data config?)")
+    return configs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every config on every requested device and dtype; print (and optionally write) the table."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    try:
+        configs = load_configs(args.configs)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    elif args.device == "cuda":
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+    modes = ([] if args.no_forward else ["forward"]) + (["train"] if args.train else [])
+
+    results: list[Result] = []
+    for name, cfg in configs.items():
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        params = count_parameters(model)
+        grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
+        crop = image_crop_hw(cfg["data"])
+        frames = len(cfg["data"].get("history_offsets") or []) + 1
+        batch = make_batch(cfg, args.points, with_targets="train" in modes)
+        shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / "
+                 f"{'×'.join(map(str, crop)) if crop else 'raw'} / {frames} / {len(batch['points'])}")
+        threshold = getattr(model, "seed_threshold", None)
+        for device in devices:
+            model.to(device)
+            for dtype_name in args.dtypes:
+                for mode in modes:
+                    print(f"{name} {device.type} {dtype_name} {mode} ...", file=sys.stderr, flush=True)
+                    r = measure(name, cfg, model, batch, device, dtype_name, mode, args, params, shape)
+                    if threshold is not None:
+                        model.seed_threshold = threshold
+                    results.append(r)
+                    print("  " + (r.error or f"median {_secs(r.times_s, statistics.median)} s, peak "
+                                  f"{_gb(r.peak_bytes)} GB (Δ {_gb(r.peak_delta_bytes)})"),
+                          file=sys.stderr, flush=True)
+            model.to("cpu")
+        del model, batch
+        release_host_memory()
+
+    cells = rows(results)
+    header = header_lines(args, devices)
+    print("\n".join(header))
+    print(text_table(cells))
+    if args.markdown:
+        text = "\n".join(f"- {line}" for line in header) + "\n\n" + markdown_table(cells) + "\n"
+        Path(args.markdown).write_text(text)
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
