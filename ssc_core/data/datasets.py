@@ -30,8 +30,8 @@ from ssc_core.data.kitti360 import (
     KITTI360_SPLITS,
     Kitti360Paths,
     drive_name,
-    kitti360_calib,
     kitti360_eval_target,
+    read_kitti360_calib,
     read_kitti360_invalid,
     read_kitti360_labels,
     read_kitti360_poses,
@@ -322,10 +322,11 @@ def kitti360_velodyne_path(root: Path, drive: str, frame_index: int) -> Path:
 
 
 def load_kitti360_info(paths: Kitti360Paths, frame_rate_hz: float = KITTI_FRAME_RATE_HZ) -> SequenceInfo:
-    """The SSCBench calibration, LiDAR poses from ``cam0_to_world.txt`` (T_world_velo = T_world_cam0 @
+    """The calibration (``<root>/calibration/`` files when present, else the SSCBench values: see
+    ``read_kitti360_calib``), LiDAR poses from ``cam0_to_world.txt`` (T_world_velo = T_world_cam0 @
     T_cam0_velo; NaN for frames it does not list; None without the file) and stamps index / frame_rate_hz
     of one KITTI-360 drive. The frame count covers every image and pose."""
-    calib = kitti360_calib()
+    calib = read_kitti360_calib(paths.root)
     frames = paths.image_frames(0)
     pose_frames, poses = (None, None)
     if paths.cam0_to_world.is_file():

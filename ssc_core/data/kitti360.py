@@ -10,8 +10,11 @@ Layout (SSCBench ``dataset/KITTI-360``)::
         voxels/NNNNNN.invalid            ONE uint8 BYTE per voxel (not bit-packed), 1 = never observed
         cam0_to_world.txt  pose.txt      poses: "frame v1 ... v16" (4x4) or "frame v1 ... v12" (3x4)
     <root>/data_2d_raw/<drive>/predictions/NNNNNN.label   predictions (our convention, raw ids, uint16)
+    <root>/calibration/perspective.txt         "KEY: values" lines; P_rect_00/01 (3x4), R_rect_00/01, S_rect_00/01
+    <root>/calibration/calib_cam_to_velo.txt   12 numbers: cam0 -> velodyne (3x4, row-major)
 
-There is no ``.occluded`` file. The grid is SemanticKITTI's (256 x 256 x 32 at 0.2 m, origin (0, -25.6, -2)).
+The calibration folder is optional (SSCBench ships none): without it the SSCBench loaders' hard-coded values
+are used. There is no ``.occluded`` file. The grid is SemanticKITTI's (256 x 256 x 32 at 0.2 m, origin (0, -25.6, -2)).
 Importing this module registers the 'kitti360' ClassSet.
 """
 
@@ -103,6 +106,124 @@ def kitti360_calib() -> Calib:
     """The SSCBench-KITTI-360 calibration as a Calib: P2 = the left rectified P, T_cam0_velo = inv(cam0->velo)."""
     t_velo_cam0 = np.vstack([KITTI360_T_VELO_CAM0_3X4, [0.0, 0.0, 0.0, 1.0]])
     return Calib(P2=KITTI360_P_RECT_00.copy(), T_cam0_velo=np.linalg.inv(t_velo_cam0))
+
+
+# ------------------------------------------------------------------------------------------- calibration
+def _parse_numbers(where: str, text: str, count: int, what: str) -> np.ndarray:
+    try:
+        values = np.array([float(v) for v in text.split()], dtype=np.float64)
+    except ValueError:
+        raise DataFormatError(f"{where}: {what}: expected numbers, got {text.strip()[:60]!r}") from None
+    if values.size != count:
+        raise DataFormatError(f"{where}: {what}: {values.size} values, expected {count}")
+    if not np.all(np.isfinite(values)):
+        raise DataFormatError(f"{where}: {what}: non-finite value")
+    return values
+
+
+# Keys of perspective.txt this reader checks, with their value counts (others, e.g. calib_time, are skipped).
+_PERSPECTIVE_KEYS: dict[str, int] = {
+    "P_rect_00": 12, "P_rect_01": 12, "R_rect_00": 9, "R_rect_01": 9, "S_rect_00": 2, "S_rect_01": 2,
+}
+
+
+def read_kitti360_perspective(path: PathLike) -> dict[str, np.ndarray]:
+    """Read KITTI-360's ``calibration/perspective.txt`` ("KEY: values" lines, as the devkit's
+    loadPerspectiveIntrinsic). Returns the keys present among P_rect_00/01 (3, 4), R_rect_00/01 (3, 3) and
+    S_rect_00/01 (2,) = image (W, H); other keys (calib_time, K_00, D_00, ...) are skipped. P_rect_00 is
+    required; DataFormatError naming the file for a missing file, a missing P_rect_00 or a malformed value."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found")
+    out: dict[str, np.ndarray] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, rest = line.partition(":")
+        key = key.strip()
+        if not sep:
+            raise DataFormatError(f"{path}:{lineno}: expected 'KEY: values', got {line.strip()[:60]!r}")
+        if key not in _PERSPECTIVE_KEYS:
+            continue
+        values = _parse_numbers(f"{path}:{lineno}", rest, _PERSPECTIVE_KEYS[key], key)
+        out[key] = values.reshape(3, -1) if key[0] in "PR" else values
+    if "P_rect_00" not in out:
+        raise DataFormatError(f"{path}: no P_rect_00 line (the left rectified camera's projection)")
+    return out
+
+
+def write_kitti360_perspective(path: PathLike, P_rect_00: np.ndarray, P_rect_01: np.ndarray | None = None,
+                               image_size: tuple[int, int] | None = None) -> None:
+    """Write ``perspective.txt`` with P_rect_00 (and P_rect_01), identity R_rect_00/01 and, when given,
+    S_rect_00/01 = image_size (W, H), in the real file's "KEY: values" %e layout."""
+    def fmt(values) -> str:
+        return " ".join(f"{float(v):.9e}" for v in np.asarray(values, dtype=np.float64).ravel())
+
+    lines = []
+    for cam, p in (("00", P_rect_00), ("01", P_rect_01)):
+        if p is None:
+            continue
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape != (3, 4):
+            raise DataFormatError(f"{path}: P_rect_{cam} must be 3x4, got {p.shape}")
+        if image_size is not None:
+            lines.append(f"S_rect_{cam}: {fmt(image_size)}")
+        lines.append(f"R_rect_{cam}: {fmt(np.eye(3))}")
+        lines.append(f"P_rect_{cam}: {fmt(p)}")
+    _ensure_parent(path).write_text("\n".join(lines) + "\n")
+
+
+def read_kitti360_cam_to_velo(path: PathLike) -> np.ndarray:
+    """Read KITTI-360's ``calibration/calib_cam_to_velo.txt``: 12 numbers (cam0 -> velodyne, 3x4 row-major,
+    whitespace/newline separated, no key). Returns (4, 4) float64; DataFormatError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found")
+    values = _parse_numbers(str(path), path.read_text(), 12, "cam0->velo 3x4")
+    t = np.eye(4)
+    t[:3] = values.reshape(3, 4)
+    if not np.allclose(t[:3, :3] @ t[:3, :3].T, np.eye(3), atol=1e-4):
+        raise DataFormatError(f"{path}: the 3x3 rotation part is not orthonormal")
+    return t
+
+
+def write_kitti360_cam_to_velo(path: PathLike, T_velo_cam0: np.ndarray) -> None:
+    """Write ``calib_cam_to_velo.txt``: the top 3x4 of the cam0 -> velodyne transform on one line."""
+    t = np.asarray(T_velo_cam0, dtype=np.float64)
+    if t.shape not in ((3, 4), (4, 4)):
+        raise DataFormatError(f"{path}: cam0->velo must be 3x4 or 4x4, got {t.shape}")
+    _ensure_parent(path).write_text(" ".join(f"{v:.12e}" for v in t[:3].ravel()) + "\n")
+
+
+def kitti360_calibration_dir(root: PathLike) -> Path:
+    """``<root>/calibration``, where KITTI-360 keeps perspective.txt and calib_cam_to_velo.txt."""
+    return Path(root) / "calibration"
+
+
+def read_kitti360_calib(root: PathLike) -> Calib:
+    """The calibration of a KITTI-360 root (the folder holding ``data_2d_raw/``): P2/P3 = P_rect_00/P_rect_01
+    of ``calibration/perspective.txt`` and T_cam0_velo = inv(``calibration/calib_cam_to_velo.txt``), each file
+    falling back to the SSCBench hard-coded values when absent (so a bare SSCBench root gives
+    ``kitti360_calib()``). R_rect_00 is ignored, as the SSCBench / SGN loaders do (the devkit applies it;
+    on the real data it is a ~0.4 deg rotation)."""
+    calib = kitti360_calib()
+    folder = kitti360_calibration_dir(root)
+    perspective, cam_to_velo = folder / "perspective.txt", folder / "calib_cam_to_velo.txt"
+    if perspective.is_file():
+        values = read_kitti360_perspective(perspective)
+        calib = Calib(P2=values["P_rect_00"], T_cam0_velo=calib.T_cam0_velo, P3=values.get("P_rect_01"))
+    if cam_to_velo.is_file():
+        calib = Calib(P2=calib.P2, T_cam0_velo=np.linalg.inv(read_kitti360_cam_to_velo(cam_to_velo)), P3=calib.P3)
+    return calib
+
+
+def write_kitti360_calib(root: PathLike, calib: Calib, image_size: tuple[int, int] | None = None) -> Path:
+    """Write ``<root>/calibration/{perspective.txt, calib_cam_to_velo.txt}`` from a Calib (P_rect_00 = P2,
+    P_rect_01 = P3, cam0->velo = inv(T_cam0_velo)); image_size (W, H) goes to S_rect_*. Returns the folder."""
+    folder = kitti360_calibration_dir(root)
+    write_kitti360_perspective(folder / "perspective.txt", calib.P2, calib.P3, image_size)
+    write_kitti360_cam_to_velo(folder / "calib_cam_to_velo.txt", np.linalg.inv(calib.T_cam0_velo))
+    return folder
 
 
 def _read_bytes(path: PathLike) -> bytes:
@@ -261,6 +382,11 @@ class Kitti360Paths:
     def prediction(self, frame: int) -> Path:
         """Path of a prediction (``predictions/NNNNNN.label`` beside ``voxels/``)."""
         return self.dir / "predictions" / f"{frame:06d}.label"
+
+    @property
+    def calibration(self) -> Path:
+        """``<root>/calibration`` (perspective.txt, calib_cam_to_velo.txt; optional, shared by all drives)."""
+        return kitti360_calibration_dir(self.root)
 
     @property
     def cam0_to_world(self) -> Path:

@@ -1,5 +1,7 @@
 """The SSCBench-KITTI-360 layout of the synthetic world: KITTI-360 calibration and image size, images in
-``image_00|01/data_rect``, raw scans in ``data_3d_raw``, ``cam0_to_world.txt``, and voxels with SSCBench's
+``image_00|01/data_rect``, raw scans in ``data_3d_raw``, ``cam0_to_world.txt``, the calibration files of the
+real KITTI-360 (``calibration/perspective.txt`` with the intrinsics scaled to the image size,
+``calibration/calib_cam_to_velo.txt``), and voxels with SSCBench's
 variants — ``.invalid`` one byte per voxel meaning "never hit nor traversed by a LiDAR ray", no
 ``.occluded``, trunks labelled vegetation (KITTI-360 has no trunk class)."""
 
@@ -14,6 +16,7 @@ from ssc_core.data.kitti360 import (
     KITTI360_IMAGE_HW,
     Kitti360Paths,
     kitti360_calib,
+    write_kitti360_calib,
     write_kitti360_invalid,
     write_kitti360_labels,
     write_kitti360_occupancy,
@@ -72,10 +75,12 @@ def kitti360_voxels(scene: SyntheticScene, index: int, scans: dict[int, Scan]) -
 def generate_kitti360_drive(output_root: str | Path, drive: str | int = 9, frames: int = 20, seed: int = 0,
                             options: SyntheticOptions | None = None, progress: bool = False) -> Kitti360Paths:
     """Write a synthetic drive in the SSCBench-KITTI-360 layout under ``output_root/data_2d_raw/<drive>``
-    (and ``data_3d_raw`` for the scans). The right image uses a 0.54 m baseline. Returns the drive's paths."""
+    (and ``data_3d_raw`` for the scans, ``calibration/`` for the calibration the images were rendered with,
+    shared by every drive of the root). The right image uses a 0.54 m baseline. Returns the drive's paths."""
     options = kitti360_options(options or SyntheticOptions())
     scene = SyntheticScene(frames, seed, options, base_calib=kitti360_calib())
     paths = Kitti360Paths.of(output_root, drive)
+    write_kitti360_calib(paths.root, scene.calib, options.image_size)
     T_world_cam0 = scene.path.T_world_velo[:frames] @ invert_transform(scene.calib.T_cam0_velo)[None]
     write_kitti360_poses(paths.cam0_to_world, np.arange(frames), T_world_cam0, rows=4)
     for i, scan, ready, scans in scene.drive(f"synthetic {paths.drive}", progress):
