@@ -55,8 +55,32 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_config(name_or_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
-    """Load a YAML config with its ``_base_`` chain resolved; ``overrides`` are deep-merged last."""
+# The sections of a config and the keys of its data: section (model: and train: keys are checked by the model
+# and TrainSettings, which know them). A misspelt key would otherwise be ignored without a word.
+CONFIG_SECTIONS = ("model", "data", "train")
+DATA_KEYS = (
+    "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "points", "root", "splits",
+    "use_right_image",
+)
+
+
+def check_config_keys(cfg: dict, source: str = "config") -> None:
+    """ConfigError naming ``source`` for a top-level key other than CONFIG_SECTIONS, a section that is not a
+    mapping, or a ``data:`` key other than DATA_KEYS."""
+    unknown = sorted(str(k) for k in set(cfg) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}; a config holds {list(CONFIG_SECTIONS)}")
+    for section in CONFIG_SECTIONS:
+        if cfg.get(section) is not None and not isinstance(cfg[section], dict):
+            raise ConfigError(f"{source}: '{section}:' must be a mapping, got {type(cfg[section]).__name__}")
+    unknown = sorted(str(k) for k in set(cfg.get("data") or {}) - set(DATA_KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown data key(s) {unknown}; known: {list(DATA_KEYS)}")
+
+
+def load_config(name_or_path: str | Path, overrides: dict | None = None, *, check: bool = True) -> dict[str, Any]:
+    """Load a YAML config with its ``_base_`` chain resolved; ``overrides`` are deep-merged last. With ``check``
+    the result must pass ``check_config_keys`` (ConfigError naming the file otherwise)."""
     path = resolve_config_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -69,6 +93,9 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None) -> dict
     merged: dict = {}
     for base in bases:
         base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
-        merged = deep_merge(merged, load_config(base_path if base_path.is_file() else base))
+        merged = deep_merge(merged, load_config(base_path if base_path.is_file() else base, check=False))
     merged = deep_merge(merged, data)
-    return deep_merge(merged, overrides or {})
+    merged = deep_merge(merged, overrides or {})
+    if check:
+        check_config_keys(merged, f"{path}{' with overrides' if overrides else ''}")
+    return merged

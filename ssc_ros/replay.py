@@ -35,7 +35,7 @@ from ssc_core.data.semantic_kitti import (
     read_voxel_labels,
     remap_voxel_labels,
 )
-from ssc_core.errors import DataFormatError
+from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.poses import invert_transform
 from ssc_core.types import IGNORE_LABEL, GridSpec, Prediction
 from ssc_ros.messages import (
@@ -103,9 +103,9 @@ class KittiSequence:
         class_set: ClassSet = SEMANTIC_KITTI, grid: GridSpec | None = None,
     ) -> None:
         sequence_dir = Path(sequence_dir)
-        if not sequence_dir.is_dir():
-            raise DataFormatError(f"{sequence_dir}: sequence folder not found")
-        self.paths = SequencePaths.from_sequence_dir(sequence_dir)
+        if start < 0 or (end is not None and end < 0):
+            raise ConfigError(f"frame range start {start} / end {end} must not be negative")
+        self.paths = SequencePaths.existing(sequence_dir)
         self.calib = read_calib(self.paths.calib)
         self.class_set = class_set
         self.grid = grid or GridSpec.semantic_kitti()
@@ -175,7 +175,7 @@ class KittiSequence:
             raw = read_voxel_labels(label_path, self.grid.dims)
             invalid_path = self.paths.voxel(frame, "invalid")
             invalid = read_packed_bits(invalid_path, self.grid.dims) if invalid_path.is_file() else None
-            gt = remap_voxel_labels(raw, self.class_set, invalid)
+            gt = remap_voxel_labels(raw, self.class_set, invalid, source=label_path)
         return ReplayRecord(
             index=frame, stamp_ns=self.stamp_ns(frame, loop),
             image_left=read_image(img_path) if img_path.is_file() else None,

@@ -211,6 +211,7 @@ def test_viz_cli_writes_a_scene_png_and_a_comparison_png(tmp_path):
 def test_viz_cli_reports_a_missing_label_file_as_an_error(tmp_path, capsys):
     from ssc_core.viz.__main__ import main
 
+    (tmp_path / "sequences" / "00").mkdir(parents=True)  # the folder exists, frame 0 has no voxels/ label
     code = main(
         ["--sequence-dir", str(tmp_path / "sequences" / "00"), "--frame", "0", "--output", str(tmp_path / "x.png")]
     )

@@ -20,6 +20,7 @@ import torch
 
 from ssc_core.config import load_config
 from ssc_core.errors import ConfigError, SSCError
+from ssc_core.output_paths import ensure_output_dir
 from ssc_core.types import GridSpec, Prediction
 
 DEMO_CONFIG = "sgn_demo"
@@ -145,12 +146,17 @@ def run(args: argparse.Namespace) -> dict:
     from ssc_ros import bag
     from ssc_ros.replay import KittiSequence
 
-    torch.set_num_threads(max(1, args.num_threads))
-    args.output.mkdir(parents=True, exist_ok=True)
+    if args.num_threads < 1:
+        raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
+    torch.set_num_threads(args.num_threads)
+    ensure_output_dir(args.output)
     if (args.output / "bags").exists():
         raise ConfigError(f"{args.output / 'bags'} exists already: choose a new --output or remove it")
     cfg = load_config(args.config)
-    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    missing = [section for section in ("model", "data") if not isinstance(cfg.get(section), dict)]
+    if missing:
+        raise ConfigError(f"config {args.config!r} has no {' / '.join(s + ':' for s in missing)} section")
+    grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
 
     start = _step("1/5 sequence")
     if args.sequence_dir is not None:
@@ -169,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
     else:
         checkpoint = train_model(args, sequence_dir)
         _done(start, f"trained {args.config}: {checkpoint}")
-    predictor = Predictor.from_checkpoint(checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(checkpoint, device=args.device, config=cfg)  # checked against --config
     grid = predictor.grid
 
     start = _step("3/5 sequence -> ROS 2 bag (the replay node's topics)")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ssc_core.errors import SSCError
+from ssc_core.errors import ConfigError, SSCError
 from ssc_core.evaluation.official import DATASET_KINDS, EvaluationResult, evaluate, write_scores
+from ssc_core.output_paths import ensure_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ssc-eval``; returns the exit code (2 on bad input)."""
     args = build_parser().parse_args(argv)
     try:
+        if args.grid_dims and min(args.grid_dims) < 1:
+            raise ConfigError(f"--grid-dims must be three positive integers, got {args.grid_dims}")
+        ensure_output_dir(args.output)
         result = evaluate(
             args.dataset_kind, args.dataset, args.predictions, args.split, datacfg=args.datacfg,
             progress=not args.no_progress, dims=tuple(args.grid_dims) if args.grid_dims else None,

@@ -16,9 +16,10 @@ from ssc_core.config import load_config
 from ssc_core.data.datasets import build_dataset
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.data.semantic_kitti import VOXEL_DIMS, write_voxel_labels
-from ssc_core.errors import ConfigError, DataFormatError, SSCError
+from ssc_core.errors import ConfigError, SSCError
 from ssc_core.evaluation.writers import prediction_path, train_to_raw, write_prediction
 from ssc_core.inference.predictor import Predictor
+from ssc_core.output_paths import ensure_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,11 +66,10 @@ def _render(dataset, sequence: str, frame: int, labels, predictor: Predictor, pa
     from ssc_core.viz.compose import save_png, scene_figure, side_by_side
 
     caption = f"sequence {sequence} frame {frame:06d}"
-    try:
-        target = dataset.read_target(sequence, frame)
-    except DataFormatError:  # no voxel labels for this frame: render the prediction alone
+    if not dataset._infos[sequence].paths.voxel(frame, "label").is_file():  # unlabelled: the prediction alone
         figure = scene_figure(labels, predictor.class_set, predictor.grid, title=caption)
-    else:
+    else:  # a broken label file is an error, not a reason to leave the ground truth out
+        target = dataset.read_target(sequence, frame)
         figure = side_by_side(labels, target, predictor.class_set, predictor.grid, caption=caption)
     save_png(path, figure)
 
@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> dict:
         if args.num_threads < 1:
             raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
         torch.set_num_threads(args.num_threads)
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    ensure_output_dir(args.output)
     config = load_config(args.config) if args.config else None
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, config=config)
     dataset = build_dataset(predictor.cfg.get("data") or {}, None, args.data_root, sequences=args.sequence,

@@ -8,7 +8,8 @@ import sys
 import time
 
 from ssc_core.data.synthetic import SyntheticOptions, generate_sequence
-from ssc_core.errors import SSCError
+from ssc_core.errors import ConfigError, SSCError
+from ssc_core.output_paths import ensure_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, generate, print where the sequence went. Returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        if not args.sequence or args.sequence in (".", "..") or any(c in args.sequence for c in "/\\"):
+            raise ConfigError(f"--sequence must be a plain folder name such as 08, got {args.sequence!r}")
         options = options_from_args(args)
+        ensure_output_dir(args.output)
         start = time.perf_counter()
         if args.layout == "kitti360":
             from ssc_core.data.synthetic.kitti360_writer import generate_kitti360_drive

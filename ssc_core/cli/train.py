@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import yaml
 from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
 from ssc_core.errors import ConfigError, SSCError
+from ssc_core.output_paths import ensure_output_dir
 from ssc_core.training.distributed import cleanup_distributed, init_distributed
 from ssc_core.training.settings import TrainSettings
 from ssc_core.training.trainer import Trainer, seed_everything
@@ -89,6 +91,8 @@ def run(args: argparse.Namespace) -> dict | None:
         resume = work_dir / "last.pt" if args.resume == "auto" else Path(args.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume: no checkpoint at {resume}")
+    if os.environ.get("RANK", "0") == "0":  # rank 0 writes the work dir (torchrun sets RANK)
+        ensure_output_dir(work_dir, "--work-dir")
 
     if args.num_threads is not None:
         if args.num_threads < 1:

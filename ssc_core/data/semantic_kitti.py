@@ -9,6 +9,7 @@ MSB first (``np.packbits`` default). Every reader validates sizes and raises ``D
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,12 @@ def read_points(path: PathLike) -> np.ndarray:
     data = _read_bytes(path)
     if len(data) % 16:
         raise DataFormatError(f"{path}: size {len(data)} bytes is not a multiple of 16 (4 float32 per point)")
-    return np.frombuffer(data, dtype="<f4").reshape(-1, 4).copy()
+    points = np.frombuffer(data, dtype="<f4").reshape(-1, 4).copy()
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        raise DataFormatError(f"{path}: {int((~finite).sum())} of {len(points)} points hold NaN/inf values "
+                              f"(first at point {int(np.argmin(finite))})")
+    return points
 
 
 def write_points(path: PathLike, points_velo: np.ndarray) -> None:
@@ -122,14 +128,18 @@ def write_packed_bits(path: PathLike, mask: np.ndarray) -> None:
 
 
 def remap_voxel_labels(
-    raw: np.ndarray, class_set: ClassSet = SEMANTIC_KITTI, invalid: np.ndarray | None = None
+    raw: np.ndarray, class_set: ClassSet = SEMANTIC_KITTI, invalid: np.ndarray | None = None,
+    source: PathLike | None = None,
 ) -> np.ndarray:
     """Raw ids -> train ids through the official LUT (1, 52, 99 and unknown ids -> 255; 0 -> 0); voxels with
-    ``invalid`` set become 255. Returns uint8 of raw's shape. Raises DataFormatError for ids beyond the LUT."""
+    ``invalid`` set become 255. Returns uint8 of raw's shape. Raises DataFormatError for ids beyond the LUT
+    (naming ``source``, the file the ids came from, when given)."""
     lut = class_set.remap_lut()
     raw = np.asarray(raw).astype(np.int64)
     if raw.size and (raw.max() >= lut.size or raw.min() < 0):
-        raise DataFormatError(f"label id {int(raw.max())} is outside the {class_set.name} label map (< {lut.size})")
+        where = f"{source}: " if source is not None else ""
+        raise DataFormatError(f"{where}label id {int(raw.max())} is outside the {class_set.name} label map "
+                              f"(< {lut.size})")
     out = lut[raw].astype(np.uint8)
     if invalid is not None:
         out[np.asarray(invalid).astype(bool)] = IGNORE_LABEL
@@ -167,6 +177,8 @@ def read_calib(path: PathLike) -> Calib:
             raise DataFormatError(f"{path}: no '{key}:' entry (found {sorted(entries)})")
         if entries[key].shape != (3, 4):
             raise DataFormatError(f"{path}: '{key}' has {entries[key].size} values, expected 12")
+    if np.linalg.matrix_rank(entries["Tr"][:, :3]) < 3:  # poses and projections invert it
+        raise DataFormatError(f"{path}: 'Tr' is singular (its 3x3 part cannot be inverted), not a rigid transform")
     return Calib(
         P2=entries["P2"], T_cam0_velo=entries["Tr"], P3=entries.get("P3"), P0=entries.get("P0"),
         P1=entries.get("P1"),
@@ -302,6 +314,18 @@ class SequencePaths:
         """Paths from the sequence folder itself (``.../sequences/08``)."""
         sequence_dir = Path(sequence_dir)
         return cls(sequence_dir.parent.parent, sequence_dir.name)
+
+    @classmethod
+    def existing(cls, sequence_dir: PathLike) -> SequencePaths:
+        """``from_sequence_dir`` for a folder that must exist: DataFormatError when it is missing, not a folder,
+        or not inside a ``sequences/`` folder (the layout the paths are built from)."""
+        sequence_dir = Path(sequence_dir)
+        if not sequence_dir.is_dir():
+            raise DataFormatError(f"{sequence_dir}: sequence folder not found")
+        absolute = Path(os.path.abspath(sequence_dir))  # normalises '.' and '..' without resolving links
+        if absolute.parent.name != "sequences":
+            raise DataFormatError(f"{sequence_dir}: not a sequence folder (expected <root>/sequences/XX)")
+        return cls.from_sequence_dir(sequence_dir if sequence_dir.parent.name == "sequences" else absolute)
 
     @property
     def dir(self) -> Path:

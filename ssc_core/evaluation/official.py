@@ -38,6 +38,7 @@ from ssc_core.data.nyu import (
 from ssc_core.data.semantic_kitti import VOXEL_DIMS, SequencePaths
 from ssc_core.errors import ConfigError, SSCError
 from ssc_core.evaluation.metrics import NYUMetrics, SSCMetrics
+from ssc_core.output_paths import ensure_output_dir
 from ssc_core.types import IGNORE_LABEL
 
 PathLike = str | Path
@@ -83,8 +84,7 @@ class EvaluationResult:
 
 def write_scores(result: EvaluationResult, output_dir: PathLike) -> Path:
     """Write ``<output_dir>/scores.txt`` as YAML (keys sorted, block style, like the official tool)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = ensure_output_dir(output_dir, "scores folder")
     path = output_dir / "scores.txt"
     with path.open("w") as handle:
         yaml.dump({k: float(v) for k, v in result.scores().items()}, handle, default_flow_style=False)

@@ -20,6 +20,7 @@ from ssc_core.data.semantic_kitti import (
     remap_voxel_labels,
 )
 from ssc_core.errors import SSCError
+from ssc_core.output_paths import ensure_output_file
 from ssc_core.types import GridSpec
 from ssc_core.viz.compose import save_png, scene_figure, side_by_side
 from ssc_core.viz.voxels3d import VIEWS
@@ -53,17 +54,19 @@ def run(args: argparse.Namespace) -> Path:
     """Render the figure the parsed ``args`` describe; returns the PNG path."""
     class_set = get_class_set(args.class_set)
     grid = GridSpec(dims=tuple(args.dims))
-    paths = SequencePaths.from_sequence_dir(args.sequence_dir)
+    paths = SequencePaths.existing(args.sequence_dir)
+    ensure_output_file(args.output, "--output", suffixes=(".png",))
     invalid_path = paths.voxel(args.frame, "invalid")
     invalid = read_packed_bits(invalid_path, grid.dims) if invalid_path.is_file() else None
-    gt = remap_voxel_labels(read_voxel_labels(paths.voxel(args.frame, "label"), grid.dims), class_set, invalid)
+    label_path = paths.voxel(args.frame, "label")
+    gt = remap_voxel_labels(read_voxel_labels(label_path, grid.dims), class_set, invalid, source=label_path)
     if args.prediction_dir is None:
         figure = scene_figure(
             gt, class_set, grid, title=args.title, view=args.view, panel_width=args.width, bev=not args.no_bev
         )
     else:
-        raw = read_voxel_labels(args.prediction_dir / f"{args.frame:06d}.label", grid.dims)
-        pred = remap_voxel_labels(raw, class_set)
+        pred_path = args.prediction_dir / f"{args.frame:06d}.label"
+        pred = remap_voxel_labels(read_voxel_labels(pred_path, grid.dims), class_set, source=pred_path)
         figure = side_by_side(
             pred, gt, class_set, grid, view=args.view, panel_width=args.width, bev=not args.no_bev, caption=args.title
         )

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.errors import DataFormatError
+from ssc_core.output_paths import ensure_output_file
 from ssc_core.types import GridSpec
 from ssc_core.viz.bev import render_bev
 from ssc_core.viz.colors import RGB, check_labels, classes_present
@@ -155,7 +156,6 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DataFormatError(f"{path}: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = ensure_output_file(path, "PNG output", suffixes=(".png",))
     Image.fromarray(image).save(path, optimize=True)
     return path

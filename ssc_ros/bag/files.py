@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ssc_core.errors import ConfigError, DataFormatError, SSCError
+from ssc_core.output_paths import ensure_output_dir
 
 STORAGE_SUFFIXES = {"mcap": ".mcap", "sqlite3": ".db3"}
 BAG_VERSION = 8  # rosbag2 metadata version 8: QoS as a YAML string, as Humble writes it
@@ -112,7 +113,7 @@ class BagWriter:
         self.path, self.storage = output_bag_dir(path, storage)
         self.typestore = typestore
         plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(self.path.parent, f"output bag {self.path}: parent folder")
         self._writer = Writer(self.path, version=version, storage_plugin=plugin)
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}

@@ -65,15 +65,43 @@ def node_parameters(params_file: str | Path | None = None, overrides: dict[str, 
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: cannot read ROS parameters ({exc})") from None
-        for node, section in data.items() if isinstance(data, dict) else []:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a ROS parameter file maps node names to ros__parameters, got a "
+                              f"{type(data).__name__}")
+        for node, section in data.items():
             if node.lstrip("/") in ("**", "ssc_node") and isinstance(section, dict):
                 updates.update(_flatten(section.get("ros__parameters") or {}))
     updates.update(overrides or {})
     unknown = sorted(set(updates) - set(values))
     if unknown:
         raise ConfigError(f"unknown ssc_node parameter(s) {unknown}; see docs/ros.md")
-    values.update(updates)
+    source = f"{params_file}: " if params_file is not None else ""
+    values.update({name: _typed(name, value, values[name], source) for name, value in updates.items()})
     return values
+
+
+def _typed(name: str, value: Any, default: Any, source: str) -> Any:
+    """``value`` as the type of the parameter's ``default`` (a ROS parameter's type); ints pass as floats.
+    ConfigError naming the parameter otherwise."""
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = number(value)
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list | tuple) and all(number(v) for v in value)
+        value = [float(v) for v in value] if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"{source}ssc_node parameter {name} must be a {type(default).__name__} like "
+                          f"{default!r}, got {value!r}")
+    return value
 
 
 def _flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:

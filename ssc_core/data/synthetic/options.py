@@ -78,6 +78,8 @@ class SyntheticOptions:
             raise ConfigError(f"image_size must be at least 16x16, got {self.image_size}")
         self.image_size = (w, h)
         self.calib_image_size = tuple(int(v) for v in self.calib_image_size)
+        if len(self.calib_image_size) != 2 or min(self.calib_image_size) < 1:
+            raise ConfigError(f"calib_image_size must be two positive integers (W, H), got {self.calib_image_size}")
         self.grid_dims = tuple(int(v) for v in self.grid_dims)
         if len(self.grid_dims) != 3 or min(self.grid_dims) < 2:
             raise ConfigError(f"grid_dims must be three integers >= 2, got {self.grid_dims}")

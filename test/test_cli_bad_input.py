@@ -1,0 +1,221 @@
+"""Bad input to the console CLIs ends in one ``error: ...`` line and exit code 2, never a traceback.
+
+Each case here printed a Python traceback (or was silently accepted) before: an output path that is a file or
+sits below one, a sequence folder outside ``sequences/``, negative frame ranges and limits, NaN points, a
+calib.txt whose Tr is not a rigid transform, unknown config keys, ssc_node parameters of the wrong type, a
+truncated ground-truth file that ``ssc-infer --render`` skipped, and a demo checkpoint not matching --config.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from ssc_core.cli import bag as bag_cli
+from ssc_core.cli import demo, evaluate, infer, make_synthetic, train
+from ssc_core.config import load_config
+from ssc_core.data.label_maps import get_class_set
+from ssc_core.data.semantic_kitti import read_points
+from ssc_core.data.synthetic import SyntheticOptions, generate_sequence
+from ssc_core.errors import DataFormatError
+from ssc_core.types import GridSpec
+from ssc_core.viz import __main__ as viz
+
+GRID_ARGS = ["--grid-dims", "128", "128", "16"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A 6-frame small synthetic sequence 00 (labels on frames 0 and 5), an untrained sgn_tiny checkpoint, a
+    file to use where a folder is wanted, and the sequence as a bag."""
+    import torch
+
+    from ssc_core.models import build_model
+    from ssc_core.training.checkpoint import save_checkpoint
+
+    base = tmp_path_factory.mktemp("bad_input")
+    root = base / "data"
+    generate_sequence(root, sequence="00", frames=6, seed=0, options=SyntheticOptions.small())
+    cfg = load_config("sgn_tiny")
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(base / "tiny.pt", build_model(cfg), cfg, get_class_set("semantic_kitti"),
+                                 GridSpec.from_dict(cfg["data"]["grid"]))
+    a_file = base / "a_file"
+    a_file.write_text("not a folder\n")
+    bag = base / "bags" / "seq.mcap"
+    assert bag_cli.main(["kitti2bag", "--sequence-dir", str(root / "sequences" / "00"), "--output", str(bag),
+                         "--voxel-size", "0.4", "--no-progress", *GRID_ARGS]) == 0
+    return {"root": root, "seq": root / "sequences" / "00", "ckpt": checkpoint, "file": a_file,
+            "bag": bag.with_suffix("")}
+
+
+def copy_root(data, tmp_path):
+    """A private copy of the dataset root to damage."""
+    root = tmp_path / "root"
+    shutil.copytree(data["root"], root)
+    return root
+
+
+def expect_error(capsys, code: int, *words: str) -> str:
+    """Assert exit code 2, one ``error:`` message holding every word, and no traceback (progress bars may
+    precede the message on stderr)."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    message = err[err.find("error: "):] if "error: " in err else ""
+    assert message.startswith("error: ") and message.count("error: ") == 1, err
+    for word in words:
+        assert word in message, (word, err)
+    return message
+
+
+# --------------------------------------------------------------------------------- output locations
+def test_train_work_dir_that_is_a_file(data, capsys):
+    code = train.main(["--config", "sgn_tiny", "--data-root", str(data["root"]), "--work-dir", str(data["file"]),
+                       "--train-sequences", "00", "--no-val", "--epochs", "1", "--no-progress"])
+    expect_error(capsys, code, "--work-dir", str(data["file"]), "not a folder")
+
+
+def test_infer_output_below_a_file_and_limit_zero(data, capsys):
+    args = ["--checkpoint", str(data["ckpt"]), "--data-root", str(data["root"]), "--sequence", "00"]
+    code = infer.main([*args, "--output", str(data["file"] / "preds")])
+    expect_error(capsys, code, "--output", "cannot create the folder")
+    code = infer.main([*args, "--output", str(data["file"].parent / "preds"), "--limit", "0"])
+    expect_error(capsys, code, "--limit must be >= 1")
+
+
+def test_eval_output_that_is_a_file_and_zero_grid_dims(data, capsys):
+    code = evaluate.main(["-d", str(data["root"]), "--output", str(data["file"]), "--no-progress", *GRID_ARGS])
+    expect_error(capsys, code, "--output", "not a folder")
+    code = evaluate.main(["-d", str(data["root"]), "--grid-dims", "0", "128", "16", "--no-progress"])
+    expect_error(capsys, code, "--grid-dims must be three positive integers")
+
+
+def test_make_synthetic_bad_output_sequence_and_calib_size(data, tmp_path, capsys):
+    base = ["--frames", "2", "--small", "--no-progress"]
+    expect_error(capsys, make_synthetic.main(["--output", str(data["file"]), *base]), "not a folder")
+    code = make_synthetic.main(["--output", str(tmp_path), "--sequence", "../x", *base])
+    expect_error(capsys, code, "--sequence must be a plain folder name")
+    code = make_synthetic.main(["--output", str(tmp_path), "--calib-image-size", "0", "0", *base])
+    expect_error(capsys, code, "calib_image_size must be two positive integers")
+    assert not (tmp_path / "sequences").exists()
+
+
+def test_viz_output_folder_wrong_suffix_and_sequence_outside_sequences(data, tmp_path, capsys):
+    base = ["--sequence-dir", str(data["seq"]), "--frame", "0", "--dims", "128", "128", "16", "--width", "64"]
+    expect_error(capsys, viz.main([*base, "--output", str(tmp_path)]), "expected a file name ending in .png")
+    expect_error(capsys, viz.main([*base, "--output", str(tmp_path / "x.xyz")]), ".png")
+    expect_error(capsys, viz.main([*base, "--output", str(data["file"] / "x.png")]), "not a folder")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    code = viz.main(["--sequence-dir", str(loose), "--frame", "0", "--output", str(tmp_path / "x.png")])
+    expect_error(capsys, code, str(loose), "not a sequence folder")
+
+
+def test_kitti2bag_output_below_a_file_and_negative_start(data, tmp_path, capsys):
+    base = ["kitti2bag", "--sequence-dir", str(data["seq"]), "--voxel-size", "0.4", "--no-progress", *GRID_ARGS]
+    code = bag_cli.main([*base, "--output", str(data["file"] / "x.mcap")])
+    expect_error(capsys, code, "output bag", "not a folder")
+    code = bag_cli.main([*base, "--output", str(tmp_path / "neg.mcap"), "--start", "-3"])
+    expect_error(capsys, code, "must not be negative")
+    assert not (tmp_path / "neg").exists()
+
+
+def test_demo_output_that_is_a_file(data, capsys):
+    code = demo.main(["--output", str(data["file"]), "--sequence-dir", str(data["seq"]), "--checkpoint",
+                      str(data["ckpt"]), "--config", "sgn_tiny", "--no-progress"])
+    expect_error(capsys, code, "--output", "not a folder")
+
+
+# --------------------------------------------------------------------------------- configs and params
+def test_demo_empty_config_and_checkpoint_of_another_config(data, tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    code = demo.main(["--output", str(tmp_path / "d1"), "--config", str(empty), "--no-progress"])
+    expect_error(capsys, code, "has no model: / data: section")
+    code = demo.main(["--output", str(tmp_path / "d2"), "--sequence-dir", str(data["seq"]), "--checkpoint",
+                      str(data["ckpt"]), "--config", "sgn_t", "--no-progress"])
+    expect_error(capsys, code, str(data["ckpt"]), "does not match")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("data:\n  bogus_key: 3\n", ["unknown data key(s) ['bogus_key']"]),
+        ("bogus_section: 3\n", ["unknown top-level key(s) ['bogus_section']"]),
+        ("model: 3\n", ["'model:' must be a mapping"]),
+    ],
+)
+def test_train_config_with_unknown_or_malformed_keys(data, tmp_path, capsys, text, words):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"_base_: [sgn_tiny]\n{text}")
+    code = train.main(["--config", str(path), "--data-root", str(data["root"]), "--work-dir", str(tmp_path / "w"),
+                       "--train-sequences", "00", "--no-val", "--epochs", "1", "--no-progress"])
+    expect_error(capsys, code, str(path), *words)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("ssc_node:\n  ros__parameters:\n    sync.slop_s: abc\n", ["sync.slop_s must be a float", "'abc'"]),
+        ("- 1\n- 2\n", ["maps node names to ros__parameters", "list"]),
+    ],
+)
+def test_bag_run_params_file_of_wrong_types(data, tmp_path, capsys, text, words):
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    code = bag_cli.main(["run", "--input", str(data["bag"]), "--output", str(tmp_path / "out.mcap"),
+                         "--checkpoint", str(data["ckpt"]), "--params-file", str(params), "--no-progress"])
+    expect_error(capsys, code, str(params), *words)
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------- broken data files
+def test_nan_points_are_a_format_error_naming_the_scan(data, tmp_path, capsys):
+    root = copy_root(data, tmp_path)
+    scan = root / "sequences" / "00" / "velodyne" / "000000.bin"
+    points = np.fromfile(scan, dtype="<f4").reshape(-1, 4)
+    points[3, 1] = np.nan
+    points.tofile(scan)
+    with pytest.raises(DataFormatError, match="1 of .* points hold NaN/inf values"):
+        read_points(scan)
+    code = infer.main(["--checkpoint", str(data["ckpt"]), "--data-root", str(root), "--sequence", "00",
+                       "--output", str(tmp_path / "preds"), "--limit", "1"])
+    expect_error(capsys, code, str(scan), "NaN/inf")
+
+
+def test_calib_with_a_singular_tr(data, tmp_path, capsys):
+    root = copy_root(data, tmp_path)
+    calib = root / "sequences" / "00" / "calib.txt"
+    lines = [("Tr: " + " ".join(["0"] * 12)) if line.startswith("Tr:") else line
+             for line in calib.read_text().splitlines()]
+    calib.write_text("\n".join(lines) + "\n")
+    code = train.main(["--config", "sgn_tiny", "--data-root", str(root), "--work-dir", str(tmp_path / "w"),
+                       "--train-sequences", "00", "--no-val", "--epochs", "1", "--no-progress"])
+    expect_error(capsys, code, str(calib), "'Tr' is singular")
+
+
+def test_infer_render_with_a_truncated_label_fails_instead_of_dropping_the_ground_truth(data, tmp_path, capsys):
+    root = copy_root(data, tmp_path)
+    label = root / "sequences" / "00" / "voxels" / "000000.label"
+    label.write_bytes(label.read_bytes()[:1001])
+    code = infer.main(["--checkpoint", str(data["ckpt"]), "--data-root", str(root), "--sequence", "00",
+                       "--output", str(tmp_path / "preds"), "--limit", "1", "--render"])
+    expect_error(capsys, code, str(label), "1001 bytes")
+
+
+def test_label_id_outside_the_map_names_the_file(data, tmp_path, capsys):
+    root = copy_root(data, tmp_path)
+    label = root / "sequences" / "00" / "voxels" / "000000.label"
+    raw = np.fromfile(label, dtype="<u2")
+    raw[:10] = 60000
+    raw.tofile(label)
+    seq = root / "sequences" / "00"
+    code = viz.main(["--sequence-dir", str(seq), "--frame", "0", "--dims", "128", "128", "16", "--width", "64",
+                     "--output", str(tmp_path / "x.png")])
+    expect_error(capsys, code, str(label), "label id 60000")
+    code = bag_cli.main(["kitti2bag", "--sequence-dir", str(seq), "--output", str(tmp_path / "b.mcap"),
+                         "--voxel-size", "0.4", "--no-progress", *GRID_ARGS])
+    expect_error(capsys, code, str(label), "label id 60000")
