@@ -219,3 +219,20 @@ def test_label_id_outside_the_map_names_the_file(data, tmp_path, capsys):
     code = bag_cli.main(["kitti2bag", "--sequence-dir", str(seq), "--output", str(tmp_path / "b.mcap"),
                          "--voxel-size", "0.4", "--no-progress", *GRID_ARGS])
     expect_error(capsys, code, str(label), "label id 60000")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", ["the file is empty"]),
+        (b"\x80\x02garbage bytes, not a checkpoint" * 10, ["not a torch.save file"]),
+        (None, ["corrupt or truncated archive"]),  # the first 300 kB of a real checkpoint
+    ],
+)
+def test_unreadable_checkpoint_is_described_in_one_line(data, tmp_path, capsys, content, words):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data["ckpt"].read_bytes()[:300_000] if content is None else content)
+    code = infer.main(["--checkpoint", str(bad), "--data-root", str(data["root"]), "--sequence", "00",
+                       "--output", str(tmp_path / "preds")])
+    message = expect_error(capsys, code, str(bad), "cannot read checkpoint", *words)
+    assert message.count("\n") == 1 and "weights_only" not in message

@@ -110,6 +110,25 @@ def save_checkpoint(
     return atomic_torch_save(make_checkpoint(model.state_dict(), config, class_set, grid, **extra), path)
 
 
+def _load_failure(path: Path, exc: Exception) -> str:
+    """What is wrong with a file ``torch.load`` refused, in one line (torch's own messages run to paragraphs
+    and advise ``weights_only=False``, which is not the way out here)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # keep the specific reason, drop torch's advice around it
+        text = text.split(marker, 1)[1].strip().split("\n")[0]
+    detail = f"{type(exc).__name__}: {text.split('. ')[0].strip()}" if text.strip() else type(exc).__name__
+    if not head:
+        return "the file is empty"
+    if head != b"PK\x03\x04":
+        return f"not a torch.save file (no zip archive header; {detail})"
+    if "WeightsUnpickler" in str(exc):
+        return f"it holds objects other than tensors and plain data ({detail})"
+    return f"corrupt or truncated archive ({detail})"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` and check its required keys.
     Raises DataFormatError if the file is missing, unreadable, or not one of ours."""
@@ -119,7 +138,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise DataFormatError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        raise DataFormatError(f"{path}: cannot read checkpoint: {_load_failure(path, exc)}") from None
     if not isinstance(ckpt, dict):
         raise DataFormatError(f"{path}: checkpoint is a {type(ckpt).__name__}, expected a mapping")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
