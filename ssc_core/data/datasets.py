@@ -270,9 +270,10 @@ class SemanticKittiDataset(Dataset):
     def read_target(self, sequence: str, frame_index: int) -> np.ndarray:
         """(X, Y, Z) uint8 train ids of a labelled frame: LUT-remapped .label with .invalid voxels -> 255."""
         paths = self._infos[sequence].paths
-        raw = read_voxel_labels(paths.voxel(frame_index, "label"), self.grid.dims)
+        label_path = paths.voxel(frame_index, "label")
+        raw = read_voxel_labels(label_path, self.grid.dims)
         invalid = read_packed_bits(paths.voxel(frame_index, "invalid"), self.grid.dims)
-        return remap_voxel_labels(raw, self.class_set, invalid)
+        return remap_voxel_labels(raw, self.class_set, invalid, source=label_path)
 
     def window(self, index: int) -> FrameWindow:
         """The FrameWindow of item ``index``: current frame plus history frames at data.history_offsets

@@ -118,6 +118,23 @@ def write_voxel_files(paths: SequencePaths, index: int, voxels: VoxelLabels) -> 
     write_packed_bits(paths.voxel(index, "occluded"), voxels.occluded)
 
 
+SYNTHETIC_MARKER = ".ssc_synthetic"
+
+
+def claim_output(marker_dir: Path, guarded: list[Path]) -> None:
+    """Make sure the generator only ever overwrites what it wrote itself. ``guarded``: the folders a run writes
+    into. When any of them already holds something and ``marker_dir`` has no marker file of an earlier
+    synthetic run (e.g. it is a real KITTI sequence), raise ConfigError instead of overwriting or deleting
+    scans; otherwise create ``marker_dir`` and its marker."""
+    marker = marker_dir / SYNTHETIC_MARKER
+    occupied = [g for g in guarded if g.is_file() or (g.is_dir() and any(g.iterdir()))]
+    if occupied and not marker.is_file():
+        raise ConfigError(f"{occupied[0]} already holds data that ssc-make-synthetic did not write (no "
+                          f"{SYNTHETIC_MARKER} marker); refusing to overwrite it: choose a new --output")
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("written by ssc-make-synthetic: a rerun may overwrite and prune this folder\n")
+
+
 def remove_stale_files(paths: SequencePaths, frames: int, labelled: list[int], options: SyntheticOptions
                        ) -> list[Path]:
     """Delete numbered files an earlier run left that this run will not rewrite: frames >= ``frames`` in
@@ -145,10 +162,12 @@ def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int
     """Write a synthetic SemanticKITTI sequence to ``output_root/sequences/<sequence>``: velodyne/, labels/,
     image_2/, image_3/, voxels/ (every ``label_stride``-th frame), calib.txt, poses.txt, times.txt.
     Same seed and options give identical bytes. Numbered files of an earlier, longer run in those folders
-    are removed. Returns the sequence's ``SequencePaths``."""
+    are removed; a non-empty sequence folder that an earlier synthetic run did not write (a real sequence) is
+    never touched: ConfigError. Returns the sequence's ``SequencePaths``."""
     options = options or SyntheticOptions()
-    scene = SyntheticScene(frames, seed, options)
     paths = SequencePaths.of(output_root, sequence)
+    claim_output(paths.dir, [paths.dir])
+    scene = SyntheticScene(frames, seed, options)
     remove_stale_files(paths, frames, scene.labelled_frames(), options)
     write_calib(paths.calib, scene.calib)
     write_poses(paths.poses, scene.poses_cam0())

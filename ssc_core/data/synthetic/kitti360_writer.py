@@ -23,7 +23,7 @@ from ssc_core.data.kitti360 import (
     write_kitti360_poses,
 )
 from ssc_core.data.semantic_kitti import write_image, write_points
-from ssc_core.data.synthetic.generate import SyntheticScene
+from ssc_core.data.synthetic.generate import SyntheticScene, claim_output
 from ssc_core.data.synthetic.lidar import Scan
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, SyntheticOptions
 from ssc_core.data.synthetic.voxels import range_filter, traversed_by_rays
@@ -76,10 +76,12 @@ def generate_kitti360_drive(output_root: str | Path, drive: str | int = 9, frame
                             options: SyntheticOptions | None = None, progress: bool = False) -> Kitti360Paths:
     """Write a synthetic drive in the SSCBench-KITTI-360 layout under ``output_root/data_2d_raw/<drive>``
     (and ``data_3d_raw`` for the scans, ``calibration/`` for the calibration the images were rendered with,
-    shared by every drive of the root). The right image uses a 0.54 m baseline. Returns the drive's paths."""
+    shared by every drive of the root). The right image uses a 0.54 m baseline. Folders holding data that no
+    synthetic run wrote (a real KITTI-360 root) are never touched: ConfigError. Returns the drive's paths."""
     options = kitti360_options(options or SyntheticOptions())
-    scene = SyntheticScene(frames, seed, options, base_calib=kitti360_calib())
     paths = Kitti360Paths.of(output_root, drive)
+    claim_output(paths.root, [paths.calibration, paths.dir, kitti360_velodyne_path(paths, 0).parent.parent])
+    scene = SyntheticScene(frames, seed, options, base_calib=kitti360_calib())
     write_kitti360_calib(paths.root, scene.calib, options.image_size)
     T_world_cam0 = scene.path.T_world_velo[:frames] @ invert_transform(scene.calib.T_cam0_velo)[None]
     write_kitti360_poses(paths.cam0_to_world, np.arange(frames), T_world_cam0, rows=4)
