@@ -26,12 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ssc_core.data.files import ensure_parent, read_file_bytes
 from ssc_core.data.label_maps import SEMANTIC_KITTI_COLOR_MAP_BGR, ClassSet, register_class_set
 from ssc_core.data.semantic_kitti import (
     VOXEL_DIMS,
     read_packed_bits,
+    read_voxel_labels,
     remap_voxel_labels,
     write_packed_bits,
+    write_voxel_labels,
 )
 from ssc_core.errors import DataFormatError
 from ssc_core.types import Calib
@@ -170,7 +173,7 @@ def write_kitti360_perspective(path: PathLike, P_rect_00: np.ndarray, P_rect_01:
             lines.append(f"S_rect_{cam}: {fmt(image_size)}")
         lines.append(f"R_rect_{cam}: {fmt(np.eye(3))}")
         lines.append(f"P_rect_{cam}: {fmt(p)}")
-    _ensure_parent(path).write_text("\n".join(lines) + "\n")
+    ensure_parent(path).write_text("\n".join(lines) + "\n")
 
 
 def read_kitti360_cam_to_velo(path: PathLike) -> np.ndarray:
@@ -192,7 +195,7 @@ def write_kitti360_cam_to_velo(path: PathLike, T_velo_cam0: np.ndarray) -> None:
     t = np.asarray(T_velo_cam0, dtype=np.float64)
     if t.shape not in ((3, 4), (4, 4)):
         raise DataFormatError(f"{path}: cam0->velo must be 3x4 or 4x4, got {t.shape}")
-    _ensure_parent(path).write_text(" ".join(f"{v:.12e}" for v in t[:3].ravel()) + "\n")
+    ensure_parent(path).write_text(" ".join(f"{v:.12e}" for v in t[:3].ravel()) + "\n")
 
 
 def kitti360_calibration_dir(root: PathLike) -> Path:
@@ -226,42 +229,21 @@ def write_kitti360_calib(root: PathLike, calib: Calib, image_size: tuple[int, in
     return folder
 
 
-def _read_bytes(path: PathLike) -> bytes:
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: file not found")
-    return path.read_bytes()
-
-
-def _ensure_parent(path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 # ------------------------------------------------------------------------------------------------ voxels
 def read_kitti360_labels(path: PathLike, dims: tuple[int, int, int] = VOXEL_DIMS) -> np.ndarray:
-    """Read a KITTI-360 voxel ``.label``: returns (X, Y, Z) uint16 raw (SemanticKITTI-style) ids."""
-    data = _read_bytes(path)
-    expected = int(np.prod(dims)) * 2
-    if len(data) != expected:
-        raise DataFormatError(f"{path}: {len(data)} bytes, expected {expected} (uint16 x {dims})")
-    return np.frombuffer(data, dtype="<u2").reshape(dims).copy()
+    """Read a KITTI-360 voxel ``.label`` (the SemanticKITTI format: flat little-endian uint16, C order):
+    returns (X, Y, Z) uint16 raw (SemanticKITTI-style) ids."""
+    return read_voxel_labels(path, dims)
 
 
 def write_kitti360_labels(path: PathLike, labels_raw: np.ndarray) -> None:
-    """Write (X, Y, Z) raw ids as a KITTI-360 voxel ``.label`` (flat little-endian uint16, C order)."""
-    labels_raw = np.asarray(labels_raw)
-    if labels_raw.ndim != 3:
-        raise DataFormatError(f"{path}: voxel labels must be 3-D, got shape {labels_raw.shape}")
-    if labels_raw.size and (labels_raw.min() < 0 or labels_raw.max() > 0xFFFF):
-        raise DataFormatError(f"{path}: voxel labels out of uint16 range")
-    np.ascontiguousarray(labels_raw).astype("<u2").tofile(_ensure_parent(path))
+    """Write (X, Y, Z) raw ids as a KITTI-360 voxel ``.label`` (the SemanticKITTI format)."""
+    write_voxel_labels(path, labels_raw)
 
 
 def read_kitti360_invalid(path: PathLike, dims: tuple[int, int, int] = VOXEL_DIMS) -> np.ndarray:
     """Read a KITTI-360 ``.invalid`` (one byte per voxel, NOT bit-packed): returns (X, Y, Z) uint8 0/1."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     expected = int(np.prod(dims))
     if len(data) != expected:
         hint = " (that is a bit-packed size: SemanticKITTI layout?)" if len(data) == (expected + 7) // 8 else ""
@@ -277,7 +259,7 @@ def write_kitti360_invalid(path: PathLike, invalid: np.ndarray) -> None:
     invalid = np.asarray(invalid)
     if invalid.ndim != 3:
         raise DataFormatError(f"{path}: invalid mask must be 3-D, got shape {invalid.shape}")
-    np.ascontiguousarray(invalid).astype(bool).astype(np.uint8).tofile(_ensure_parent(path))
+    np.ascontiguousarray(invalid).astype(bool).astype(np.uint8).tofile(ensure_parent(path))
 
 
 def read_kitti360_occupancy(path: PathLike, dims: tuple[int, int, int] = VOXEL_DIMS) -> np.ndarray:
@@ -287,13 +269,13 @@ def read_kitti360_occupancy(path: PathLike, dims: tuple[int, int, int] = VOXEL_D
     n = int(np.prod(dims))
     size = path.stat().st_size if path.is_file() else -1
     if size == n:
-        return np.frombuffer(_read_bytes(path), dtype=np.uint8).reshape(dims).astype(bool).astype(np.uint8)
+        return np.frombuffer(read_file_bytes(path), dtype=np.uint8).reshape(dims).astype(bool).astype(np.uint8)
     return read_packed_bits(path, dims)
 
 
 def write_kitti360_occupancy(path: PathLike, occupancy: np.ndarray) -> None:
     """Write a (X, Y, Z) 0/1 input occupancy ``.bin`` as MSB-first packed bits (SemanticKITTI's format)."""
-    write_packed_bits(_ensure_parent(path), occupancy)
+    write_packed_bits(ensure_parent(path), occupancy)
 
 
 def kitti360_eval_target(labels_raw: np.ndarray, invalid: np.ndarray, class_set: ClassSet | None = None) -> np.ndarray:
@@ -340,7 +322,7 @@ def write_kitti360_poses(path: PathLike, frames: np.ndarray, poses: np.ndarray, 
     if poses.ndim != 3 or poses.shape[1:] != (4, 4) or len(frames) != len(poses):
         raise DataFormatError(f"{path}: need (N, 4, 4) poses and N frames, got {poses.shape} and {frames.shape}")
     lines = [f"{f} " + " ".join(f"{v:.12e}" for v in p[:rows].ravel()) for f, p in zip(frames, poses)]
-    _ensure_parent(path).write_text("\n".join(lines) + ("\n" if lines else ""))
+    ensure_parent(path).write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
 # ------------------------------------------------------------------------------------------------ layout

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ssc_core.data.downsample import downsample_labels
+from ssc_core.data.files import ensure_parent
 from ssc_core.data.label_maps import ClassSet, register_class_set
 from ssc_core.errors import DataFormatError
 from ssc_core.types import IGNORE_LABEL
@@ -70,12 +71,6 @@ NYU_CLASS_FREQ_1_4: tuple[float, ...] = (
 # frequencies stay None: the field weights NYU classes with MONOSCENE_NYU_CLASS_WEIGHTS, not 1 / ln(f).
 NYU = ClassSet(name="nyu", names=NYU_NAMES, colors_rgb=NYU_COLORS_RGB)
 register_class_set(NYU)
-
-
-def _ensure_parent(path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 # ------------------------------------------------------------------------------------ MonoScene flavour
@@ -134,7 +129,7 @@ def write_nyu_bin(path: PathLike, vox_origin: np.ndarray, T_world_cam: np.ndarra
             f"{path}: need a (3,) origin and a (4, 4) pose, got {vox_origin.shape} and {T_world_cam.shape}"
         )
     rle = encode_rle(labels_nyu37).astype("<u4")
-    _ensure_parent(path).write_bytes(vox_origin.tobytes() + T_world_cam.tobytes() + rle.tobytes())
+    ensure_parent(path).write_bytes(vox_origin.tobytes() + T_world_cam.tobytes() + rle.tobytes())
 
 
 def nyu_target(labels_full: np.ndarray) -> np.ndarray:
@@ -213,19 +208,19 @@ def read_nyu_mapping(path: PathLike) -> np.ndarray:
 
 def write_nyu_label(path: PathLike, labels: np.ndarray) -> None:
     """Write (60, 36, 60) labels as ``Label/<id>.npz`` (flat arr_0)."""
-    np.savez_compressed(_ensure_parent(path), np.asarray(labels).astype(np.uint8).ravel())
+    np.savez_compressed(ensure_parent(path), np.asarray(labels).astype(np.uint8).ravel())
 
 
 def write_nyu_tsdf(path: PathLike, tsdf: np.ndarray, label_weight: np.ndarray) -> None:
     """Write ``TSDF/<id>.npz`` with arr_0 = TSDF and arr_1 = label_weight (both flat float32)."""
     np.savez_compressed(
-        _ensure_parent(path), np.asarray(tsdf, np.float32).ravel(), np.asarray(label_weight, np.float32).ravel()
+        ensure_parent(path), np.asarray(tsdf, np.float32).ravel(), np.asarray(label_weight, np.float32).ravel()
     )
 
 
 def write_nyu_mapping(path: PathLike, mapping: np.ndarray) -> None:
     """Write ``Mapping/<id>.npz`` (flat int64 arr_0, 307200 = not visible)."""
-    np.savez_compressed(_ensure_parent(path), np.asarray(mapping, np.int64).ravel())
+    np.savez_compressed(ensure_parent(path), np.asarray(mapping, np.int64).ravel())
 
 
 def mapping_to_pixel_map(mapping: np.ndarray, image_hw: tuple[int, int] = NYU_IMAGE_HW) -> np.ndarray:
@@ -259,7 +254,7 @@ def write_nyu_depth(path: PathLike, depth_m: np.ndarray) -> None:
     from PIL import Image
 
     scaled = np.clip(np.round(np.asarray(depth_m, np.float64) * NYU_DEPTH_SCALE), 0, 65535).astype(np.uint16)
-    Image.fromarray(scaled).save(_ensure_parent(path))
+    Image.fromarray(scaled).save(ensure_parent(path))
 
 
 def nyu_id(name: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssc_core.data.files import ensure_parent, read_file_bytes
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
 from ssc_core.errors import DataFormatError
 from ssc_core.types import IGNORE_LABEL, Calib
@@ -23,23 +24,10 @@ VOXEL_DIMS: tuple[int, int, int] = (256, 256, 32)
 PathLike = str | Path
 
 
-def _read_bytes(path: PathLike) -> bytes:
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: file not found")
-    return path.read_bytes()
-
-
-def _ensure_parent(path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 # ----------------------------------------------------------------------------------------------- points
 def read_points(path: PathLike) -> np.ndarray:
     """Read a velodyne scan: returns (N, 4) float32 x, y, z, remission in the velodyne frame."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     if len(data) % 16:
         raise DataFormatError(f"{path}: size {len(data)} bytes is not a multiple of 16 (4 float32 per point)")
     points = np.frombuffer(data, dtype="<f4").reshape(-1, 4).copy()
@@ -55,13 +43,13 @@ def write_points(path: PathLike, points_velo: np.ndarray) -> None:
     points_velo = np.asarray(points_velo)
     if points_velo.ndim != 2 or points_velo.shape[1] != 4:
         raise DataFormatError(f"{path}: points must be (N, 4), got {points_velo.shape}")
-    points_velo.astype("<f4").tofile(_ensure_parent(path))
+    points_velo.astype("<f4").tofile(ensure_parent(path))
 
 
 def read_point_labels(path: PathLike, num_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read per-point labels: returns (semantic (N,) uint16 raw ids, instance (N,) uint16).
     ``num_points`` (the scan's point count) is checked when given."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     if len(data) % 4:
         raise DataFormatError(f"{path}: size {len(data)} bytes is not a multiple of 4 (uint32 per point)")
     raw = np.frombuffer(data, dtype="<u4")
@@ -76,13 +64,13 @@ def write_point_labels(path: PathLike, semantic: np.ndarray, instance: np.ndarra
     instance = np.zeros_like(semantic) if instance is None else np.asarray(instance).astype(np.uint32)
     if semantic.shape != instance.shape or semantic.ndim != 1:
         raise DataFormatError(f"{path}: semantic {semantic.shape} and instance {instance.shape} must be equal (N,)")
-    ((instance << 16) | (semantic & 0xFFFF)).astype("<u4").tofile(_ensure_parent(path))
+    ((instance << 16) | (semantic & 0xFFFF)).astype("<u4").tofile(ensure_parent(path))
 
 
 # ----------------------------------------------------------------------------------------------- voxels
 def read_voxel_labels(path: PathLike, dims: tuple[int, int, int] = VOXEL_DIMS) -> np.ndarray:
     """Read a voxel ``.label`` file: returns (X, Y, Z) uint16 raw ids, [x][y][z] order."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     expected = int(np.prod(dims)) * 2
     if len(data) != expected:
         raise DataFormatError(f"{path}: {len(data)} bytes, expected {expected} (uint16 x {dims})")
@@ -96,7 +84,7 @@ def write_voxel_labels(path: PathLike, labels: np.ndarray) -> None:
         raise DataFormatError(f"{path}: voxel labels must be 3-D, got shape {labels.shape}")
     if labels.min(initial=0) < 0 or labels.max(initial=0) > 0xFFFF:
         raise DataFormatError(f"{path}: voxel labels out of uint16 range")
-    np.ascontiguousarray(labels).astype("<u2").tofile(_ensure_parent(path))
+    np.ascontiguousarray(labels).astype("<u2").tofile(ensure_parent(path))
 
 
 def unpack_bits(packed: np.ndarray, dims: tuple[int, int, int] = VOXEL_DIMS) -> np.ndarray:
@@ -112,7 +100,7 @@ def pack_bits(mask: np.ndarray) -> np.ndarray:
 
 def read_packed_bits(path: PathLike, dims: tuple[int, int, int] = VOXEL_DIMS) -> np.ndarray:
     """Read a bit-packed voxel file (``.bin`` / ``.invalid`` / ``.occluded``): returns (X, Y, Z) uint8 0/1."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     expected = (int(np.prod(dims)) + 7) // 8
     if len(data) != expected:
         raise DataFormatError(f"{path}: {len(data)} bytes, expected {expected} (packed bits of {dims})")
@@ -124,7 +112,7 @@ def write_packed_bits(path: PathLike, mask: np.ndarray) -> None:
     mask = np.asarray(mask)
     if mask.ndim != 3:
         raise DataFormatError(f"{path}: voxel mask must be 3-D, got shape {mask.shape}")
-    pack_bits(mask).tofile(_ensure_parent(path))
+    pack_bits(mask).tofile(ensure_parent(path))
 
 
 def remap_voxel_labels(
@@ -198,7 +186,7 @@ def write_calib(path: PathLike, calib: Calib) -> None:
         f"P3: {fmt(calib.P3 if calib.P3 is not None else p2)}",
         f"Tr: {fmt(calib.T_cam0_velo)}",
     ]
-    _ensure_parent(path).write_text("\n".join(lines) + "\n")
+    ensure_parent(path).write_text("\n".join(lines) + "\n")
 
 
 def read_poses(path: PathLike) -> np.ndarray:
@@ -229,7 +217,7 @@ def write_poses(path: PathLike, poses_cam0: np.ndarray) -> None:
     """Write (N, 4, 4) camera-0 poses as ``poses.txt`` (top 3 rows, row-major, one line per scan)."""
     poses_cam0 = np.asarray(poses_cam0, dtype=np.float64)
     lines = [" ".join(f"{v:.12e}" for v in p[:3, :4].ravel()) for p in poses_cam0]
-    _ensure_parent(path).write_text("\n".join(lines) + ("\n" if lines else ""))
+    ensure_parent(path).write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
 def poses_cam0_to_velo(poses_cam0: np.ndarray, T_cam0_velo: np.ndarray) -> np.ndarray:
@@ -263,7 +251,7 @@ def read_times(path: PathLike) -> np.ndarray:
 def write_times(path: PathLike, times_s: np.ndarray) -> None:
     """Write (N,) seconds as ``times.txt`` (``%e`` per line, as KITTI)."""
     lines = [f"{t:e}" for t in np.asarray(times_s, dtype=np.float64)]
-    _ensure_parent(path).write_text("\n".join(lines) + ("\n" if lines else ""))
+    ensure_parent(path).write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -288,7 +276,7 @@ def write_image(path: PathLike, image_rgb: np.ndarray) -> None:
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise DataFormatError(f"{path}: image must be (H, W, 3) uint8, got {image_rgb.shape} {image_rgb.dtype}")
-    Image.fromarray(image_rgb).save(_ensure_parent(path))
+    Image.fromarray(image_rgb).save(ensure_parent(path))
 
 
 # ----------------------------------------------------------------------------------------------- layout
