@@ -171,6 +171,18 @@ def test_split_table_picks_the_sequences_and_a_missing_one_is_named(kitti_folder
     assert result.metrics["iou"] == pytest.approx(reference["iou_completion"], abs=1e-12)
 
 
+def test_explicit_sequences_replace_the_split_and_score_all_of_them_together(kitti_folder, tmp_path, capsys):
+    out = tmp_path / "scores"
+    assert ssc_eval(["-d", str(kitti_folder), "--sequences", "0", "8", "--output", str(out), "--no-progress"]) == 0
+    scores = yaml.safe_load((out / "scores.txt").read_text())
+    reference = official_reference(kitti_folder, kitti_folder, ["00", "08"])
+    for key, value in reference.items():
+        assert abs(scores[key] - value) <= 1e-9, key
+    assert "5 frame(s)" in capsys.readouterr().out
+    assert ssc_eval(["--dataset-kind", "nyu", "-d", str(kitti_folder), "--sequences", "08"]) == 2
+    assert "semantic_kitti only" in capsys.readouterr().err
+
+
 def test_missing_prediction_is_a_clear_error(tmp_path, capsys):
     make_semantic_kitti_folder(tmp_path / "ds", "08", [0, 5], seed=3)
     missing = SequencePaths.of(tmp_path / "ds", "08").prediction(5)

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grid-dims", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None,
                         help="voxel grid of the files when it is not the official 256 256 32 (e.g. 128 128 16 for "
                              "ssc-make-synthetic --small data); SemanticKITTI and KITTI-360 kinds only")
+    parser.add_argument("--sequences", nargs="+", metavar="XX", default=None,
+                        help="evaluate exactly these sequences instead of --split's (SemanticKITTI kind only; "
+                             "e.g. a synthetic sequence)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(
             args.dataset_kind, args.dataset, args.predictions, args.split, datacfg=args.datacfg,
             progress=not args.no_progress, dims=tuple(args.grid_dims) if args.grid_dims else None,
+            sequences=args.sequences,
         )
         print(format_report(result))
         path = write_scores(result, args.output)

@@ -373,12 +373,19 @@ def evaluate(
     datacfg: PathLike | None = None,
     progress: bool = False,
     dims: tuple[int, int, int] | None = None,
+    sequences: list[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate a dataset of ``kind`` in DATASET_KINDS; ``datacfg`` (SemanticKITTI only) replaces the built-in
     label maps and split table with an official-style YAML; ``dims`` overrides the 256x256x32 grid of the
-    KITTI kinds (NYU's grid is fixed at 60x36x60)."""
+    KITTI kinds (NYU's grid is fixed at 60x36x60); ``sequences`` (SemanticKITTI only) evaluates exactly these
+    sequences instead of the split's (one confusion matrix over all of them, as for a split)."""
+    if sequences and kind != "semantic_kitti":
+        raise EvaluationError(f"explicit sequences are supported for semantic_kitti only, not {kind!r}")
     if kind == "semantic_kitti":
         class_set, splits = class_set_from_datacfg(datacfg) if datacfg else (SEMANTIC_KITTI, None)
+        if sequences:
+            names = [f"{int(q):02d}" if str(q).isdigit() else str(q) for q in sequences]
+            split, splits = "sequences", {"sequences": tuple(names)}
         return evaluate_semantic_kitti(dataset, predictions, split, class_set, splits, progress, dims or VOXEL_DIMS)
     if kind == "kitti360":
         return evaluate_kitti360(dataset, predictions, split, progress, dims or VOXEL_DIMS)
