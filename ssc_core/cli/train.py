@@ -77,6 +77,24 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def backbone_warning(cfg: dict) -> str | None:
+    """A warning when ``model.backbone`` starts from random weights (no ``pretrained_path``), else None.
+
+    The published recipes start from ImageNet weights and freeze the stem, layer1 and every BatchNorm of the
+    ResNet; without a weights file those frozen parts stay random for the whole run."""
+    backbone = (cfg.get("model") or {}).get("backbone")
+    if not isinstance(backbone, dict) or backbone.get("pretrained_path"):
+        return None
+    frozen = int(backbone.get("frozen_stages", 1) or 0)
+    norm_eval = bool(backbone.get("norm_eval", True))
+    what = ", ".join(part for part in (f"{frozen} frozen stage(s)" if frozen > 0 else "",
+                                       "frozen BatchNorm" if norm_eval else "") if part)
+    return (f"warning: model.backbone.pretrained_path is null, so the ResNet-{backbone.get('depth', 50)} starts "
+            f"from random weights{f' with {what} that stay random' if what else ''}. Published numbers need "
+            "ImageNet weights: pass a local torchvision file, e.g. --set model.backbone.pretrained_path="
+            "/path/resnet50-19c8e357.pth (docs/models.md).")
+
+
 def run(args: argparse.Namespace) -> dict | None:
     """Train as ``args`` say. Returns a summary dict (work_dir, epochs, best_metric, last/best paths) on rank 0,
     None on the other ranks of a torchrun job."""
@@ -113,6 +131,9 @@ def run(args: argparse.Namespace) -> dict | None:
         if resume is not None:
             trainer.resume(resume)
         if info.is_main:
+            warning = None if resume is not None else backbone_warning(cfg)
+            if warning:
+                print(warning, file=sys.stderr)
             work_dir.mkdir(parents=True, exist_ok=True)
             (work_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
             print(f"training {cfg['model']['name']} on {len(train_set)} frames"
