@@ -287,3 +287,20 @@ def test_sgn_learns_two_synthetic_scenes_in_fifty_steps(one_thread):
     assert total.item() < 0.5 * first
     assert iou(pred > 0, target > 0) > 0.85
     assert iou(pred == 9, target == 9) > 0.8
+
+
+def test_svpn_sigmoid_order_sets_what_voxels_without_points_feed_the_bev_unet():
+    seen = {}
+    batch = make_batch(small_config("sgn_s"), 1)
+    for mode in ("before_dense", "after_dense"):
+        torch.manual_seed(0)
+        model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}, svpn_sigmoid=mode))
+        model.svpn.bev.register_forward_pre_hook(lambda _m, args, mode=mode: seen.__setitem__(mode, args[0]))
+        with torch.no_grad():
+            model.eval().svpn(batch["points"], 1)
+    occupied = seen["before_dense"] > 0  # every sigmoid is > 0, so exactly the voxels with points
+    assert 0 < occupied.sum() < occupied.numel()
+    assert torch.all(seen["after_dense"][~occupied] == 0.5)
+    assert torch.allclose(seen["after_dense"][occupied], seen["before_dense"][occupied])
+    with pytest.raises(ConfigError, match="svpn_sigmoid"):
+        build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}, svpn_sigmoid="never"))

@@ -44,8 +44,9 @@ from ssc_core.types import GridSpec
 
 MODEL_KEYS = {
     "name", "num_classes", "class_weights", "dim", "sdb_depth", "backbone", "flosp_stride",
-    "point_channels", "sparse_backend", "seed_threshold", "loss_weights", "aux_in_eval",
+    "point_channels", "sparse_backend", "seed_threshold", "loss_weights", "aux_in_eval", "svpn_sigmoid",
 }
+SVPN_SIGMOID_MODES = ("before_dense", "after_dense")
 LOSS_NAMES = ("ssc", "sem_scal", "geo_scal", "sem", "occ", "pts")
 GUIDANCE_CHANNELS = 8
 
@@ -113,10 +114,18 @@ class PointVoxelEncoder(nn.Module):
 
 class SVPN(nn.Module):
     """Sparse voxel proposal network. (P, 5) points -> (proposal logits (B, 1, X/2, Y/2, Z/2),
-    guidance features (B, 8, X/2, Y/2, Z/2))."""
+    guidance features (B, 8, X/2, Y/2, Z/2)).
 
-    def __init__(self, grid: GridSpec, point_channels: int = 16, backend: str = "auto") -> None:
+    sigmoid: 'before_dense' (the fact sheet's order: the sparse SGFE output goes through the sigmoid and is then
+    scattered, so voxels without points read 0) or 'after_dense' (an older upstream order: the logits are scattered
+    first, so voxels without points read sigmoid(0) = 0.5)."""
+
+    def __init__(self, grid: GridSpec, point_channels: int = 16, backend: str = "auto",
+                 sigmoid: str = "before_dense") -> None:
         super().__init__()
+        if sigmoid not in SVPN_SIGMOID_MODES:
+            raise ConfigError(f"model.svpn_sigmoid must be one of {SVPN_SIGMOID_MODES}, got {sigmoid!r}")
+        self.sigmoid_after_dense = sigmoid == "after_dense"
         self.grid = grid
         self.voxel_encoder = PointVoxelEncoder(grid, point_channels)
         self.sfe = SFE(point_channels, point_channels, layers=2, backend=backend)
@@ -126,8 +135,12 @@ class SVPN(nn.Module):
 
     def forward(self, points: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         voxels = self.voxel_encoder(points, batch_size)
-        prob = voxels.replace_features(torch.sigmoid(self.sgfe(self.sfe(voxels)).features))
-        bev = prob.dense()[:, 0].permute(0, 3, 1, 2)  # (B, Z, X, Y): Z voxels as channels
+        scores = self.sgfe(self.sfe(voxels))
+        if self.sigmoid_after_dense:
+            prob = torch.sigmoid(scores.dense())
+        else:
+            prob = scores.replace_features(torch.sigmoid(scores.features)).dense()
+        bev = prob[:, 0].permute(0, 3, 1, 2)  # (B, Z, X, Y): Z voxels as channels
         half = self.bev(bev).permute(0, 2, 3, 1).unsqueeze(1)  # (B, 1, X/2, Y/2, Z/2)
         logits, guidance = self.head(half)
         return logits, guidance
@@ -198,7 +211,8 @@ class SGN(nn.Module):
         self.bottleneck = nn.Conv3d(channels, channels, 3, padding=1)
         self.occ_header = nn.Sequential(SDB(channels, channels // 2, depth=1),
                                         nn.Conv3d(channels // 2, 1, 3, padding=1))
-        self.svpn = SVPN(self.grid, int(m.get("point_channels", 16)), backend)
+        self.svpn = SVPN(self.grid, int(m.get("point_channels", 16)), backend,
+                         sigmoid=str(m.get("svpn_sigmoid", "before_dense")))
         self.sgb = SGB(channels, backend)
         self.sem_header = SparseHeader(channels, self.num_classes)
         self.mlp_prior = nn.Sequential(nn.Linear(channels, channels // 2), nn.LayerNorm(channels // 2),
