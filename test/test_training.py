@@ -252,6 +252,138 @@ def test_empty_training_set_is_a_config_error(tmp_path):
         Trainer(TinySSC(), _cfg(), TinyData(n=0), work_dir=tmp_path, device="cpu")
 
 
+# ------------------------------------------------------------------------------------------ gradient accumulation
+class NoDropSSC(TinySSC):
+    """TinySSC without dropout: nothing random or batch-dependent, so split batches give the same gradients."""
+
+    def __init__(self, cfg: dict | None = None, width: int = 8) -> None:
+        super().__init__(cfg, width)
+        self.drop = nn.Identity()
+
+
+class CountingHook(TrainerHook):
+    """Counts micro-batches and optimizer steps and records each micro-batch's unscaled total loss."""
+
+    def __init__(self) -> None:
+        self.micro, self.steps, self.totals = 0, 0, []
+
+    def before_step(self, trainer, batch):
+        self.micro += 1
+
+    def after_losses(self, trainer, outputs, batch, losses):
+        self.totals.append(float(sum(v.detach() for v in losses.values())))
+
+    def after_step(self, trainer, losses):
+        self.steps += 1
+
+
+def _accumulation_cfg(**train) -> dict:
+    return _cfg(**{"epochs": 1, "grad_clip": None, "weight_decay": 0.0, **train})
+
+
+def test_accumulating_four_batches_of_one_gives_the_gradients_and_step_of_one_batch_of_four(tmp_path):
+    torch.manual_seed(0)
+    initial = NoDropSSC().state_dict()
+    trainers = {}
+    for name, train in {"whole": {"batch_size": 4}, "split": {"batch_size": 1, "effective_batch_size": 4}}.items():
+        model = NoDropSSC()
+        model.load_state_dict(initial)
+        trainers[name] = Trainer(model, _accumulation_cfg(**train), TinyData(n=4), work_dir=tmp_path / name,
+                                 device="cpu", progress=False)
+        trainers[name].fit()
+    whole, split = trainers["whole"], trainers["split"]
+    assert (whole.accumulate_steps, split.accumulate_steps) == (1, 4)
+    assert whole.step == split.step == 1 and split.steps_per_epoch == 1
+    # After the step the gradients are still in .grad: the accumulated ones must be the mean over the 4 samples,
+    # not their sum (which would be 4x as large: Adam's first step hardly tells them apart, so compare the grads).
+    for (name, a), b in zip(whole.core_model.named_parameters(), split.core_model.parameters()):
+        assert a.grad.abs().max() > 1e-4, name
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-7, rtol=1e-5, msg=name)
+        torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=0, msg=name)
+        assert not torch.equal(a.detach(), initial[name]), name  # the step moved it
+    # The logged losses are the means of the unscaled micro-batch losses: comparable with the whole batch's.
+    for key, value in whole.step_losses[0].items():
+        assert split.step_losses[0][key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_accumulation_counts_optimizer_steps_for_the_epoch_schedule_and_hooks(tmp_path):
+    hook = CountingHook()
+    cfg = _accumulation_cfg(epochs=2, batch_size=1, effective_batch_size=4, warmup_iters=3)
+    trainer = Trainer(TinySSC(), cfg, TinyData(n=8), work_dir=tmp_path, device="cpu", hooks=[hook],
+                      progress=False)
+    assert trainer.accumulate_steps == 4 and trainer.steps_per_epoch == 2
+    assert trainer.schedule.total_steps == 4 and trainer.schedule.steps_per_epoch == 2
+    history = trainer.fit()
+    assert trainer.step == trainer.schedule.last_step == len(trainer.step_losses) == 4
+    assert (hook.micro, hook.steps) == (16, 4)
+    assert trainer.step_losses[0]["total"] == pytest.approx(np.mean(hook.totals[:4]), rel=1e-6)
+    assert history[0]["train"]["total"] == pytest.approx(np.mean(hook.totals[:8]), rel=1e-6)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4
+
+    # 9 batches: two groups of 4, the ninth is not used; max_iters_per_epoch counts optimizer steps.
+    for n, extra, steps, micro in [(9, {}, 2, 8), (8, {"max_iters_per_epoch": 1}, 1, 4), (3, {}, 1, 3)]:
+        hook = CountingHook()
+        trainer = Trainer(TinySSC(), _accumulation_cfg(batch_size=1, effective_batch_size=4, **extra),
+                          TinyData(n=n), work_dir=tmp_path / str(n), device="cpu", hooks=[hook], progress=False)
+        trainer.fit()
+        assert (trainer.steps_per_epoch, trainer.step, hook.steps, hook.micro) == (steps, steps, steps, micro), n
+    # Fewer batches than accumulate_steps: one step over all of them, each loss divided by their number.
+    assert trainer.step_losses[0]["total"] == pytest.approx(np.mean(hook.totals), rel=1e-6)
+
+
+def test_effective_batch_size_must_be_a_positive_multiple_of_the_per_step_batch(tmp_path):
+    with pytest.raises(ConfigError, match=r"effective_batch_size 3 is not a multiple of batch_size 2 x 1 process"):
+        Trainer(TinySSC(), _cfg(batch_size=2, effective_batch_size=3), TinyData(), work_dir=tmp_path, device="cpu")
+    with pytest.raises(ConfigError, match=r"effective_batch_size 2 is not a multiple of batch_size 4"):
+        Trainer(TinySSC(), _cfg(batch_size=4, effective_batch_size=2), TinyData(), work_dir=tmp_path, device="cpu")
+    for bad in (0, -4, 2.5, "4", True):
+        with pytest.raises(ConfigError, match="train.effective_batch_size must be an integer >= 1 or null"):
+            TrainSettings.from_config({"train": {"effective_batch_size": bad}})
+    assert TrainSettings.from_config({"train": {"effective_batch_size": None}}).effective_batch_size is None
+    trainer = Trainer(TinySSC(), _cfg(batch_size=2, effective_batch_size=6), TinyData(), work_dir=tmp_path,
+                      device="cpu")
+    assert trainer.accumulate_steps == 3 and trainer.steps_per_epoch == 1
+
+
+class NanOnCall(TinySSC):
+    """The loss of the ``bad``-th forward pass is NaN (under DDP only on rank ``rank`` when given)."""
+
+    def __init__(self, bad: int, rank: int | None = None) -> None:
+        super().__init__()
+        self.bad, self.rank, self.calls = bad, rank, 0
+
+    def losses(self, outputs, batch):
+        import torch.distributed as dist
+
+        self.calls += 1
+        losses = super().losses(outputs, batch)
+        if self.calls == self.bad and (self.rank is None or self.rank == dist.get_rank()):
+            losses["loss_ssc"] = losses["loss_ssc"] * float("nan")
+        return losses
+
+
+@pytest.mark.parametrize("bad", [1, 3, 4])
+def test_a_non_finite_micro_batch_skips_its_whole_group(tmp_path, bad):
+    model = NanOnCall(bad)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hook = CountingHook()
+    trainer = Trainer(model, _cfg(epochs=1, batch_size=1, effective_batch_size=4), TinyData(n=4),
+                      work_dir=tmp_path, device="cpu", hooks=[hook], progress=False)
+    history = trainer.fit()
+    assert trainer.skipped_steps == 1 and trainer.step == 0 and trainer.schedule.last_step == 0
+    assert (hook.micro, hook.steps) == (4, 0)  # every micro-batch still ran (the finite check is collective)
+    assert all(p.grad is None for p in model.parameters())  # the other micro-batches' gradients were dropped
+    assert not trainer.optimizer.state and history[0]["train"] == {}
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+    model = NanOnCall(bad)  # a later group still steps
+    trainer = Trainer(model, _cfg(epochs=1, batch_size=1, effective_batch_size=4), TinyData(n=8),
+                      work_dir=tmp_path / "8", device="cpu", progress=False)
+    trainer.fit()
+    assert (trainer.skipped_steps, trainer.step) == (1, 1)
+
+
 # ------------------------------------------------------------------------------------------ checkpoints
 def test_checkpoint_round_trip_gives_identical_outputs_and_loads_weights_only(tmp_path):
     model = TinySSC().eval()
@@ -383,6 +515,56 @@ def test_ddp_on_two_cpu_processes_shards_training_and_scores_the_whole_val_set(t
     single = Trainer(model, _cfg(epochs=1), TinyData(n=5), TinyData(n=5), work_dir=tmp_path / "s", device="cpu")
     assert single.validate()["miou"] == pytest.approx(r0["val"])  # summed shard confusions = whole set
     assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "best.pt").is_file()
+
+
+def _ddp_accumulate_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from ssc_core.training.distributed import cleanup_distributed, init_distributed
+
+    info = init_distributed("cpu")
+    cfg = _accumulation_cfg(batch_size=1, effective_batch_size=4)
+    torch.manual_seed(0)
+    trainer = Trainer(NoDropSSC(), cfg, TinyData(n=8), work_dir=f"{out}_run", dist_info=info, progress=False)
+    trainer.fit()
+    result = {"accumulate": trainer.accumulate_steps, "steps": trainer.step, "state": trainer.core_model.state_dict()}
+    # NaN on rank 1 only, in the last (gradient-synchronising) micro-batch of the first group.
+    trainer = Trainer(NanOnCall(2, rank=1), cfg, TinyData(n=8), work_dir=f"{out}_nan", dist_info=info,
+                      progress=False)
+    trainer.fit()
+    result.update(skipped=trainer.skipped_steps, nan_steps=trainer.step, nan_state=trainer.core_model.state_dict())
+    torch.save(result, f"{out}_{rank}.pt")
+    cleanup_distributed(info)
+
+
+def test_ddp_accumulation_keeps_replicas_identical_and_matches_one_process(tmp_path):
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(_ddp_accumulate_worker, args=(2, _free_port(), str(tmp_path / "r")), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("DDP ranks hung while accumulating gradients")
+    r0, r1 = (torch.load(tmp_path / f"r_{r}.pt", weights_only=True) for r in range(2))
+    assert r0["accumulate"] == r1["accumulate"] == 2  # 4 = batch 1 x 2 processes x 2 micro-batches
+    assert r0["steps"] == r1["steps"] == 2  # 8 samples: 4 per rank, 2 per step
+    assert (r0["skipped"], r0["nan_steps"]) == (r1["skipped"], r1["nan_steps"]) == (1, 1)
+    for key in r0["state"]:
+        assert torch.equal(r0["state"][key], r1["state"][key]), key
+        assert torch.equal(r0["nan_state"][key], r1["nan_state"][key]), key
+    # One process accumulating 4 micro-batches sees the same samples per step (the sampler's shared permutation).
+    torch.manual_seed(0)
+    single = Trainer(NoDropSSC(), _accumulation_cfg(batch_size=1, effective_batch_size=4), TinyData(n=8),
+                     work_dir=tmp_path / "single", device="cpu", progress=False)
+    single.fit()
+    assert single.accumulate_steps == 4 and single.step == 2
+    for key, value in single.core_model.state_dict().items():
+        torch.testing.assert_close(r0["state"][key], value, atol=1e-6, rtol=0, msg=key)
 
 
 # ------------------------------------------------------------------------------------------ CLIs

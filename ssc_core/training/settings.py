@@ -17,6 +17,7 @@ class TrainSettings:
 
     epochs: int = 48
     batch_size: int = 1
+    effective_batch_size: int | None = None
     num_workers: int = 0
     lr: float = 2e-4
     weight_decay: float = 0.01
@@ -57,6 +58,9 @@ class TrainSettings:
         for key, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.{key} must be an integer >= 1, got {value!r}")
+        effective = self.effective_batch_size
+        if effective is not None and (not isinstance(effective, int) or isinstance(effective, bool) or effective < 1):
+            raise ConfigError(f"train.effective_batch_size must be an integer >= 1 or null, got {effective!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be an integer >= 0, got {self.num_workers!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):

@@ -1,5 +1,5 @@
 """The Trainer every model shares: AdamW + warm-up/cosine, gradient clipping, AMP, DDP, TensorBoard, periodic
-validation with SSCMetrics, atomic best/last checkpoints and exact resume.
+validation with SSCMetrics, atomic best/last checkpoints, exact resume and gradient accumulation.
 
 It knows nothing of any particular model: it needs ``model(batch) -> {"ssc_logits": (B, C, X, Y, Z), ...}`` and
 ``model.losses(outputs, batch) -> {name: scalar tensor}`` (summed for the backward pass, each logged), and
@@ -9,6 +9,12 @@ int64 train ids with 255 = ignore. Training schemes extend it through ``TrainerH
 Files in ``work_dir``: ``last.pt`` (full training state, rewritten every ``checkpoint_interval`` epochs),
 ``best.pt`` (weights + metadata of the best validation ``best_metric``), ``history.jsonl`` (one line per epoch)
 and ``tb/`` (TensorBoard events).
+
+Gradient accumulation (``train.effective_batch_size``): one optimizer step sums the gradients of
+``accumulate_steps = effective_batch_size / (batch_size x world_size)`` micro-batches, each loss divided by that
+count, so the step sees the mean over the effective batch. Steps, the schedule, warm-up, logging and
+``max_iters_per_epoch`` all count optimizer steps; an epoch's trailing micro-batches that do not fill a group are
+not used.
 """
 
 from __future__ import annotations
@@ -100,6 +106,20 @@ def plain(value: Any) -> Any:
     return value
 
 
+def accumulate_steps(settings: TrainSettings, world_size: int) -> int:
+    """Micro-batches per optimizer step: ``effective_batch_size / (batch_size x world_size)`` (1 when
+    ``train.effective_batch_size`` is null). ConfigError when it does not divide exactly."""
+    effective = settings.effective_batch_size
+    if effective is None:
+        return 1
+    per_step = settings.batch_size * world_size
+    if effective % per_step:
+        raise ConfigError(f"train.effective_batch_size {effective} is not a multiple of batch_size "
+                          f"{settings.batch_size} x {world_size} process{'es' if world_size != 1 else ''} "
+                          f"(= {per_step} samples per micro-batch)")
+    return effective // per_step
+
+
 def _default_collate() -> Callable[[list[dict]], dict]:
     from ssc_core.data.transforms import collate
 
@@ -149,6 +169,7 @@ class Trainer:
             raise ConfigError("the training dataset is empty (check data.splits and --data-root)")
 
         s = self.settings
+        self.accumulate_steps = accumulate_steps(s, self.dist.world_size)
         seed_everything(s.seed + self.dist.rank)
         if s.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -167,7 +188,19 @@ class Trainer:
         self.train_loader = DataLoader(train_dataset, batch_size=s.batch_size, sampler=self.sampler,
                                        num_workers=s.num_workers, collate_fn=self.collate_fn,
                                        pin_memory=self.device.type == "cuda")
-        self.steps_per_epoch = len(self.train_loader)
+        # An optimizer step takes ``_group_size`` micro-batches: accumulate_steps of them, or all of an epoch's
+        # batches when there are fewer (every rank has the same count: the DistributedSampler pads). Trailing
+        # batches that do not fill a group are not used; steps_per_epoch counts optimizer steps.
+        batches = len(self.train_loader)
+        self._group_size = min(self.accumulate_steps, batches)
+        self.steps_per_epoch = batches // self._group_size
+        if self._group_size < self.accumulate_steps:
+            LOG.warning("train.effective_batch_size %d: only %d batches per epoch on each of %d processes, so each "
+                        "optimizer step averages %d samples", s.effective_batch_size, batches, self.dist.world_size,
+                        batches * s.batch_size * self.dist.world_size)
+        elif batches % self._group_size:
+            LOG.info("gradient accumulation over %d batches: the last %d batches of each epoch are not used",
+                     self._group_size, batches % self._group_size)
         if s.max_iters_per_epoch is not None:
             self.steps_per_epoch = min(self.steps_per_epoch, s.max_iters_per_epoch)
 
@@ -191,6 +224,11 @@ class Trainer:
         self.step_losses: list[dict[str, float]] = []
         self.skipped_steps = 0
         self._writer = None
+        # True after a synchronising DDP forward was not followed by its backward (a skipped step). DDP's reducer
+        # then still expects that forward's gradients, and a backward under no_sync would set off a reduction
+        # planned for the old graph; so the next micro-batch runs synchronised (re-planned for its own graph). Its
+        # extra all-reduce of partial gradients is harmless: averaging over ranks is linear.
+        self._ddp_forward_unfinished = False
 
     # ------------------------------------------------------------------------------------------ helpers
     @property
@@ -247,18 +285,24 @@ class Trainer:
         return self.history
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over (at most ``max_iters_per_epoch`` batches of) the training set. Returns the mean of
-        every loss term (and ``total``) over the epoch's steps."""
+        """One pass over (at most ``max_iters_per_epoch`` optimizer steps of) the training set, each step taking
+        ``accumulate_steps`` batches. Returns the mean of every loss term (and ``total``) over the epoch's steps."""
         self.model.train()
         self.sampler.set_epoch(epoch)
         sums: dict[str, float] = {}
         count = 0
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
                    disable=not (self.is_main and self.progress), dynamic_ncols=True, leave=False)
+        usable = self.steps_per_epoch * self._group_size
+        group: list[dict[str, Any]] = []
         for i, batch in enumerate(self.train_loader):
-            if i >= self.steps_per_epoch:
+            if i >= usable:
                 break
-            values = self.train_step(batch)
+            group.append(batch)
+            if len(group) < self._group_size:
+                continue
+            values = self.train_group(group)
+            group = []
             bar.update(1)
             if values is None:
                 continue
@@ -270,9 +314,77 @@ class Trainer:
         return {k: v / max(count, 1) for k, v in sums.items()}
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
-        """Forward, losses, backward, clip, step for one batch. Returns the loss terms as floats (plus
-        ``total``), or None when the loss was not finite and the step was skipped."""
+        """Forward, losses, backward, clip, step for one batch: one optimizer step without accumulation, whatever
+        ``accumulate_steps`` is (``train_group`` takes several). Returns the loss terms as floats (plus ``total``),
+        or None when the loss was not finite and the step was skipped."""
+        return self.train_group([batch])
+
+    def train_group(self, batches: list[dict[str, Any]]) -> dict[str, float] | None:
+        """One optimizer step over the micro-batches ``batches`` (``train_epoch`` passes ``accumulate_steps`` of
+        them): forward, losses and backward of each, its loss divided by ``len(batches)`` so that the gradients
+        are those of the mean over all of them; then clip, step and schedule once. Under DDP the gradients are
+        synchronised in the last backward only (``no_sync`` for the others).
+
+        Returns the mean over the micro-batches of each unscaled loss term (plus ``total``) as floats, so they
+        compare with runs without accumulation; or None when the loss of any micro-batch was not finite on any
+        rank: then the whole group is skipped (gradients zeroed, no optimizer or schedule step, one skipped step).
+        Hooks: ``before_step`` and ``after_losses`` run for every micro-batch, ``after_step`` once per step."""
         s = self.settings
+        n = len(batches)
+        if n < 1:
+            raise ValueError("train_group needs at least one batch")
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        finite = True
+        for i, batch in enumerate(batches):
+            sync = i == n - 1 or self._ddp_forward_unfinished
+            context = self.model.no_sync() if self.dist.is_distributed and not sync else contextlib.nullcontext()
+            with context:
+                losses = self._forward_losses(batch)
+                total = sum(v.float() for v in losses.values())
+                # Collective under DDP and run for every micro-batch, so all ranks skip the same groups.
+                if not self._all_finite(total):
+                    if finite:
+                        LOG.warning("step %d: non-finite loss %s in micro-batch %d of %d, step skipped", self.step,
+                                    {k: float(v.detach()) for k, v in losses.items()}, i + 1, n)
+                    finite = False
+                if finite:
+                    self.scaler.scale(total if n == 1 else total / n).backward()
+            if self.dist.is_distributed and sync:
+                self._ddp_forward_unfinished = not finite
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            sums["total"] = sums.get("total", 0.0) + float(total.detach())
+            del losses, total  # free this micro-batch's graph before the next forward
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            if self.writer is not None:
+                self.writer.add_scalar("train/skipped_steps", self.skipped_steps, self.step)
+            return None
+        grad_norm = None
+        if s.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.schedule.get_last_lr()[0]
+        self.schedule.step()
+        self.step += 1
+        values = {k: v / n for k, v in sums.items()}
+        self.step_losses.append(values)
+        if self.writer is not None and (self.step % s.log_interval == 0 or self.step == 1):
+            for key, value in values.items():
+                self.writer.add_scalar(f"train/{key}", value, self.step)
+            self.writer.add_scalar("train/lr", lr, self.step)
+            if grad_norm is not None:
+                self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
+        for hook in self.hooks:
+            hook.after_step(self, values)
+        return values
+
+    def _forward_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One micro-batch: to the device, ``before_step`` hooks, forward, ``model.losses``, ``after_losses``."""
         batch = move_to_device(batch, self.device)
         for hook in self.hooks:
             batch = hook.before_step(self, batch) or batch
@@ -286,37 +398,7 @@ class Trainer:
             losses = hook.after_losses(self, outputs, batch, losses) or losses
         if not losses:
             raise ConfigError("model.losses returned no loss terms")
-        total = sum(v.float() for v in losses.values())
-        self.optimizer.zero_grad(set_to_none=True)
-        if not self._all_finite(total):
-            self.skipped_steps += 1
-            LOG.warning("step %d: non-finite loss %s, step skipped", self.step,
-                        {k: float(v.detach()) for k, v in losses.items()})
-            if self.writer is not None:
-                self.writer.add_scalar("train/skipped_steps", self.skipped_steps, self.step)
-            return None
-        self.scaler.scale(total).backward()
-        grad_norm = None
-        if s.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip))
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        lr = self.schedule.get_last_lr()[0]
-        self.schedule.step()
-        self.step += 1
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        values["total"] = float(total.detach())
-        self.step_losses.append(values)
-        if self.writer is not None and (self.step % s.log_interval == 0 or self.step == 1):
-            for key, value in values.items():
-                self.writer.add_scalar(f"train/{key}", value, self.step)
-            self.writer.add_scalar("train/lr", lr, self.step)
-            if grad_norm is not None:
-                self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
-        for hook in self.hooks:
-            hook.after_step(self, values)
-        return values
+        return losses
 
     def _all_finite(self, total: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (under DDP all ranks must skip a step together, or the ones
