@@ -378,7 +378,7 @@ def _secs(values: list[float], fn: Callable[[list[float]], float]) -> str:
 
 
 COLUMNS = ("config", "params M (trained)", "grid / image / frames / points", "device", "dtype", "mode", "seeds",
-           "runs", "median s", "min s", "CPU s/run", "peak mem GB", "peak Δ GB")
+           "runs", "median s", "min s", "frames/s", "CPU s/run", "peak mem GB", "peak Δ GB")
 
 
 def rows(results: list[Result]) -> list[list[str]]:
@@ -387,15 +387,63 @@ def rows(results: list[Result]) -> list[list[str]]:
     for r in results:
         cells = [r.config, f"{r.params_m:.2f} ({r.trained_m:.2f})", r.shape, r.device, r.dtype, r.mode]
         if r.error:
-            cells += ["—", "0", f"failed: {r.error}", "", "", "", ""]
+            cells += ["—", "0", f"failed: {r.error}", "", "", "", "", ""]
         else:
             star = "" if r.memory_exact else "*"
             seeds = "—" if r.seed_fraction is None else f"{100 * r.seed_fraction:.1f} %"
             cpu = _secs(r.cpu_s, statistics.median) if r.device == "cpu" else "—"
-            cells += [seeds, str(len(r.times_s)), _secs(r.times_s, statistics.median), _secs(r.times_s, min), cpu,
-                      _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star]
+            fps = f"{1.0 / statistics.median(r.times_s):.1f}" if r.times_s else "—"
+            cells += [seeds, str(len(r.times_s)), _secs(r.times_s, statistics.median), _secs(r.times_s, min), fps,
+                      cpu, _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star]
         out.append(cells)
     return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target of issue #4 checked against one table row: ``config`` on ``device`` in ``dtype`` and ``mode``,
+    ``quantity`` 'fps' (at least ``limit``) or 'peak_gb' (below ``limit``) or 'seconds' (at most ``limit``)."""
+
+    text: str
+    config: str
+    device: str
+    dtype: str
+    mode: str
+    quantity: str
+    limit: float
+
+
+TARGETS = (
+    Target("SGN-T at full resolution on one GPU in bf16: >= 20 frames/s", "sgn_t", "cuda", "bf16", "forward",
+           "fps", 20.0),
+    Target("SGN-L training memory on one GPU below the paper's 7.16 GB", "sgn_l", "cuda", "fp32", "train",
+           "peak_gb", 7.16),
+    Target("SGN-L inference on CPU in a few seconds per frame (<= 10 s)", "sgn_l", "cpu", "fp32", "forward",
+           "seconds", 10.0),
+)
+
+
+def target_lines(results: list[Result]) -> list[str]:
+    """One line per target: the measured value and met / NOT met, or why it was not measured."""
+    lines = []
+    for t in TARGETS:
+        row = next((r for r in results if (r.config, r.device, r.dtype, r.mode) == (t.config, t.device, t.dtype,
+                                                                                     t.mode)), None)
+        if row is None:
+            lines.append(f"{t.text}: not measured (no {t.config} {t.device} {t.dtype} {t.mode} row)")
+            continue
+        if row.error or not row.times_s:
+            lines.append(f"{t.text}: not measured ({row.error or 'no timed run'})")
+            continue
+        median = statistics.median(row.times_s)
+        if t.quantity == "fps":
+            value, met, unit = 1.0 / median, 1.0 / median >= t.limit, "frames/s"
+        elif t.quantity == "peak_gb":
+            value, met, unit = (row.peak_bytes or 0) / 1e9, (row.peak_bytes or 0) / 1e9 < t.limit, "GB"
+        else:
+            value, met, unit = median, median <= t.limit, "s"
+        lines.append(f"{t.text}: {value:.2f} {unit}, {'met' if met else 'NOT met'}")
+    return lines
 
 
 def header_lines(args: argparse.Namespace, devices: list[torch.device]) -> list[str]:
@@ -546,10 +594,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cells = rows(results)
     header = header_lines(args, devices)
+    verdicts = target_lines(results)
     print("\n".join(header))
     print(text_table(cells))
+    print("targets:\n" + "\n".join(f"  {line}" for line in verdicts))
     if args.markdown:
-        text = "\n".join(f"- {line}" for line in header) + "\n\n" + markdown_table(cells) + "\n"
+        text = ("\n".join(f"- {line}" for line in header) + "\n\n" + markdown_table(cells) + "\n\nTargets:\n\n"
+                + "\n".join(f"- {line}" for line in verdicts) + "\n")
         Path(args.markdown).write_text(text)
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 1 if any(r.error for r in results) else 0

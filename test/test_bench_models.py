@@ -1,0 +1,57 @@
+"""bench/models.py: the table it prints for a tiny config, and its verdicts on issue #4's targets."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "models.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_models", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_config_gives_forward_and_train_rows_with_times_memory_and_target_lines(bench, tmp_path, capsys):
+    md = tmp_path / "bench.md"
+    code = bench.main(["--configs", "sgn_tiny", "--device", "cpu", "--dtypes", "fp32", "--train", "--repeats", "1",
+                       "--warmup", "0", "--threads", "1", "--points", "2000", "--markdown", str(md)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "SGN-T at full resolution on one GPU in bf16: >= 20 frames/s: not measured" in out
+    text = md.read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| sgn_tiny |")]
+    columns = bench.COLUMNS
+    assert [row[columns.index("mode")] for row in rows] == ["forward", "train"]
+    for row in rows:
+        median, fps = float(row[columns.index("median s")]), float(row[columns.index("frames/s")])
+        assert median > 0 and fps == pytest.approx(1 / median, rel=0.1, abs=0.06)
+        assert float(row[columns.index("peak mem GB")]) > 0
+    assert "Targets:" in text
+
+
+def test_target_verdicts_compare_the_right_row_against_each_limit(bench):
+    def result(config, device, dtype, mode, seconds, peak_gb=1.0):
+        r = bench.Result(config, device, dtype, mode, 1.0, 1.0, "")
+        r.times_s, r.peak_bytes = [seconds], int(peak_gb * 1e9)
+        return r
+
+    lines = bench.target_lines([result("sgn_t", "cuda", "bf16", "forward", 0.04),
+                                result("sgn_t", "cuda", "fp32", "forward", 0.5),
+                                result("sgn_l", "cuda", "fp32", "train", 0.3, peak_gb=7.5),
+                                result("sgn_l", "cpu", "fp32", "forward", 4.9)])
+    assert lines[0].endswith("25.00 frames/s, met")
+    assert lines[1].endswith("7.50 GB, NOT met")
+    assert lines[2].endswith("4.90 s, met")
+    failed = result("sgn_t", "cuda", "bf16", "forward", 0.04)
+    failed.times_s, failed.error = [], "RuntimeError: out of memory"
+    assert "not measured (RuntimeError: out of memory)" in bench.target_lines([failed])[0]
