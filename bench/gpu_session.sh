@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every check of issue #4 that needs a GPU, in one device call (about 5-10 minutes on one H200):
+#   1. the CUDA tests: test/test_gpu.py (SGN on CUDA = CPU, the Trainer under bf16/fp16/fp32 AMP on CUDA,
+#      DDP over NCCL when there are two GPUs) and test/test_ops.py (spconv = torch sparse conv on CUDA);
+#   2. bench/models.py on CUDA, fp32 and bf16, forward and one training step, every voxel a seed
+#      (the worst case), with its verdicts on the targets (SGN-T >= 20 frames/s in bf16; SGN-L training
+#      memory below 7.16 GB).
+# Results go to $OUT (the device tool's folder) or ./gpu_out. With the spconv bundle of bench/gpu_bundle.sh
+# carried in .gpu/, spconv is unpacked to /tmp/site first; without it the sparse convolutions use the torch
+# backend and test_ops' spconv test reports spconv as missing.
+#
+#   device run, carry [".gpu"]:  bash bench/gpu_session.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu_out}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+if [ -f .gpu/spconv_cu124_py312.tar.xz ]; then
+    mkdir -p /tmp/site && tar -xJf .gpu/spconv_cu124_py312.tar.xz -C /tmp/site
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+{
+    nvidia-smi -L
+    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+    python3 -c "import spconv; print('spconv', spconv.__version__)" 2>&1 | tail -1
+} 2>&1 | tee "$out/machine.txt"
+python3 -m pytest -q -rs -p no:cacheprovider test/test_gpu.py test/test_ops.py 2>&1 | tee "$out/pytest_gpu.txt"
+python3 bench/models.py --device cuda --train --seed-fraction 1 --markdown "$out/bench_gpu.md" 2>&1 \
+    | tee "$out/bench_gpu.txt"
