@@ -136,9 +136,11 @@ def run(args: argparse.Namespace) -> dict | None:
                 print(warning, file=sys.stderr)
             work_dir.mkdir(parents=True, exist_ok=True)
             (work_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            accumulated = (f", {trainer.accumulate_steps} batches accumulated per step"
+                           if trainer.accumulate_steps > 1 else "")
             print(f"training {cfg['model']['name']} on {len(train_set)} frames"
                   f"{'' if val_set is None else f', validating on {len(val_set)}'}; "
-                  f"{trainer.steps_per_epoch} steps/epoch on {info.device} x{info.world_size}; "
+                  f"{trainer.steps_per_epoch} steps/epoch on {info.device} x{info.world_size}{accumulated}; "
                   f"work dir {work_dir}", file=sys.stderr)
         history = trainer.fit()
         trainer.close()
