@@ -149,6 +149,32 @@ def test_resnet_loads_torchvision_style_weights_and_rejects_other_depths(tmp_pat
         ResNet(50).load_pretrained(path)
 
 
+def _timm():
+    """timm, or a skip: it needs a torchvision that loads, which PyPI's CPU machines lack (GPU images have it)."""
+    try:
+        import timm
+    except Exception as exc:  # noqa: BLE001 - a broken torchvision raises RuntimeError/OSError on import
+        pytest.skip(f"timm is not importable here ({type(exc).__name__})")
+    return timm
+
+
+def test_timm_resnet_weights_give_timms_layer3_features(tmp_path):
+    timm = _timm()
+    reference = timm.create_model("resnet18", pretrained=False, features_only=True, out_indices=(3,)).eval()
+    path = tmp_path / "timm_resnet18.pth"
+    full = timm.create_model("resnet18", pretrained=False)  # classifier included, as a timm weights file holds
+    full.load_state_dict(reference.state_dict(), strict=False)
+    torch.save(full.state_dict(), path)
+    image = torch.randn(1, 3, 64, 160)
+    with torch.no_grad():
+        expected = reference(image)[0]
+        for source in ("torch", "timm"):
+            from ssc_core.models.blocks.resnet import build_resnet
+
+            ours = build_resnet({"depth": 18, "source": source, "pretrained_path": str(path)}).eval()
+            torch.testing.assert_close(ours(image)[0], expected)
+
+
 def test_project_voxels_matches_numpy_vox2pix():
     grid = GridSpec.from_dict(SMALL_GRID).downsample(2)
     centers = grid.voxel_centers()

@@ -195,7 +195,8 @@ def build_resnet(cfg: dict) -> nn.Module:
 
 
 class _TimmResNet(ResNet):
-    """The same trunk with weights taken from a timm model (lazy import; timm needs torchvision)."""
+    """The same trunk initialised from ``timm.create_model('resnet<depth>')`` (lazy import; timm needs a
+    working torchvision). A ``pretrained_path`` then loads through ``load_pretrained``, which checks every key."""
 
     def __init__(self, depth: int, pretrained_path: str | None, **kwargs: object) -> None:
         super().__init__(depth, **kwargs)
@@ -204,6 +205,6 @@ class _TimmResNet(ResNet):
         except Exception as exc:  # noqa: BLE001 - timm fails on import without a working torchvision
             raise ConfigError(f"backbone.source 'timm' needs an importable timm ({exc}); use source: torch") from None
         model = timm.create_model(f"resnet{depth}", pretrained=False, num_classes=0)
-        if pretrained_path:
-            model.load_state_dict(torch.load(pretrained_path, map_location="cpu", weights_only=True), strict=False)
         self.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("fc.")})
+        if pretrained_path:
+            self.load_pretrained(pretrained_path)
