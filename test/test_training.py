@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -439,19 +438,40 @@ def test_unreadable_or_foreign_checkpoint_files_are_data_format_errors(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ DDP
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _join_group(rank: int, world: int, rendezvous: str):
+    """Join a Gloo group of ``world`` CPU processes and return init_distributed's DistInfo. The group meets
+    through a file (no TCP port that another process could take between choosing it and binding it);
+    init_distributed then finds the group initialised and only derives rank, world size and device."""
+    import torch.distributed as dist
 
-
-def _ddp_worker(rank: int, world: int, port: int, work_dir: str, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from ssc_core.training.distributed import cleanup_distributed, init_distributed
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    from ssc_core.training.distributed import init_distributed
 
-    info = init_distributed("cpu")
+    return init_distributed("cpu")
+
+
+def _run_ranks(worker, tmp_path, *args, hang: str) -> None:
+    """Run ``worker(rank, 2, rendezvous, *args)`` in two processes; fail with ``hang`` if they have not finished
+    after 120 s (a DDP bug shows as ranks waiting for each other forever)."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(worker, args=(2, str(tmp_path / "rendezvous"), *args), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(hang)
+
+
+def _ddp_worker(rank: int, world: int, rendezvous: str, work_dir: str, out: str) -> None:
+    from ssc_core.training.distributed import cleanup_distributed
+
+    info = _join_group(rank, world, rendezvous)
     trainer = Trainer(TinySSC(), _cfg(epochs=1), TinyData(n=5), TinyData(n=5), work_dir=work_dir, dist_info=info)
     history = trainer.fit()
     torch.save({"val": history[0]["val"]["miou"], "steps": trainer.step,
@@ -471,13 +491,10 @@ class NanOnRankOne(TinySSC):
         return losses
 
 
-def _ddp_nan_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    from ssc_core.training.distributed import cleanup_distributed, init_distributed
+def _ddp_nan_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    from ssc_core.training.distributed import cleanup_distributed
 
-    info = init_distributed("cpu")
+    info = _join_group(rank, world, rendezvous)
     trainer = Trainer(NanOnRankOne(), _cfg(epochs=1), TinyData(n=4), work_dir=f"{out}_run", dist_info=info)
     trainer.fit()
     torch.save({"skipped": trainer.skipped_steps, "steps": trainer.step}, f"{out}_{rank}.pt")
@@ -485,26 +502,15 @@ def _ddp_nan_worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_ddp_ranks_skip_a_non_finite_step_together_instead_of_hanging(tmp_path):
-    import time
-
-    import torch.multiprocessing as mp
-
-    context = mp.spawn(_ddp_nan_worker, args=(2, _free_port(), str(tmp_path / "r")), nprocs=2, join=False)
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=2):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("DDP ranks hung on a step that was non-finite on one rank")
+    _run_ranks(_ddp_nan_worker, tmp_path, str(tmp_path / "r"), hang="DDP ranks hung on a step that was non-finite "
+                                                                     "on one rank")
     for rank in range(2):
         result = torch.load(tmp_path / f"r_{rank}.pt", weights_only=True)
         assert result == {"skipped": 1, "steps": 0}
 
 
 def test_ddp_on_two_cpu_processes_shards_training_and_scores_the_whole_val_set(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "run"), str(tmp_path / "r")), nprocs=2)
+    _run_ranks(_ddp_worker, tmp_path, str(tmp_path / "run"), str(tmp_path / "r"), hang="DDP training hung")
     r0, r1 = (torch.load(tmp_path / f"r_{r}.pt", weights_only=True) for r in range(2))
     assert r0["steps"] == r1["steps"] == 2  # 5 samples over 2 ranks at batch 2 -> 3 per rank -> 2 batches
     for key, value in r0["state"].items():
@@ -517,13 +523,10 @@ def test_ddp_on_two_cpu_processes_shards_training_and_scores_the_whole_val_set(t
     assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "best.pt").is_file()
 
 
-def _ddp_accumulate_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    from ssc_core.training.distributed import cleanup_distributed, init_distributed
+def _ddp_accumulate_worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    from ssc_core.training.distributed import cleanup_distributed
 
-    info = init_distributed("cpu")
+    info = _join_group(rank, world, rendezvous)
     cfg = _accumulation_cfg(batch_size=1, effective_batch_size=4)
     torch.manual_seed(0)
     trainer = Trainer(NoDropSSC(), cfg, TinyData(n=8), work_dir=f"{out}_run", dist_info=info, progress=False)
@@ -539,17 +542,8 @@ def _ddp_accumulate_worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_ddp_accumulation_keeps_replicas_identical_and_matches_one_process(tmp_path):
-    import time
-
-    import torch.multiprocessing as mp
-
-    context = mp.spawn(_ddp_accumulate_worker, args=(2, _free_port(), str(tmp_path / "r")), nprocs=2, join=False)
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=2):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("DDP ranks hung while accumulating gradients")
+    _run_ranks(_ddp_accumulate_worker, tmp_path, str(tmp_path / "r"), hang="DDP ranks hung while accumulating "
+                                                                            "gradients")
     r0, r1 = (torch.load(tmp_path / f"r_{r}.pt", weights_only=True) for r in range(2))
     assert r0["accumulate"] == r1["accumulate"] == 2  # 4 = batch 1 x 2 processes x 2 micro-batches
     assert r0["steps"] == r1["steps"] == 2  # 8 samples: 4 per rank, 2 per step
