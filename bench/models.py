@@ -238,6 +238,7 @@ class Result:
     shape: str
     voxels_1_2: int = 1
     seed_fraction: float | None = None
+    gflop: float | None = None
     times_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
@@ -283,6 +284,17 @@ def fit_seed_threshold(model: torch.nn.Module, batch: dict, fraction: float, tra
         model.seed_threshold = float(flat.min()) - 1.0
     else:  # exactly ``keep`` voxels lie above the (numel - keep)-th smallest logit when there are no ties
         model.seed_threshold = float(torch.kthvalue(flat.cpu(), flat.numel() - keep).values)
+
+
+def count_gflop(step: Callable[[], torch.Tensor]) -> float:
+    """Floating-point operations of one ``step`` in GFLOP, counted by ``torch.utils.flop_counter`` (matrix
+    products and convolutions, forward and backward; the sparse convolutions count as their matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops() / 1e9
 
 
 def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int,
@@ -351,6 +363,8 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                 with torch.no_grad(), autocast_ctx(device, dtype):
                     return model(batch)["seed_coords"]
 
+        if args.flops:
+            result.gflop = count_gflop(step)
         time_runs(step, device, args.warmup, args.repeats, result)
     except Exception as exc:  # noqa: BLE001 - a failed row must not stop the other rows
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
@@ -378,7 +392,7 @@ def _secs(values: list[float], fn: Callable[[list[float]], float]) -> str:
 
 
 COLUMNS = ("config", "params M (trained)", "grid / image / frames / points", "device", "dtype", "mode", "seeds",
-           "runs", "median s", "min s", "frames/s", "CPU s/run", "peak mem GB", "peak Δ GB")
+           "runs", "median s", "min s", "frames/s", "GFLOP", "CPU s/run", "peak mem GB", "peak Δ GB")
 
 
 def rows(results: list[Result]) -> list[list[str]]:
@@ -387,14 +401,15 @@ def rows(results: list[Result]) -> list[list[str]]:
     for r in results:
         cells = [r.config, f"{r.params_m:.2f} ({r.trained_m:.2f})", r.shape, r.device, r.dtype, r.mode]
         if r.error:
-            cells += ["—", "0", f"failed: {r.error}", "", "", "", "", ""]
+            cells += ["—", "0", f"failed: {r.error}", "", "", "", "", "", ""]
         else:
             star = "" if r.memory_exact else "*"
             seeds = "—" if r.seed_fraction is None else f"{100 * r.seed_fraction:.1f} %"
             cpu = _secs(r.cpu_s, statistics.median) if r.device == "cpu" else "—"
             fps = f"{1.0 / statistics.median(r.times_s):.1f}" if r.times_s else "—"
+            gflop = "—" if r.gflop is None else f"{r.gflop:.0f}"
             cells += [seeds, str(len(r.times_s)), _secs(r.times_s, statistics.median), _secs(r.times_s, min), fps,
-                      cpu, _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star]
+                      gflop, cpu, _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star]
         out.append(cells)
     return out
 
@@ -517,6 +532,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "random-weight model's own proposals; 1 = every voxel, the worst case)")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"torch.set_num_threads (default: all {os.cpu_count()} cores)")
+    parser.add_argument("--flops", action="store_true",
+                        help="also count each row's GFLOP in one extra untimed run (torch.utils.flop_counter)")
     parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.points < 1:
