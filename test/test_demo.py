@@ -1,5 +1,7 @@
 """ssc-demo end to end at its smallest: synthetic sequence -> 1 epoch of training -> bags -> metrics -> pictures."""
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -16,8 +18,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    code = demo.main(["--output", str(out), "--frames", "10", "--epochs", "1", "--no-progress"])
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = demo.main(["--output", str(out), "--frames", "10", "--epochs", "1", "--no-progress"])
+    demo_stderr[:] = [stderr.getvalue()]
     return code, out
+
+
+demo_stderr: list[str] = []
 
 
 def test_demo_exits_zero_and_writes_a_summary_with_metrics(demo_run):
@@ -27,6 +35,11 @@ def test_demo_exits_zero_and_writes_a_summary_with_metrics(demo_run):
     assert summary["frames_scored"] == 2  # frames 0 and 5 of 10 carry voxel labels
     assert 0.0 <= summary["miou"] <= 1.0 and 0.0 < summary["iou"] <= 1.0
     assert (out / "model" / "best.pt").is_file()
+
+
+def test_demo_trains_from_scratch_without_the_missing_weights_warning(demo_run):
+    assert "training sgn on" in demo_stderr[0]  # ssc-train's start-up line was captured
+    assert "pretrained_path is null" not in demo_stderr[0]
 
 
 def test_demo_output_bag_holds_inputs_and_the_node_outputs_for_every_frame(demo_run):

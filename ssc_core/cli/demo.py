@@ -107,7 +107,7 @@ def train_model(args: argparse.Namespace, sequence_dir: Path) -> Path:
     work_dir = args.output / "model"
     argv = ["--config", args.config, "--data-root", str(sequence_dir.parent.parent), "--work-dir", str(work_dir),
             "--train-sequences", sequence_dir.name, "--val-sequences", sequence_dir.name, "--device", args.device,
-            "--num-threads", str(args.num_threads)] + (["--no-progress"] if args.no_progress else [])
+            "--num-threads", str(args.num_threads), "--from-scratch"] + (["--no-progress"] if args.no_progress else [])
     if args.epochs is not None:
         argv += ["--epochs", str(args.epochs)]
     summary = train.run(train.build_parser().parse_args(argv))

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-sequences", nargs="+", help="explicit validation sequences (replace --val-split)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs and TensorBoard as usual)")
     parser.add_argument("--no-val", action="store_true", help="train without validation (no best.pt)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="the backbone starts from random weights on purpose: no warning about a missing "
+                             "model.backbone.pretrained_path")
     parser.add_argument("--num-threads", type=int,
                         help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
     return parser
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> dict | None:
         if resume is not None:
             trainer.resume(resume)
         if info.is_main:
-            warning = None if resume is not None else backbone_warning(cfg)
+            warning = None if resume is not None or args.from_scratch else backbone_warning(cfg)
             if warning:
                 print(warning, file=sys.stderr)
             work_dir.mkdir(parents=True, exist_ok=True)
