@@ -27,5 +27,5 @@ fi
 } 2>&1 | tee "$out/machine.txt"
 python3 -m pytest -q -rs -p no:cacheprovider test/test_gpu.py test/test_ops.py \
     test/test_sgn.py::test_timm_resnet_weights_give_timms_layer3_features 2>&1 | tee "$out/pytest_gpu.txt"
-python3 bench/models.py --device cuda --train --seed-fraction 1 --flops --markdown "$out/bench_gpu.md" 2>&1 \
+python3 bench/models.py --device cuda --train --seed-fraction 1 --flops --live-tensors --markdown "$out/bench_gpu.md" 2>&1 \
     | tee "$out/bench_gpu.txt"

@@ -243,6 +243,7 @@ class Result:
     cpu_s: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
     peak_delta_bytes: int | None = None
+    tensor_peak_bytes: int | None = None
     memory_exact: bool = True
     error: str | None = None
 
@@ -297,6 +298,24 @@ def count_gflop(step: Callable[[], torch.Tensor]) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def live_tensor_peak(step: Callable[[], torch.Tensor], model: torch.nn.Module, batch: dict,
+                     optimizer: torch.optim.Optimizer | None) -> int:
+    """Peak bytes of live tensors over one more ``step`` (bench/tensor_memory.py): the weights, buffers, inputs
+    and optimizer state that exist before it, plus everything the step makes, freed as it goes. On a GPU this is
+    close to ``torch.cuda.max_memory_allocated``; on a CPU it is the number to compare with GPU figures."""
+    from bench.tensor_memory import LiveTensorPeak
+
+    tracker = LiveTensorPeak()
+    with tracker:
+        tracker.track(model.parameters())
+        tracker.track(model.buffers())
+        tracker.track(batch.values())
+        if optimizer is not None:
+            tracker.track(v for state in optimizer.state.values() for v in state.values())
+        step()
+    return tracker.peak_bytes
+
+
 def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int,
               result: Result) -> None:
     """Run ``step`` warmup + repeats times, recording wall and CPU seconds of the timed runs and peak memory
@@ -341,18 +360,19 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
         if args.seed_fraction is not None:
             fit_seed_threshold(model, batch, args.seed_fraction, train, dtype)
         model.train(train)
+        optimizer = None
         if train:
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                           weight_decay=0.01)
 
             def step() -> torch.Tensor:
+                optimizer.zero_grad(set_to_none=True)  # as Trainer.train_group: before the forward pass
                 with autocast_ctx(device, dtype):
                     outputs = model(batch)
                 if dtype is not None:  # as Trainer.train_step: losses in float32
                     outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
                                for k, v in outputs.items()}
                 total = sum(v.float() for v in model.losses(outputs, batch).values())
-                optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], GRAD_CLIP)
                 optimizer.step()
@@ -366,6 +386,8 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
         if args.flops:
             result.gflop = count_gflop(step)
         time_runs(step, device, args.warmup, args.repeats, result)
+        if args.live_tensors:
+            result.tensor_peak_bytes = live_tensor_peak(step, model, batch, optimizer)
     except Exception as exc:  # noqa: BLE001 - a failed row must not stop the other rows
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
     finally:
@@ -392,7 +414,8 @@ def _secs(values: list[float], fn: Callable[[list[float]], float]) -> str:
 
 
 COLUMNS = ("config", "params M (trained)", "grid / image / frames / points", "device", "dtype", "mode", "seeds",
-           "runs", "median s", "min s", "frames/s", "GFLOP", "CPU s/run", "peak mem GB", "peak Δ GB")
+           "runs", "median s", "min s", "frames/s", "GFLOP", "CPU s/run", "peak mem GB", "peak Δ GB",
+           "tensor peak GB")
 
 
 def rows(results: list[Result]) -> list[list[str]]:
@@ -401,7 +424,7 @@ def rows(results: list[Result]) -> list[list[str]]:
     for r in results:
         cells = [r.config, f"{r.params_m:.2f} ({r.trained_m:.2f})", r.shape, r.device, r.dtype, r.mode]
         if r.error:
-            cells += ["—", "0", f"failed: {r.error}", "", "", "", "", "", ""]
+            cells += ["—", "0", f"failed: {r.error}", "", "", "", "", "", "", ""]
         else:
             star = "" if r.memory_exact else "*"
             seeds = "—" if r.seed_fraction is None else f"{100 * r.seed_fraction:.1f} %"
@@ -409,7 +432,7 @@ def rows(results: list[Result]) -> list[list[str]]:
             fps = f"{1.0 / statistics.median(r.times_s):.1f}" if r.times_s else "—"
             gflop = "—" if r.gflop is None else f"{r.gflop:.0f}"
             cells += [seeds, str(len(r.times_s)), _secs(r.times_s, statistics.median), _secs(r.times_s, min), fps,
-                      gflop, cpu, _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star]
+                      gflop, cpu, _gb(r.peak_bytes) + star, _gb(r.peak_delta_bytes) + star, _gb(r.tensor_peak_bytes)]
         out.append(cells)
     return out
 
@@ -534,6 +557,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"torch.set_num_threads (default: all {os.cpu_count()} cores)")
     parser.add_argument("--flops", action="store_true",
                         help="also count each row's GFLOP in one extra untimed run (torch.utils.flop_counter)")
+    parser.add_argument("--live-tensors", action="store_true",
+                        help="also measure each row's peak of live tensor bytes in one extra untimed run (the CPU "
+                             "stand-in for torch.cuda.max_memory_allocated; bench/tensor_memory.py)")
     parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.points < 1:

@@ -23,7 +23,8 @@ def bench():
 def test_tiny_config_gives_forward_and_train_rows_with_times_memory_and_target_lines(bench, tmp_path, capsys):
     md = tmp_path / "bench.md"
     code = bench.main(["--configs", "sgn_tiny", "--device", "cpu", "--dtypes", "fp32", "--train", "--repeats", "1",
-                       "--warmup", "0", "--threads", "1", "--points", "2000", "--flops", "--markdown", str(md)])
+                       "--warmup", "0", "--threads", "1", "--points", "2000", "--flops", "--live-tensors", "--markdown",
+                       str(md)])
     assert code == 0
     out = capsys.readouterr().out
     assert "SGN-T at full resolution on one GPU in bf16: >= 20 frames/s: not measured" in out
@@ -38,6 +39,8 @@ def test_tiny_config_gives_forward_and_train_rows_with_times_memory_and_target_l
         assert float(row[columns.index("peak mem GB")]) > 0
     forward_gflop, train_gflop = (float(row[columns.index("GFLOP")]) for row in rows)
     assert 0 < forward_gflop < train_gflop  # a training step adds the backward pass
+    forward_peak, train_peak = (float(row[columns.index("tensor peak GB")]) for row in rows)
+    assert 0 < forward_peak < train_peak  # saved activations, gradients and AdamW state
     assert "Targets:" in text
 
 
