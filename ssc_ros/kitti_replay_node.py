@@ -20,7 +20,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from ssc_core.errors import SSCError
 from ssc_ros.messages import rclpy_namespace
-from ssc_ros.pipeline.params import REPLAY_NODE_PARAMS
+from ssc_ros.pipeline.health import RateLimitedLogger
+from ssc_ros.pipeline.params import REPLAY_NODE_PARAMS, label_grid
 from ssc_ros.replay import GroundTruthMarkers, KittiSequence, ReplayNames, replay_messages, static_messages
 from ssc_ros.ssc_node import declare_parameters, latched_qos
 
@@ -38,7 +39,9 @@ class KittiReplayNode(Node):
         end = None if self.p["end_frame"] < 0 else self.p["end_frame"]
         self.seq = KittiSequence(self.p["sequence_dir"], start=self.p["start_frame"], end=end,
                                  load_right=self.p["publish_right"], load_gt=self.p["publish_ground_truth"],
-                                 stamp_offset_ns=int(round(self.p["stamp_offset_s"] * 1e9)))
+                                 stamp_offset_ns=int(round(self.p["stamp_offset_s"] * 1e9)),
+                                 grid=label_grid(self.p), skip_bad_gt=True)
+        self.warn = RateLimitedLogger(self.get_logger().warning, GT_WARN_PERIOD_S)
         self.names = ReplayNames(fixed_frame=self.p["frames.fixed"], lidar_frame=self.p["frames.lidar"],
                                  left_frame=self.p["frames.camera_left"], right_frame=self.p["frames.camera_right"])
         self.ns = rclpy_namespace()
@@ -80,8 +83,14 @@ class KittiReplayNode(Node):
         except SSCError as exc:
             self.get_logger().error(f"skipping frame {frame}: {exc}")
             return
+        if record.gt_error:
+            self.warn.log("ground_truth", f"frame {frame}: ground truth left out ({record.gt_error}); "
+                                          "check grid.dims / grid.voxel_size against the label files")
         for topic, type_name, msg in messages:
             self._publisher(topic, type_name).publish(msg)
+
+
+GT_WARN_PERIOD_S = 5.0
 
 
 def main(args: list[str] | None = None) -> int:

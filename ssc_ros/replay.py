@@ -78,7 +78,8 @@ class ReplayNames:
 class ReplayRecord:
     """One frame to publish. stamp_ns: its stamp; image_left/right: (H, W, 3) uint8 RGB or None;
     points_velo: (N, 4) float32 or None; T_odom_velo: (4, 4) LiDAR pose or None; gt_labels: (X, Y, Z) uint8
-    train ids with 255 for invalid voxels, or None when the frame has no voxel labels."""
+    train ids with 255 for invalid voxels, or None when the frame has no voxel labels; gt_error: why the frame's
+    voxel labels were left out (only with ``KittiSequence(skip_bad_gt=True)``), else None."""
 
     index: int
     stamp_ns: int
@@ -87,6 +88,7 @@ class ReplayRecord:
     points_velo: np.ndarray | None
     T_odom_velo: np.ndarray | None
     gt_labels: np.ndarray | None
+    gt_error: str | None = None
 
 
 class KittiSequence:
@@ -94,13 +96,15 @@ class KittiSequence:
 
     sequence_dir: ``.../sequences/XX``; start/end: frame range [start, end) (end None = all);
     load_right / load_gt: read image_3 and voxel labels when present; stamp_offset_ns: added to times.txt;
-    loop_gap_s: extra time between loops; grid: the voxel grid of the GT files.
+    loop_gap_s: extra time between loops; grid: the voxel grid of the GT files; skip_bad_gt: a frame whose voxel
+    labels cannot be read (wrong size for ``grid``, corrupt) keeps its images, scan and pose and says why in
+    ``ReplayRecord.gt_error`` instead of raising DataFormatError.
     """
 
     def __init__(
         self, sequence_dir: str | Path, start: int = 0, end: int | None = None, load_right: bool = True,
         load_gt: bool = True, stamp_offset_ns: int = DEFAULT_STAMP_OFFSET_NS, loop_gap_s: float = 5.0,
-        class_set: ClassSet = SEMANTIC_KITTI, grid: GridSpec | None = None,
+        class_set: ClassSet = SEMANTIC_KITTI, grid: GridSpec | None = None, skip_bad_gt: bool = False,
     ) -> None:
         sequence_dir = Path(sequence_dir)
         if start < 0 or (end is not None and end < 0):
@@ -111,6 +115,7 @@ class KittiSequence:
         self.grid = grid or GridSpec.semantic_kitti()
         self.load_right = load_right and self.calib.P3 is not None
         self.load_gt = load_gt
+        self.skip_bad_gt = skip_bad_gt
         all_frames = sorted(set(self.paths.scan_frames()) | set(self.paths.image_frames(2)))
         if not all_frames:
             raise DataFormatError(f"{sequence_dir}: no scans in velodyne/ and no images in image_2/")
@@ -169,21 +174,30 @@ class KittiSequence:
         img_path = self.paths.image(frame, 2)
         right_path = self.paths.image(frame, 3)
         scan_path = self.paths.velodyne(frame)
-        gt = None
+        gt, gt_error = None, None
         label_path = self.paths.voxel(frame, "label")
         if self.load_gt and label_path.is_file():
-            raw = read_voxel_labels(label_path, self.grid.dims)
-            invalid_path = self.paths.voxel(frame, "invalid")
-            invalid = read_packed_bits(invalid_path, self.grid.dims) if invalid_path.is_file() else None
-            gt = remap_voxel_labels(raw, self.class_set, invalid, source=label_path)
+            try:
+                gt = self._read_gt(frame, label_path)
+            except DataFormatError as exc:
+                if not self.skip_bad_gt:
+                    raise
+                gt_error = str(exc)
         return ReplayRecord(
             index=frame, stamp_ns=self.stamp_ns(frame, loop),
             image_left=read_image(img_path) if img_path.is_file() else None,
             image_right=read_image(right_path) if self.load_right and right_path.is_file() else None,
             points_velo=read_points(scan_path) if scan_path.is_file() else None,
             T_odom_velo=None if self.poses_velo is None else self.poses_velo[frame].copy(),
-            gt_labels=gt,
+            gt_labels=gt, gt_error=gt_error,
         )
+
+    def _read_gt(self, frame: int, label_path: Path) -> np.ndarray:
+        """(X, Y, Z) uint8 train ids of a frame's voxel labels, 255 where ``.invalid`` is set."""
+        raw = read_voxel_labels(label_path, self.grid.dims)
+        invalid_path = self.paths.voxel(frame, "invalid")
+        invalid = read_packed_bits(invalid_path, self.grid.dims) if invalid_path.is_file() else None
+        return remap_voxel_labels(raw, self.class_set, invalid, source=label_path)
 
     def __iter__(self) -> Iterator[ReplayRecord]:
         for frame in self.frames:

@@ -850,6 +850,18 @@ def test_replay_node_loops_with_time_going_on(fake_ros, sequence):
     assert not topics & {NAMES.clock, NAMES.right_image, NAMES.gt_voxels} and not node.timers[0].is_canceled()
 
 
+def test_replay_node_publishes_frames_without_ground_truth_of_another_grid_and_warns_once(fake_ros, sequence):
+    node = fake_ros.kitti_replay_node.KittiReplayNode(parameter_overrides=[
+        Parameter("sequence_dir", value=str(sequence)), Parameter("grid.dims", value=[128, 128, 16]),
+        Parameter("grid.voxel_size", value=0.4)])
+    for _ in range(FRAMES):
+        node.timers[0].callback()
+    assert len(node.publisher(NAMES.left_image).msgs) == FRAMES  # frames 0 and 5 keep their sensor messages
+    assert NAMES.gt_voxels not in {p.topic for p in node.publishers}
+    warnings = [m for m in node.get_logger().messages("warning") if "ground truth left out" in m]
+    assert len(warnings) == 1 and "frame 0" in warnings[0] and "grid.dims" in warnings[0]
+
+
 def test_replay_node_main_spins_and_reports_bad_parameters(fake_ros, sequence, capsys):
     main = fake_ros.kitti_replay_node.main
     assert main(["--ros-args", "-p", f"sequence_dir:={sequence}", "-p", "rate:=5.0"]) == 0
@@ -859,4 +871,6 @@ def test_replay_node_main_spins_and_reports_bad_parameters(fake_ros, sequence, c
     assert "sequence_dir is required" in capsys.readouterr().err
     assert main(["--ros-args", "-p", f"sequence_dir:={sequence}", "-p", "rate:=0.0"]) == 2
     assert "rate must be > 0" in capsys.readouterr().err
-    assert CONTEXT.shutdowns == 3
+    assert main(["--ros-args", "-p", f"sequence_dir:={sequence}", "-p", "grid.voxel_size:=0.0"]) == 2
+    assert "grid.voxel_size must be > 0" in capsys.readouterr().err
+    assert CONTEXT.shutdowns == 4

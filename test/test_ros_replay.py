@@ -106,6 +106,20 @@ def test_ground_truth_markers_hide_invalid_voxels(sequence, ns):
     assert "/kitti/voxels_gt" not in by_topic(replay_messages(seq, seq.record(1), ns, gt_markers=GroundTruthMarkers()))
 
 
+def test_labels_of_another_grid_raise_or_are_left_out_while_the_frame_keeps_its_sensors(sequence, ns):
+    other = GridSpec(dims=(2 * GRID.dims[0], GRID.dims[1], GRID.dims[2]), voxel_size=GRID.voxel_size,
+                     origin=GRID.origin)
+    with pytest.raises(DataFormatError, match="000002.label"):
+        KittiSequence(sequence, grid=other).record(2)
+    record = KittiSequence(sequence, grid=other, skip_bad_gt=True).record(2)
+    assert record.gt_labels is None and "000002.label" in record.gt_error
+    assert record.image_left is not None and record.points_velo is not None and record.T_odom_velo is not None
+    topics = by_topic(replay_messages(KittiSequence(sequence, grid=other, skip_bad_gt=True), record, ns,
+                                      gt_markers=GroundTruthMarkers()))
+    assert "/kitti/voxels_gt" not in topics and len(topics) >= 6  # clock, tf, images, infos, cloud
+    assert KittiSequence(sequence, grid=GRID, skip_bad_gt=True).record(2).gt_error is None
+
+
 def test_replayed_tf_and_camera_info_give_back_the_kitti_calibration(sequence, ns):
     """The loop closes: what the replay publishes, the node's FrameAssembler turns back into P2 and Tr."""
     seq = KittiSequence(sequence, grid=GRID)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ssc_core.errors import ConfigError
+from ssc_core.types import GridSpec
 from ssc_ros.pipeline.outputs import DEFAULT_GROUND_CLASSES, OutputOptions
 
 
@@ -87,6 +88,10 @@ REPLAY_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("publish_right", True, "Publish the right camera (image_3 and P3) when present."),
     ParamSpec("publish_ground_truth", True, "Publish voxels/*.label as a MarkerArray when present."),
     ParamSpec("stamp_offset_s", 1.0, "Added to times.txt for the stamps (keeps the first stamp away from 0)."),
+    ParamSpec("grid.dims", [256, 256, 32], "Voxel grid of the voxels/*.label files (ssc-make-synthetic --small: "
+              "[128, 128, 16] with grid.voxel_size 0.4)."),
+    ParamSpec("grid.voxel_size", 0.2, "Voxel edge (m) of the label grid."),
+    ParamSpec("grid.origin", [0.0, -25.6, -2.0], "Corner of the label grid in the LiDAR frame (m)."),
     ParamSpec("frames.fixed", "odom", "Fixed frame (parent of the LiDAR pose)."),
     ParamSpec("frames.lidar", "velo_link", "LiDAR frame."),
     ParamSpec("frames.camera_left", "camera_color_left", "Left colour camera frame (optical)."),
@@ -117,6 +122,18 @@ def output_options(values: dict[str, Any]) -> OutputOptions:
         ground_classes=split_classes(values["occupancy.ground_classes"]),
         z_min=float(values["occupancy.z_min"]), z_max=float(values["occupancy.z_max"]),
     )
+
+
+def label_grid(values: dict[str, Any]) -> GridSpec:
+    """The replay node's label grid from its ``grid.*`` parameter values. ConfigError for unusable values."""
+    dims, origin, size = list(values["grid.dims"]), list(values["grid.origin"]), values["grid.voxel_size"]
+    if len(dims) != 3 or any(int(d) < 1 for d in dims):
+        raise ConfigError(f"grid.dims must be three positive integers, got {dims}")
+    if len(origin) != 3:
+        raise ConfigError(f"grid.origin must be three numbers (m), got {origin}")
+    if not size > 0:
+        raise ConfigError(f"grid.voxel_size must be > 0, got {size}")
+    return GridSpec(dims=tuple(int(d) for d in dims), voxel_size=float(size), origin=tuple(float(o) for o in origin))
 
 
 def defaults(specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
