@@ -25,6 +25,7 @@ ARGS = {
     "start_frame": ("0", "first frame"),
     "end_frame": ("-1", "stop before this frame (-1: end)"),
     "loop": ("false", "loop the sequence"),
+    "small_grid": ("false", "ground-truth labels on ssc-make-synthetic --small's 128x128x16 grid at 0.4 m"),
     "rviz": ("true", "start RViz with rviz/ssc.rviz"),
     "use_sim_time": ("true", "ssc_node and RViz follow the replay's /clock"),
     "params_file": ("", "ssc_node parameter YAML (default: the package's config/ssc_node.yaml)"),
@@ -40,13 +41,14 @@ def launch_setup(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGS}
     share = get_package_share_directory("ssc_ros")
     sim_time = _truthy(arg["use_sim_time"])
+    label_grid = {"grid.dims": [128, 128, 16], "grid.voxel_size": 0.4} if _truthy(arg["small_grid"]) else {}
     nodes = [
         Node(
             package="ssc_ros", executable="kitti_replay_node", name="kitti_replay_node", output="screen",
             parameters=[{
                 "sequence_dir": arg["sequence_dir"], "rate": float(arg["rate"]),
                 "start_frame": int(arg["start_frame"]), "end_frame": int(arg["end_frame"]),
-                "loop": _truthy(arg["loop"]), "publish_clock": sim_time, "use_sim_time": False,
+                "loop": _truthy(arg["loop"]), "publish_clock": sim_time, "use_sim_time": False, **label_grid,
             }],
         )
     ]
