@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from points_model import POINTS_MODEL_NAME, PointsModel
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.semantic_kitti import (
@@ -22,7 +21,6 @@ from ssc_core.data.semantic_kitti import (
     write_voxel_labels,
 )
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_core.models import register_model
 from ssc_core.training.checkpoint import save_checkpoint
 from ssc_core.types import Calib, GridSpec
 from ssc_ros.bag import (
@@ -298,36 +296,10 @@ def test_transform_history_chains_static_and_interpolates_dynamic_transforms(ns)
 # ------------------------------------------------------------------------------------------------ run
 
 
-@register_model("test_bag_points")
-class PointsModel(nn.Module):
-    """Labels every voxel holding a point of the batch (current + history scans, in the current LiDAR frame) as
-    car, everything else empty; a learnable scale makes it a real checkpointable module."""
-
-    def __init__(self, cfg: dict) -> None:
-        super().__init__()
-        self.grid = GridSpec.from_dict(cfg["data"]["grid"])
-        self.scale = nn.Parameter(torch.tensor(4.0))
-
-    def forward(self, batch):
-        grid = self.grid
-        points = batch["points"][:, 1:4].double()
-        idx = torch.floor((points - torch.tensor(grid.origin, dtype=torch.float64)) / grid.voxel_size).long()
-        inside = ((idx >= 0) & (idx < torch.tensor(grid.dims))).all(dim=1)
-        occupied = torch.zeros(grid.dims, dtype=torch.bool)
-        occupied[tuple(idx[inside].T)] = True
-        logits = torch.zeros(1, SEMANTIC_KITTI.num_classes, *grid.dims)
-        logits[0, CAR] = self.scale * occupied
-        logits[0, 0] = self.scale * ~occupied
-        return {"ssc_logits": logits}
-
-    def losses(self, outputs, batch):
-        return {"loss": outputs["ssc_logits"].sum() * 0}
-
-
 @pytest.fixture(scope="module")
 def points_checkpoint(tmp_path_factory) -> Path:
     cfg = {
-        "model": {"name": "test_bag_points"},
+        "model": {"name": POINTS_MODEL_NAME},
         "data": {
             "grid": TINY_GRID.to_dict(),
             "image_crop": [32, 64],

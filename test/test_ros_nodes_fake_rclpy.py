@@ -35,14 +35,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from torch import nn
+from points_model import POINTS_MODEL_NAME, PointsModel
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.synthetic import SyntheticOptions, generate_sequence
 from ssc_core.errors import SSCError
-from ssc_core.models import register_model
 from ssc_core.training.checkpoint import save_checkpoint
 from ssc_core.types import GridSpec
 from ssc_ros.bag.tf_history import TransformHistory
@@ -523,34 +521,9 @@ def fake_ros(monkeypatch):
 
 
 # ============================================================================================ model and data
-@register_model("test_fake_rclpy_points")
-class PointsModel(nn.Module):
-    """Labels every voxel holding a point of the batch as car, everything else empty (as in test_bag.py)."""
-
-    def __init__(self, cfg: dict) -> None:
-        super().__init__()
-        self.grid = GridSpec.from_dict(cfg["data"]["grid"])
-        self.scale = nn.Parameter(torch.tensor(4.0))
-
-    def forward(self, batch):
-        grid = self.grid
-        points = batch["points"][:, 1:4].double()
-        idx = torch.floor((points - torch.tensor(grid.origin, dtype=torch.float64)) / grid.voxel_size).long()
-        inside = ((idx >= 0) & (idx < torch.tensor(grid.dims))).all(dim=1)
-        occupied = torch.zeros(grid.dims, dtype=torch.bool)
-        occupied[tuple(idx[inside].T)] = True
-        logits = torch.zeros(1, SEMANTIC_KITTI.num_classes, *grid.dims)
-        logits[0, CAR] = self.scale * occupied
-        logits[0, 0] = self.scale * ~occupied
-        return {"ssc_logits": logits}
-
-    def losses(self, outputs, batch):
-        return {"loss": outputs["ssc_logits"].sum() * 0}
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    cfg = {"model": {"name": "test_fake_rclpy_points"},
+    cfg = {"model": {"name": POINTS_MODEL_NAME},
            "data": {"grid": MODEL_GRID.to_dict(), "image_crop": [IMAGE_SIZE[1], IMAGE_SIZE[0]],
                     "history_offsets": [-1], "points": {"source": "lidar"}}}
     path = tmp_path_factory.mktemp("ckpt") / "points.pt"
