@@ -9,12 +9,10 @@ other node with use_sim_time true.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -23,7 +21,7 @@ from ssc_ros.messages import rclpy_namespace
 from ssc_ros.pipeline.health import RateLimitedLogger
 from ssc_ros.pipeline.params import REPLAY_NODE_PARAMS, label_grid
 from ssc_ros.replay import GroundTruthMarkers, KittiSequence, ReplayNames, replay_messages, static_messages
-from ssc_ros.ssc_node import declare_parameters, latched_qos
+from ssc_ros.ssc_node import declare_parameters, latched_qos, run_node
 
 
 class KittiReplayNode(Node):
@@ -95,21 +93,7 @@ GT_WARN_PERIOD_S = 5.0
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (``ros2 run ssc_ros kitti_replay_node --ros-args -p sequence_dir:=...``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = KittiReplayNode()
-        rclpy.spin(node)
-    except SSCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(KittiReplayNode, rclpy.spin, args)
 
 
 if __name__ == "__main__":

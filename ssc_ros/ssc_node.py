@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -208,15 +209,15 @@ class SSCNode(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point (``ros2 run ssc_ros ssc_node``): spins the node on a multi-threaded executor."""
+def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None], args: list[str] | None) -> int:
+    """The body of a node's entry point: init rclpy with ``args``, build the node, ``spin`` it until Ctrl-C or
+    shutdown, then destroy it and shut down. Returns 0, or 2 after printing ``error: ...`` when building the
+    node raised SSCError (a missing or invalid parameter)."""
     rclpy.init(args=args)
     node = None
     try:
-        node = SSCNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
+        node = make_node()
+        spin(node)
     except SSCError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -227,6 +228,18 @@ def main(args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _spin_multithreaded(node: Node) -> None:
+    """Spin on three threads: the synchronizer, the intake timer and the diagnostics timer run concurrently."""
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    executor.spin()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (``ros2 run ssc_ros ssc_node``): spins the node on a multi-threaded executor."""
+    return run_node(SSCNode, _spin_multithreaded, args)
 
 
 if __name__ == "__main__":
