@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ssc_core.cli.entry import run_and_report
 from ssc_core.config import load_config
 from ssc_core.data.datasets import build_dataset
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.data.semantic_kitti import VOXEL_DIMS, write_voxel_labels
-from ssc_core.errors import ConfigError, SSCError
+from ssc_core.errors import ConfigError
 from ssc_core.evaluation.writers import prediction_path, train_to_raw, write_prediction
 from ssc_core.inference.predictor import Predictor
 from ssc_core.output_paths import ensure_output_dir
@@ -114,14 +115,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 2 with ``error: ...`` on bad input."""
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except SSCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(f"{k}: {v}" for k, v in summary.items()))
-    return 0
+    return run_and_report(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from ssc_core.cli.entry import run_and_report
 from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
-from ssc_core.errors import ConfigError, SSCError
+from ssc_core.errors import ConfigError
 from ssc_core.output_paths import ensure_output_dir
 from ssc_core.training.distributed import cleanup_distributed, init_distributed
 from ssc_core.training.settings import TrainSettings
@@ -161,15 +162,7 @@ def run(args: argparse.Namespace) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 2 with ``error: ...`` on bad input."""
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except SSCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if summary is not None:
-        print("\n".join(f"{k}: {v}" for k, v in summary.items()))
-    return 0
+    return run_and_report(build_parser(), run, argv)
 
 
 if __name__ == "__main__":
