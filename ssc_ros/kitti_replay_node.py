@@ -23,6 +23,8 @@ from ssc_ros.pipeline.params import REPLAY_NODE_PARAMS, label_grid
 from ssc_ros.replay import GroundTruthMarkers, KittiSequence, ReplayNames, replay_messages, static_messages
 from ssc_ros.ssc_node import declare_parameters, latched_qos, run_node
 
+GT_WARN_PERIOD_S = 5.0  # at most one "ground truth left out" warning per this many seconds
+
 
 class KittiReplayNode(Node):
     """Publishes one frame per timer tick at ``rate`` x the sequence's frame rate."""
@@ -86,9 +88,6 @@ class KittiReplayNode(Node):
                                           "check grid.dims / grid.voxel_size against the label files")
         for topic, type_name, msg in messages:
             self._publisher(topic, type_name).publish(msg)
-
-
-GT_WARN_PERIOD_S = 5.0
 
 
 def main(args: list[str] | None = None) -> int:

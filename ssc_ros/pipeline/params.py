@@ -126,14 +126,10 @@ def output_options(values: dict[str, Any]) -> OutputOptions:
 
 def label_grid(values: dict[str, Any]) -> GridSpec:
     """The replay node's label grid from its ``grid.*`` parameter values. ConfigError for unusable values."""
-    dims, origin, size = list(values["grid.dims"]), list(values["grid.origin"]), values["grid.voxel_size"]
-    if len(dims) != 3 or any(int(d) < 1 for d in dims):
-        raise ConfigError(f"grid.dims must be three positive integers, got {dims}")
-    if len(origin) != 3:
-        raise ConfigError(f"grid.origin must be three numbers (m), got {origin}")
-    if not size > 0:
-        raise ConfigError(f"grid.voxel_size must be > 0, got {size}")
-    return GridSpec(dims=tuple(int(d) for d in dims), voxel_size=float(size), origin=tuple(float(o) for o in origin))
+    try:
+        return GridSpec.from_dict({key: values[f"grid.{key}"] for key in ("dims", "voxel_size", "origin")})
+    except ConfigError as exc:
+        raise ConfigError(f"grid.* parameters: {exc}") from None
 
 
 def defaults(specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
