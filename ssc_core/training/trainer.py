@@ -349,7 +349,7 @@ class Trainer:
                                     {k: float(v.detach()) for k, v in losses.items()}, i + 1, n)
                     finite = False
                 if finite:
-                    self.scaler.scale(total if n == 1 else total / n).backward()
+                    self.scaler.scale(total / n).backward()
             if self.dist.is_distributed and sync:
                 self._ddp_forward_unfinished = not finite
             for key, value in losses.items():
