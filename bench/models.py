@@ -21,12 +21,15 @@ peak resident set size of the process over warm-up + timed runs (``VmHWM`` after
 ``/proc/self/clear_refs``; without that, ``ru_maxrss``, which cannot be reset and is marked ``*``) and its
 increase over the resident size just before (model and inputs already resident); CUDA =
 ``torch.cuda.max_memory_allocated`` (absolute, includes weights and inputs) and its increase over
-``memory_allocated`` before.
+``memory_allocated`` before; frames/s = 1 / median; with ``--flops`` the GFLOP of one run
+(``torch.utils.flop_counter``); with ``--live-tensors`` the peak of live tensor bytes over one run
+(bench/tensor_memory.py, the CPU stand-in for ``max_memory_allocated``). After the table, one line per target of
+issue #4 (``TARGETS``): the measured value and met / NOT met, or why it was not measured.
 
 Modes: ``forward`` = eval mode under ``torch.no_grad()`` (inference; SGN skips its training-only occupancy head);
-``train`` (``--train``) = one training step as ``Trainer.train_step`` does it: forward under autocast, losses in
-float32 against random targets, backward, gradient clipping (35), AdamW step with lr = 0 (the optimizer does all
-its work but the weights, and so the seeds, stay the same from run to run).
+``train`` (``--train``) = one training step as ``Trainer.train_step`` does it: gradients cleared, forward under
+autocast, losses in float32 against random targets, backward, gradient clipping (35), AdamW step with lr = 0
+(the optimizer does all its work but the weights, and so the seeds, stay the same from run to run).
 
 Seeds: with random weights SGN's proposals are arbitrary: depending on the initialisation and on the mode
 (BatchNorm batch statistics in training) anything from almost no voxel (then the fallback makes every voxel a
@@ -475,11 +478,14 @@ def target_lines(results: list[Result]) -> list[str]:
             continue
         median = statistics.median(row.times_s)
         if t.quantity == "fps":
-            value, met, unit = 1.0 / median, 1.0 / median >= t.limit, "frames/s"
+            value, unit = 1.0 / median, "frames/s"
+            met = value >= t.limit
         elif t.quantity == "peak_gb":
-            value, met, unit = (row.peak_bytes or 0) / 1e9, (row.peak_bytes or 0) / 1e9 < t.limit, "GB"
+            value, unit = (row.peak_bytes or 0) / 1e9, "GB"
+            met = value < t.limit
         else:
-            value, met, unit = median, median <= t.limit, "s"
+            value, unit = median, "s"
+            met = value <= t.limit
         lines.append(f"{t.text}: {value:.2f} {unit}, {'met' if met else 'NOT met'}")
     return lines
 
