@@ -1,10 +1,13 @@
-"""Sparse and scatter operators shared by the models (pure torch, spconv when usable)."""
+"""Operators shared by the models: sparse convolution (pure torch, spconv when usable), scatter, deformable
+convolution (torchvision)."""
 
+from ssc_core.ops.deform import DeformConv2d
 from ssc_core.ops.scatter import delinearize_keys, linearize_coords, scatter_max, scatter_mean, unique_coords
 from ssc_core.ops.sparse import BACKENDS, SparseVoxels, SubMConv3d, build_rulebook, enable_spconv, resolve_backend
 
 __all__ = [
     "BACKENDS",
+    "DeformConv2d",
     "SparseVoxels",
     "SubMConv3d",
     "build_rulebook",
