@@ -57,6 +57,7 @@ setup(
             "ssc-make-synthetic = ssc_core.cli.make_synthetic:main",
             "ssc-demo = ssc_core.cli.demo:main",
             "ssc-bag = ssc_core.cli.bag:main",
+            "ssc-precompute = ssc_core.cli.precompute:main",
             "ssc_node = ssc_ros.ssc_node:main",
             "kitti_replay_node = ssc_ros.kitti_replay_node:main",
         ],

@@ -9,8 +9,12 @@ weights) and fed one batch made the way the data layer makes it: a ``FrameWindow
 uint8 images, LiDAR-like random points inside the grid volume, the real KITTI seq-08 calibration from
 ``ssc_core.data.synthetic.default_calib``, plausible forward motion between frames) goes through
 ``window_to_sample`` and ``collate``. Grid = ``data.grid``, images = ``data.image_crop``, frames = current +
-``data.history_offsets``. The point source is forced to ``lidar`` (the synthetic points stand in for SGN-T/S/L's
-stereo pseudo-points; stereo matching is not timed).
+``data.history_offsets`` (+ VoxFormer's sweep frames, ``sweeps.window_offsets``). The point source is forced to
+``lidar``, for ``data.points`` and ``data.sweeps`` alike (the synthetic points stand in for SGN-T/S/L's and
+VoxFormer's stereo pseudo-points; stereo matching is not timed; the sweeps' ray casting is data-layer work and
+not timed either). VoxFormer's rows (``--configs voxformer_t voxformer_s voxformer_tiny``) run its online proposal
+network; a ``hassc_*`` config builds the same model as its base (HASSC only changes training), so its rows show the
+zero extra inference cost.
 
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
@@ -64,6 +68,7 @@ if str(REPO) not in sys.path:
 
 from ssc_core.config import config_dirs, load_config, resolve_config_path  # noqa: E402
 from ssc_core.data.downsample import downsample_labels  # noqa: E402
+from ssc_core.data.sweeps import window_offsets  # noqa: E402
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
 from ssc_core.data.transforms import collate, image_crop_hw, window_to_sample  # noqa: E402
 from ssc_core.errors import ConfigError  # noqa: E402
@@ -120,15 +125,16 @@ def benchmark_calib(crop_hw: tuple[int, int]) -> tuple[Calib, tuple[int, int]]:
 
 
 def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
-    """A FrameWindow for ``cfg``: current frame plus ``data.history_offsets`` frames (oldest first), random
-    images, LiDAR-like points in each frame's own LiDAR frame, and T_cur_hist of straight forward motion."""
+    """A FrameWindow for ``cfg``: current frame plus the history frames it needs (``sweeps.window_offsets``:
+    ``data.history_offsets`` and any sweep frames, oldest first), random images, LiDAR-like points in each frame's
+    own LiDAR frame, and T_cur_hist of straight forward motion."""
     data = cfg["data"]
     rng = np.random.default_rng(seed)
     grid = GridSpec.from_dict(data.get("grid") or {})
     crop = image_crop_hw(data) or (SEQ08_IMAGE_SIZE[1], SEQ08_IMAGE_SIZE[0])
     calib, (img_h, img_w) = benchmark_calib(crop)
     current_index = 100
-    offsets = sorted(int(o) for o in data.get("history_offsets") or [])
+    offsets = window_offsets(data)
 
     def frame(index: int) -> Frame:
         return Frame(stamp_ns=index * 100_000_000, image_left=rng.integers(0, 256, (img_h, img_w, 3), dtype=np.uint8),
@@ -591,6 +597,8 @@ def load_configs(names: list[str]) -> dict[str, dict]:
             raise ConfigError(f"unknown config {name!r}: not a file and not in config/models/ "
                               f"(known: {', '.join(known)})") from None
         configs[name] = load_config(name, {"data": {"points": {"source": "lidar"}}})
+        if isinstance(configs[name]["data"].get("sweeps"), dict):
+            configs[name]["data"]["sweeps"].update(source="lidar", root=None)
         if not (configs[name].get("model") or {}).get("name"):
             raise ConfigError(f"config {name!r} has no model.name (is it a data config?)")
     return configs

@@ -27,7 +27,6 @@ from ssc_core.losses import (
     binary_occupancy_loss,
     geo_scal_loss,
     lovasz_softmax_loss,
-    resolve_class_weights,
     sem_scal_loss,
     weighted_ce_loss,
 )
@@ -37,6 +36,7 @@ from ssc_core.models.blocks.flosp import flosp, project_voxels
 from ssc_core.models.blocks.heads import SparseHeader, UpsampleHeader
 from ssc_core.models.blocks.image_encoder import ImageEncoder
 from ssc_core.models.blocks.sparse_blocks import SFE, SGFE
+from ssc_core.models.model_config import class_weights, loss_weights, model_section
 from ssc_core.models.registry import register_model
 from ssc_core.ops import SparseVoxels, linearize_coords, scatter_max, scatter_mean, unique_coords
 from ssc_core.types import GridSpec
@@ -162,14 +162,7 @@ class SGN(nn.Module):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        m = dict(cfg.get("model") or {})
-        data = cfg.get("data") or {}
-        unknown = set(m) - MODEL_KEYS
-        if unknown:
-            raise ConfigError(f"unknown model keys {sorted(unknown)}; SGN knows {sorted(MODEL_KEYS)}")
-        self.grid = GridSpec.from_dict(data.get("grid") or {})
-        if any(d % 8 for d in self.grid.dims):
-            raise ConfigError(f"SGN needs data.grid.dims divisible by 8 (BEV U-Net, 1:2 grid), got {self.grid.dims}")
+        m, data, self.grid = model_section(cfg, MODEL_KEYS, "SGN")
         self.work_grid = self.grid.downsample(2)
         self.num_classes = int(m.get("num_classes", 20))
         channels = int(m.get("dim", 128))
@@ -177,16 +170,8 @@ class SGN(nn.Module):
         self.flosp_stride = int(m.get("flosp_stride", 16))
         self.seed_threshold = float(m.get("seed_threshold", 0.0))
         self.aux_in_eval = bool(m.get("aux_in_eval", False))
-        weights = dict.fromkeys(LOSS_NAMES, 1.0)
-        extra = set(m.get("loss_weights") or {}) - set(LOSS_NAMES)
-        if extra:
-            raise ConfigError(f"unknown model.loss_weights keys {sorted(extra)}; SGN's losses are {LOSS_NAMES}")
-        weights.update({k: float(v) for k, v in (m.get("loss_weights") or {}).items()})
-        self.loss_weights = weights
-        class_set = data.get("class_set", "semantic_kitti")
-        default_weights = "sgn" if class_set in ("semantic_kitti", "kitti360") else None
-        class_weights = resolve_class_weights(m.get("class_weights", default_weights), class_set, self.num_classes)
-        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.loss_weights = loss_weights(m, LOSS_NAMES, "SGN")
+        self.register_buffer("class_weights", class_weights(m, data, self.num_classes), persistent=False)
         self.register_buffer("voxel_centers", torch.from_numpy(self.work_grid.voxel_centers()), persistent=False)
 
         self.image_encoder = ImageEncoder(dict(m.get("backbone") or {}), channels)

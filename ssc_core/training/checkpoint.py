@@ -165,6 +165,7 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 # precomputed depth lives) may differ between the run that wrote a checkpoint and the one that loads it.
 MODEL_DEFINING_KEYS = (
     "model", "data.grid", "data.history_offsets", "data.image_crop", "data.points.source", "data.use_right_image",
+    "data.sweeps.frames", "data.sweeps.source", "data.sweeps.origin", "data.sweeps.mode", "data.sweeps.merge_endpoints",
 )
 
 
