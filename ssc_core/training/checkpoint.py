@@ -9,7 +9,8 @@ A checkpoint is a plain mapping of tensors and plain data (no pickled classes), 
 - ``model``: the model's ``state_dict``
 
 Training checkpoints add ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``step``, ``rng``,
-``best_metric`` and ``hooks`` (see ``ssc_core.training.trainer``).
+``best_metric``, ``hooks`` and ``training_model`` (a training wrapper's state outside the deployed model, e.g. the
+HASSC teacher; empty otherwise) (see ``ssc_core.training.trainer``).
 """
 
 from __future__ import annotations
