@@ -24,10 +24,10 @@ from ssc_core.types import IGNORE_LABEL, Prediction
 from ssc_ros.messages import (
     FLOAT32,
     MessageNamespace,
-    make_color,
-    make_marker,
+    make_marker_array,
     make_occupancy_grid,
     make_pointcloud2,
+    marker_fields,
 )
 
 DEFAULT_GROUND_CLASSES = ("road", "parking", "sidewalk", "other-ground", "terrain", "lane-marking")
@@ -190,27 +190,28 @@ class OutputBuilder:
         bounds = [*starts[1:], len(labels)]
         return [(int(c), centers[s:e]) for c, s, e in zip(classes, starts, bounds)]
 
-    def marker_array(self, ns: MessageNamespace, prediction: Prediction, sel: VoxelSelection | None = None):
-        """visualization_msgs/MarkerArray: one CUBE_LIST per shown class (ns '<marker_ns>/<class>', id = class id,
-        colour from the ClassSet), preceded by a DELETEALL marker whenever the set of classes differs from the
-        previous call's (so vanished classes disappear)."""
+    def marker_array(self, ns: MessageNamespace, prediction: Prediction, sel: VoxelSelection | None = None) -> bytes:
+        """Serialised visualization_msgs/MarkerArray (CDR bytes: rclpy publishers and bag writers take them as
+        they are): one CUBE_LIST per shown class (ns '<marker_ns>/<class>', id = class id, colour from the
+        ClassSet), preceded by a DELETEALL marker whenever the set of classes differs from the previous call's (so
+        vanished classes disappear). The cube centres go out as one block, no Python object per cube."""
         sel = sel if sel is not None else self.select(prediction)
         per_class = self.marker_arrays_data(sel)
         frame, stamp = self.frame_id(prediction), prediction.stamp_ns
         markers = []
         classes = frozenset(c for c, _ in per_class)
         if classes != self._last_marker_classes:
-            markers.append(make_marker(ns, stamp, frame, marker_ns="", marker_id=0,
-                                       marker_type=ns.Marker.CUBE_LIST, action=ns.Marker.DELETEALL))
+            markers.append(marker_fields(stamp, frame, marker_ns="", marker_id=0, marker_type=ns.Marker.CUBE_LIST,
+                                         action=ns.Marker.DELETEALL))
         self._last_marker_classes = classes
         size = float(prediction.grid.voxel_size)
         for cls, centers in per_class:
-            markers.append(make_marker(
-                ns, stamp, frame, marker_ns=f"{self.options.marker_ns}/{self.class_set.names[cls]}", marker_id=cls,
-                marker_type=ns.Marker.CUBE_LIST, action=ns.Marker.ADD, scale=size,
-                color=make_color(ns, self._colors[cls], self.options.marker_alpha), points=ns.points(centers),
+            markers.append(marker_fields(
+                stamp, frame, marker_ns=f"{self.options.marker_ns}/{self.class_set.names[cls]}", marker_id=cls,
+                marker_type=ns.Marker.CUBE_LIST, action=ns.Marker.ADD, scale=size, rgb_u8=self._colors[cls],
+                alpha=self.options.marker_alpha, points_xyz=centers,
             ))
-        return ns.MarkerArray(markers=markers)
+        return make_marker_array(ns, markers)
 
     # ------------------------------------------------------------------------------------------ cloud
     def cloud_array(self, sel: VoxelSelection) -> np.ndarray:
