@@ -80,10 +80,10 @@ class MessageNamespace:
     typestore: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        classes = self.__dict__.get("classes", {})
-        if name in classes:
-            return classes[name]
-        raise AttributeError(f"message namespace has no class {name!r}")
+        try:
+            return self.__dict__["classes"][name]
+        except KeyError:
+            raise AttributeError(f"message namespace has no class {name!r}") from None
 
     def msgtype(self, name: str) -> str:
         """ROS type name ('sensor_msgs/msg/Image') of a namespace attribute name ('Image')."""
@@ -130,15 +130,23 @@ def rosbags_namespace(distro: str = "humble") -> MessageNamespace:
     return MessageNamespace(kind="rosbags", classes=classes, typestore=typestore)
 
 
-def rclpy_namespace() -> MessageNamespace:
-    """Namespace of the installed ROS 2 message packages (imported here, lazily: needs a sourced ROS 2)."""
-    import importlib
+class _ImportedClasses(dict):
+    """{attribute name: rclpy message class}, each imported on first use: a message package that is missing
+    (tf2_msgs is not among the ROS 2 wheels on PyPI) only matters to code that uses its types."""
 
-    classes = {}
-    for name, msgtype in MESSAGE_TYPES.items():
-        package, _, cls = msgtype.split("/")
-        classes[name] = getattr(importlib.import_module(f"{package}.msg"), cls)
-    return MessageNamespace(kind="rclpy", classes=classes)
+    def __missing__(self, name: str) -> Any:
+        if name not in MESSAGE_TYPES:
+            raise KeyError(name)
+        import importlib
+
+        package, _, cls = MESSAGE_TYPES[name].split("/")
+        self[name] = getattr(importlib.import_module(f"{package}.msg"), cls)
+        return self[name]
+
+
+def rclpy_namespace() -> MessageNamespace:
+    """Namespace of the installed ROS 2 message packages (rclpy classes, imported as they are first used)."""
+    return MessageNamespace(kind="rclpy", classes=_ImportedClasses())
 
 
 # ------------------------------------------------------------------------------------------------ basics

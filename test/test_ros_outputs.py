@@ -11,7 +11,7 @@ from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.errors import ConfigError
 from ssc_core.types import GridSpec, Prediction
 from ssc_ros.messages import pointcloud2_to_structured, rosbags_namespace, stamp_to_ns
-from ssc_ros.pipeline.outputs import OutputBuilder, OutputOptions
+from ssc_ros.pipeline.outputs import OutputBuilder, OutputOptions, any_last_axis
 
 CAR, ROAD, BUILDING, POLE = 1, 9, 13, 18
 GRID = GridSpec(dims=(8, 6, 4), voxel_size=0.5, origin=(0.0, -1.5, -1.0))
@@ -79,6 +79,14 @@ def test_hidden_classes_crop_and_confidence_filter_the_voxels(ns):
     sel = cropped.select(pred)
     assert set(sel.labels.tolist()) == {CAR}  # road below z=-0.5 and the pole beyond x=2 are cut away
     assert np.all(sel.centers[:, 0] <= 2.0)
+
+
+def test_any_last_axis_matches_numpy_for_every_length():
+    rng = np.random.default_rng(3)
+    for z in (1, 5, 8, 13, 32):
+        mask = rng.random((7, 6, z)) < 0.05
+        np.testing.assert_array_equal(any_last_axis(mask), mask.any(axis=-1))
+        np.testing.assert_array_equal(any_last_axis(np.zeros((3, 2, z), bool)), np.zeros((3, 2), bool))
 
 
 def test_unknown_class_name_is_a_config_error():

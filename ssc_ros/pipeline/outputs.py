@@ -40,6 +40,19 @@ VOXEL_CLOUD_DTYPE = np.dtype({
 })
 
 
+def any_last_axis(mask: np.ndarray) -> np.ndarray:
+    """``mask.any(axis=-1)`` of a bool array, 8 entries at a time as uint64 words (numpy's ``any`` over a short
+    last axis costs ~10x more: 1.3 ms against 0.13 ms for a 256x256x32 grid)."""
+    z = mask.shape[-1]
+    if z % 8:
+        mask = np.concatenate([mask, np.zeros((*mask.shape[:-1], 8 - z % 8), dtype=bool)], axis=-1)
+    words = np.ascontiguousarray(mask, dtype=bool).view(np.uint64)
+    out = words[..., 0].copy()
+    for i in range(1, words.shape[-1]):
+        out |= words[..., i]
+    return out != 0
+
+
 @dataclass
 class OutputOptions:
     """What the outputs show. Classes are given by name (or train id); metric values in the grid frame (m).
@@ -178,17 +191,18 @@ class OutputBuilder:
     # ---------------------------------------------------------------------------------------- markers
     def marker_arrays_data(self, sel: VoxelSelection) -> list[tuple[int, np.ndarray]]:
         """Per-class cube centres [(class id, (M, 3) float64)] in class order, after culling and the cap."""
-        keep = self._visible(sel) if self.options.cull_hidden and len(sel.labels) else np.ones(len(sel.labels), bool)
-        labels, centers, conf = sel.labels[keep], sel.centers[keep], sel.confidence[keep]
+        keep = np.flatnonzero(self._visible(sel)) if self.options.cull_hidden and len(sel.labels) else None
+        labels = sel.labels if keep is None else sel.labels[keep]
         cap = self.options.max_marker_voxels
         if cap and len(labels) > cap:
-            top = np.argpartition(-conf, cap - 1)[:cap]
-            labels, centers = labels[top], centers[top]
-        order = np.argsort(labels, kind="stable")
-        labels, centers = labels[order], centers[order].astype(np.float64)
-        classes, starts = np.unique(labels, return_index=True)
-        bounds = [*starts[1:], len(labels)]
-        return [(int(c), centers[s:e]) for c, s, e in zip(classes, starts, bounds)]
+            conf = sel.confidence if keep is None else sel.confidence[keep]
+            keep = (np.arange(len(sel.labels)) if keep is None else keep)[np.argpartition(-conf, cap - 1)[:cap]]
+            labels = sel.labels[keep]
+        order = np.argsort(labels, kind="stable")  # uint8: a radix sort
+        rows = order if keep is None else keep[order]
+        centers = sel.centers[rows].astype(np.float64)
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=256))])
+        return [(int(c), centers[bounds[c]:bounds[c + 1]]) for c in np.flatnonzero(bounds[1:] - bounds[:-1])]
 
     def marker_array(self, ns: MessageNamespace, prediction: Prediction, sel: VoxelSelection | None = None) -> bytes:
         """Serialised visualization_msgs/MarkerArray (CDR bytes: rclpy publishers and bag writers take them as
@@ -243,11 +257,11 @@ class OutputBuilder:
             confident = np.asarray(prediction.confidence) >= self.options.min_confidence
         band_labels = np.ascontiguousarray(labels[:, :, k0:k1])  # a gather from a strided view is much slower
         obstacle = np.take(self._obstacle, band_labels)
-        known = (labels != 0) & (labels != IGNORE_LABEL)
+        known = (labels.astype(np.uint8, copy=False) - np.uint8(1)) < IGNORE_LABEL - 1  # 1..254 (0 wraps to 255)
         if confident is not None:
             obstacle &= confident[:, :, k0:k1]
             known &= confident
-        cells = np.where(obstacle.any(axis=2), 100, np.where(known.any(axis=2), 0, -1)).astype(np.int8)
+        cells = np.where(any_last_axis(obstacle), 100, np.where(any_last_axis(known), 0, -1)).astype(np.int8)
         if self.options.crop_min is not None:
             lo, hi = self._crop_index_bounds(prediction)
             inside = np.zeros(cells.shape, dtype=bool)
