@@ -59,10 +59,11 @@ def test_swin_outputs_depend_on_the_plane_only_so_one_network_is_shared():
 
 
 def test_generalized_lss_fpn_returns_one_output_fewer_than_its_inputs():
-    fpn3d = GeneralizedLSSFPN([8, 8, 8], 16, dims=3, norm="group", groups=4)
+    fpn3d = GeneralizedLSSFPN([8, 8, 8], 16, dims=3, norm={"type": "GN", "num_groups": 4})
     outs = fpn3d([torch.randn(1, 8, 8, 8, 4), torch.randn(1, 8, 4, 4, 2), torch.randn(1, 8, 2, 2, 1)])
     assert [tuple(o.shape) for o in outs] == [(1, 16, 8, 8, 4), (1, 16, 4, 4, 2)]
-    fpn2d = GeneralizedLSSFPN([4, 6, 10], 8, dims=2, norm="batch_no_stats", activation="leaky_relu")
+    fpn2d = GeneralizedLSSFPN([4, 6, 10], 8, dims=2, norm={"type": "BN", "track_running_stats": False},
+                              activation="leaky_relu")
     assert not fpn2d.lateral[0][1].track_running_stats
     outs = fpn2d([torch.randn(2, 4, 8, 2), torch.randn(2, 6, 4, 1), torch.randn(2, 10, 2, 1)])
     assert [tuple(o.shape) for o in outs] == [(2, 8, 8, 2), (2, 8, 4, 1)]

@@ -15,20 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssc_core.errors import ConfigError
+from ssc_core.models.blocks.norm import NormSpec, build_norm
 
-NORMS = ("batch", "batch_no_stats", "group")
+GN32: dict = {"type": "GN", "num_groups": 32}
+
 ACTIVATIONS = ("relu", "leaky_relu")
-
-
-def make_norm(kind: str, channels: int, dims: int, groups: int = 32) -> nn.Module:
-    """A norm layer: 'batch' (BatchNorm2d/3d), 'batch_no_stats' (BatchNorm with track_running_stats=False: batch
-    statistics in training and evaluation alike, as L2COcc's 2D FPN and point MLP) or 'group' (GroupNorm)."""
-    if kind == "group":
-        return nn.GroupNorm(groups, channels)
-    if kind not in NORMS:
-        raise ConfigError(f"norm must be one of {NORMS}, got {kind!r}")
-    cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
-    return cls(channels, track_running_stats=kind == "batch")
 
 
 def make_activation(kind: str) -> nn.Module:
@@ -40,14 +31,15 @@ def make_activation(kind: str) -> nn.Module:
 
 class GeneralizedLSSFPN(nn.Module):
     """in_channels: channels of the N input levels (finest first); out_channels: width of every output;
-    dims: 2 (maps, bilinear resize) or 3 (volumes, trilinear resize); norm / activation / groups as in
-    ``make_norm`` / ``make_activation``; align_corners of the resize.
+    dims: 2 (maps, bilinear resize) or 3 (volumes, trilinear resize); norm: a ``build_norm`` spec (L2COcc: GN(32)
+    in 3D, BatchNorm without running statistics in 2D); activation as in ``make_activation``; align_corners of the
+    resize.
 
     forward(list of N (B, in_channels[i], *spatial_i)) -> list of N - 1 (B, out_channels, *spatial_i), finest first.
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int, dims: int = 3, norm: str = "group",
-                 activation: str = "relu", groups: int = 32, align_corners: bool = False) -> None:
+    def __init__(self, in_channels: Sequence[int], out_channels: int, dims: int = 3, norm: NormSpec = GN32,
+                 activation: str = "relu", align_corners: bool = False) -> None:
         super().__init__()
         if dims not in (2, 3):
             raise ConfigError(f"GeneralizedLSSFPN dims must be 2 or 3, got {dims}")
@@ -63,9 +55,9 @@ class GeneralizedLSSFPN(nn.Module):
         for i in range(last):
             above = in_channels[i + 1] if i == last - 1 else out_channels
             self.lateral.append(nn.Sequential(conv(in_channels[i] + above, out_channels, 1, bias=False),
-                                              make_norm(norm, out_channels, dims, groups), make_activation(activation)))
+                                              build_norm(norm, out_channels, dims), make_activation(activation)))
             self.fpn.append(nn.Sequential(conv(out_channels, out_channels, 3, padding=1, bias=False),
-                                          make_norm(norm, out_channels, dims, groups), make_activation(activation)))
+                                          build_norm(norm, out_channels, dims), make_activation(activation)))
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if len(inputs) != len(self.in_channels):

@@ -183,8 +183,8 @@ class TPVNetwork(nn.Module):
         super().__init__()
         self.pooler = TPVPooler(channels)
         self.swin = build_plane_swin(channels, swin_cfg)
-        self.neck = GeneralizedLSSFPN(self.swin.out_channels, channels, dims=2, norm="batch_no_stats",
-                                      activation="leaky_relu")
+        self.neck = GeneralizedLSSFPN(self.swin.out_channels, channels, dims=2,
+                                      norm={"type": "BN", "track_running_stats": False}, activation="leaky_relu")
         self.aggregator = TPVAggregator(channels)
 
     def forward(self, volume: torch.Tensor) -> dict[str, object]:
