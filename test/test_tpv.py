@@ -114,3 +114,4 @@ def test_imagenet_swin_weights_load_except_the_patch_projection(tmp_path):
     torch.save(wider.state_dict(), path)
     with pytest.raises(CheckpointMismatchError, match="shape mismatch"):
         PlaneSwin(16, **SMALL_SWIN).load_pretrained(path)
+
