@@ -47,10 +47,10 @@ def test_resume_restores_the_rate():
 
 
 def test_settings_pick_the_schedule_and_reject_bad_values():
-    s = TrainSettings.from_config({"train": {"schedule": "one_cycle", "pct_start": 0.05}})
+    s = TrainSettings.from_config({"train": {"lr_schedule": "one_cycle", "pct_start": 0.05}})
     assert isinstance(build_schedule(_optimizer(), s, 100, 10), OneCycleSchedule)
     plain = build_schedule(_optimizer(), TrainSettings.from_config({}), 100, 10)
     assert type(plain) is WarmupCosineSchedule
-    for bad in ({"schedule": "step"}, {"pct_start": 1.5}, {"div_factor": 0}):
+    for bad in ({"lr_schedule": "linear"}, {"pct_start": 1.5}, {"div_factor": 0}):
         with pytest.raises(ConfigError, match="train."):
             TrainSettings.from_config({"train": bad})

@@ -1,6 +1,6 @@
-"""Learning-rate schedules, chosen by ``train.schedule``.
+"""Learning-rate schedules, chosen by ``train.lr_schedule``.
 
-``warmup_cosine`` (the SGN / VoxFormer recipe): the rate at optimiser step ``t`` (0-based) with ``T`` total steps
+``cosine`` (the SGN / VoxFormer recipe): the rate at optimiser step ``t`` (0-based) with ``T`` total steps
 is ``base * warm(t) * (m + (1 - m) * (1 + cos(pi * p)) / 2)`` where ``m`` is ``min_lr_ratio``, ``p`` the progress
 (``t / T``, or ``epoch / epochs`` when annealing by epoch, as mmcv's ``CosineAnnealing``), and
 ``warm(t) = 1 - (1 - t / warmup_iters) * (1 - warmup_ratio)`` for ``t < warmup_iters``, else 1.
@@ -130,17 +130,17 @@ class OneCycleSchedule(WarmupCosineSchedule):
         return high + (low - high) / 2.0 * (math.cos(math.pi * progress) + 1.0)
 
 
-SCHEDULES = ("warmup_cosine", "one_cycle")
+LR_SCHEDULES = ("cosine", "one_cycle")
 
 
 def build_schedule(optimizer: Optimizer, settings: TrainSettings, total_steps: int,
                    steps_per_epoch: int) -> WarmupCosineSchedule:
-    """The schedule ``settings.schedule`` names (a TrainSettings), over ``total_steps`` optimizer steps."""
-    if settings.schedule == "one_cycle":
+    """The schedule ``settings.lr_schedule`` names (a TrainSettings), over ``total_steps`` optimizer steps."""
+    if settings.lr_schedule == "one_cycle":
         return OneCycleSchedule(optimizer, total_steps, pct_start=settings.pct_start, div_factor=settings.div_factor,
                                 final_div_factor=settings.final_div_factor)
-    if settings.schedule != "warmup_cosine":
-        raise ConfigError(f"train.schedule must be one of {SCHEDULES}, got {settings.schedule!r}")
+    if settings.lr_schedule != "cosine":
+        raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {settings.lr_schedule!r}")
     return WarmupCosineSchedule(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                                 warmup_iters=settings.warmup_iters, warmup_ratio=settings.warmup_ratio,
                                 min_lr_ratio=settings.min_lr_ratio, by_epoch=settings.schedule_by_epoch)
