@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI  # noqa: E402
 from ssc_core.data.semantic_kitti import (  # noqa: E402
