@@ -103,8 +103,9 @@ def image(i: int) -> np.ndarray:
 
 def write_sequence(seq: Path, frames: int, image_hw: tuple[int, int] = (12, 16), points: np.ndarray = POINTS,
                    gt_every: int = 0) -> Path:
-    """A sequence folder: frame i's image filled with i (or noise for large sizes), the same scan every frame,
-    identity poses, 10 Hz, voxel labels (road slab + a car) every ``gt_every`` frames on GRID."""
+    """A sequence folder: frame i's left image filled with i (or noise for large sizes), the right one its
+    negative, the same scan every frame, identity poses, 10 Hz, voxel labels (road slab + a car) every
+    ``gt_every`` frames on GRID."""
     write_calib(seq / "calib.txt", Calib(P2=P2, P3=P2, T_cam0_velo=TR))
     write_poses(seq / "poses.txt", np.tile(np.eye(4), (frames, 1, 1)))
     write_times(seq / "times.txt", np.arange(frames) * 0.1)
@@ -112,6 +113,7 @@ def write_sequence(seq: Path, frames: int, image_hw: tuple[int, int] = (12, 16),
     for i in range(frames):
         img = image(i) if image_hw == (12, 16) else rng.integers(0, 255, (*image_hw, 3), dtype=np.uint8)
         write_image(seq / "image_2" / f"{i:06d}.png", img)
+        write_image(seq / "image_3" / f"{i:06d}.png", 255 - img)
         write_points(seq / "velodyne" / f"{i:06d}.bin", points)
         if gt_every and i % gt_every == 0:
             raw = np.zeros(GRID.dims, np.uint16)
@@ -220,6 +222,22 @@ def test_replay_feeds_ssc_node_and_every_output_arrives_whole_stamped_with_the_i
     builder = OutputBuilder(SEMANTIC_KITTI)
     sel = builder.select(expected)
 
+    def expected_at(msg) -> Prediction:
+        """The test double's prediction, stamped like ``msg``."""
+        stamp = stamp_to_ns((msg.markers[0] if hasattr(msg, "markers") else msg).header.stamp)
+        return Prediction(FakePredictor.labels(), np.full(GRID.dims, 0.9, np.float32), GRID, stamp_ns=stamp,
+                          frame_id="velo_link")
+
+    # every output equals, field by field, what an OutputBuilder makes of the prediction (a fresh one for the
+    # first MarkerArray, whose DELETEALL depends on the builder's history)
+    for msg in outputs["/ssc_node/voxel_cloud"]:
+        assert msg == OutputBuilder(SEMANTIC_KITTI).voxel_cloud(ns, expected_at(msg))
+    for msg in outputs["/ssc_node/occupancy_grid"]:
+        assert msg == OutputBuilder(SEMANTIC_KITTI).occupancy_grid(ns, expected_at(msg))
+    first_markers = outputs["/ssc_node/voxels"][0]
+    assert first_markers == deserialize_message(
+        OutputBuilder(SEMANTIC_KITTI).marker_array(ns, expected_at(first_markers)), ns.MarkerArray)
+
     cloud = outputs["/ssc_node/voxel_cloud"][-1]
     assert stamp_to_ns(cloud.header.stamp) in input_stamps and cloud.header.frame_id == "velo_link"
     assert (cloud.width, cloud.height, cloud.point_step) == (16 * 16 + 2, 1, 24)
@@ -262,33 +280,38 @@ def test_replay_feeds_ssc_node_and_every_output_arrives_whole_stamped_with_the_i
 
 
 def test_replay_messages_arrive_whole(ros_context, sequence):
+    """Every topic the replay publishes over DDS arrives equal, field by field, to the message built here from
+    the same files (/tf and /tf_static go through tf2_ros, the stand-in's where the wheels lack it)."""
+    from ssc_ros.replay import GroundTruthMarkers, KittiSequence, ReplayNames, replay_messages
+
     ns = rclpy_namespace()
+    names = ReplayNames()
     listener = rclpy.create_node("replay_listener")
-    got = listen(listener, {"/kitti/camera_color_left/image_raw": ns.Image, "/clock": ns.Clock,
-                            "/kitti/camera_color_left/camera_info": ns.CameraInfo,
-                            "/kitti/velo/pointcloud": ns.PointCloud2})
-    gt = listen(listener, {"/kitti/voxels_gt": ns.MarkerArray}, LATCHED)
-    replay = replay_node(sequence, rate=4.0, end_frame=6, publish_right=False)
+    topics = {names.left_image: ns.Image, names.left_info: ns.CameraInfo, names.right_image: ns.Image,
+              names.right_info: ns.CameraInfo, names.cloud: ns.PointCloud2, names.clock: ns.Clock}
+    got = listen(listener, topics)
+    gt = listen(listener, {names.gt_voxels: ns.MarkerArray}, LATCHED)[names.gt_voxels]
+    replay = replay_node(sequence, rate=4.0, end_frame=6)
     with spinning(replay, listener):
-        assert wait_until(lambda: len(got["/kitti/velo/pointcloud"]) >= 6 and len(gt["/kitti/voxels_gt"]) >= 1)
-    stamps = [1_000_000_000 + 100_000_000 * i for i in range(6)]
-    images = got["/kitti/camera_color_left/image_raw"]
-    assert [stamp_to_ns(m.header.stamp) for m in images] == stamps
-    for i, msg in enumerate(images):
-        assert msg.header.frame_id == "camera_color_left" and msg.encoding == "rgb8"
-        np.testing.assert_array_equal(image_to_rgb(msg), image(i))
-    infos = got["/kitti/camera_color_left/camera_info"]
-    assert [stamp_to_ns(m.header.stamp) for m in infos] == stamps
-    np.testing.assert_allclose(camera_info_to_P(infos[0]), P2)
-    assert (infos[0].width, infos[0].height) == (16, 12)
-    clouds = got["/kitti/velo/pointcloud"]
-    assert [stamp_to_ns(m.header.stamp) for m in clouds] == stamps and clouds[0].header.frame_id == "velo_link"
-    np.testing.assert_array_equal(pointcloud2_to_xyzi(clouds[3]), POINTS)
-    assert [stamp_to_ns(m.clock) for m in got["/clock"]] == stamps
-    markers = gt["/kitti/voxels_gt"][-1].markers
-    cubes = {m.ns: len(m.points) for m in markers if m.action == ns.Marker.ADD}
-    assert cubes == {"gt/road": 16 * 16, "gt/car": 1}  # frame 5's labels (latched: the last one)
-    assert stamp_to_ns(markers[0].header.stamp) == stamps[5] and markers[0].header.frame_id == "velo_link"
+        assert wait_until(lambda: all(len(v) >= 6 for v in got.values()) and gt)
+    seq = KittiSequence(sequence, end=6, grid=GRID)
+    builder = GroundTruthMarkers()
+    expected: dict[str, list] = {topic: [] for topic in [*topics, names.gt_voxels]}
+    for record in seq:
+        for topic, _, msg in replay_messages(seq, record, ns, names, builder, publish_clock=True):
+            if topic in expected:
+                expected[topic].append(deserialize_message(msg, ns.MarkerArray) if isinstance(msg, bytes) else msg)
+    for topic in topics:
+        assert len(got[topic]) == 6 and got[topic] == expected[topic], topic
+    assert len(expected[names.gt_voxels]) == 2 and gt[-1] == expected[names.gt_voxels][-1]  # latched: frame 5's
+    # and what they hold, read back with the node's own input path
+    np.testing.assert_array_equal(image_to_rgb(got[names.left_image][3]), image(3))
+    np.testing.assert_array_equal(image_to_rgb(got[names.right_image][3]), 255 - image(3))
+    np.testing.assert_allclose(camera_info_to_P(got[names.left_info][0]), P2)
+    np.testing.assert_array_equal(pointcloud2_to_xyzi(got[names.cloud][3]), POINTS)
+    assert [stamp_to_ns(m.clock) for m in got[names.clock]] == [1_000_000_000 + 100_000_000 * i for i in range(6)]
+    cubes = {m.ns: len(m.points) for m in gt[-1].markers if m.action == ns.Marker.ADD}
+    assert cubes == {"gt/road": 16 * 16, "gt/car": 1}
 
 
 def test_marker_array_cdr_reads_back_as_rclpys_own_serialisation():
