@@ -62,10 +62,6 @@ IMAGE_SIZE = (64, 32)  # (W, H)
 FRAMES = 6
 CAR = 1
 NODE_MODULES = ("ssc_ros.node_common", "ssc_ros.ssc_node", "ssc_ros.kitti_replay_node")
-FAKE_MODULE_NAMES = (
-    "rclpy", "rclpy.node", "rclpy.parameter", "rclpy.callback_groups", "rclpy.executors", "rclpy.qos", "rclpy.time",
-    "rclpy.clock", "rclpy.exceptions", "rcl_interfaces", "rcl_interfaces.msg", "message_filters", "tf2_ros",
-)
 
 
 # ================================================================================================ the fake API
