@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -152,27 +150,3 @@ def test_frame_override_and_input_stamp_on_every_output(ns):
     for msg in (*decoded(ns, builder.marker_array(ns, pred)).markers, builder.voxel_cloud(ns, pred),
                 builder.occupancy_grid(ns, pred)):
         assert msg.header.frame_id == "base_link" and stamp_to_ns(msg.header.stamp) == 7_123_456_789
-
-
-def test_full_grid_numpy_stages_are_fast():
-    """A 256x256x32 prediction with ~100k occupied voxels: selection, cloud and occupancy grid (the numpy work)
-    stay well under 50 ms together; generous bound for a shared 2-core CI box."""
-    rng = np.random.default_rng(0)
-    grid = GridSpec.semantic_kitti()
-    labels = np.zeros(grid.dims, dtype=np.uint8)
-    labels[:, :, 1] = ROAD
-    flat = rng.choice(labels.size, 40_000, replace=False)
-    labels.ravel()[flat] = rng.integers(1, 20, size=flat.size)
-    pred = Prediction(labels=labels, confidence=np.ones(grid.dims, np.float32), grid=grid)
-    ns = rosbags_namespace()
-    builder = OutputBuilder(SEMANTIC_KITTI)
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        sel = builder.select(pred)
-        builder.marker_arrays_data(sel)
-        builder.voxel_cloud(ns, pred, sel)
-        builder.occupancy_grid(ns, pred)
-        best = min(best, time.perf_counter() - t0)
-    assert len(sel.labels) > 90_000
-    assert best < 0.15
