@@ -296,7 +296,7 @@ def fit_seed_threshold(model: torch.nn.Module, batch: dict, fraction: float, tra
         model.seed_threshold = float(torch.kthvalue(flat.cpu(), flat.numel() - keep).values)
 
 
-def count_gflop(step: Callable[[], torch.Tensor]) -> float:
+def count_gflop(step: Callable[[], int | None]) -> float:
     """Floating-point operations of one ``step`` in GFLOP, counted by ``torch.utils.flop_counter`` (matrix
     products and convolutions, forward and backward; the sparse convolutions count as their matrix products)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -307,7 +307,7 @@ def count_gflop(step: Callable[[], torch.Tensor]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def live_tensor_peak(step: Callable[[], torch.Tensor], model: torch.nn.Module, batch: dict,
+def live_tensor_peak(step: Callable[[], int | None], model: torch.nn.Module, batch: dict,
                      optimizer: torch.optim.Optimizer | None) -> int:
     """Peak bytes of live tensors over one more ``step`` (bench/tensor_memory.py): the weights, buffers, inputs
     and optimizer state that exist before it, plus everything the step makes, freed as it goes. On a GPU this is
@@ -325,10 +325,20 @@ def live_tensor_peak(step: Callable[[], torch.Tensor], model: torch.nn.Module, b
     return tracker.peak_bytes
 
 
-def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int,
+def selected_voxels(outputs: dict) -> int | None:
+    """How many 1:2 voxels the forward pass selected: SGN's seeds, VoxFormer's query proposals (None for other
+    models)."""
+    if "seed_coords" in outputs:
+        return len(outputs["seed_coords"])
+    if "proposal" in outputs:
+        return int(outputs["proposal"].sum())
+    return None
+
+
+def time_runs(step: Callable[[], int | None], device: torch.device, warmup: int, repeats: int,
               result: Result) -> None:
     """Run ``step`` warmup + repeats times, recording wall and CPU seconds of the timed runs and peak memory
-    over all of them. ``step`` returns the seed coordinates of its forward pass."""
+    over all of them. ``step`` returns how many voxels its forward pass selected (``selected_voxels``)."""
     if device.type == "cuda":
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -344,7 +354,7 @@ def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: in
                 result.times_s.append(wall)
                 result.cpu_s.append(cpu)
             if seeds is not None:
-                result.seed_fraction = len(seeds) / result.voxels_1_2
+                result.seed_fraction = seeds / result.voxels_1_2
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
         result.peak_bytes, result.peak_delta_bytes = peak, peak - base
@@ -374,7 +384,7 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                           weight_decay=0.01)
 
-            def step() -> torch.Tensor:
+            def step() -> int | None:
                 optimizer.zero_grad(set_to_none=True)  # as Trainer.train_group: before the forward pass
                 with autocast_ctx(device, dtype):
                     outputs = model(batch)
@@ -385,12 +395,12 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                 total.backward()
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], GRAD_CLIP)
                 optimizer.step()
-                return outputs["seed_coords"]
+                return selected_voxels(outputs)
         else:
 
-            def step() -> torch.Tensor:
+            def step() -> int | None:
                 with torch.no_grad(), autocast_ctx(device, dtype):
-                    return model(batch)["seed_coords"]
+                    return selected_voxels(model(batch))
 
         if args.flops:
             result.gflop = count_gflop(step)
@@ -498,8 +508,8 @@ def target_lines(results: list[Result]) -> list[str]:
 
 def header_lines(args: argparse.Namespace, devices: list[torch.device]) -> list[str]:
     """What was measured, on what."""
-    seeds = ("seeds: the random-weight model's own proposals (the fraction depends on the initialisation and the "
-             "mode; column 'seeds')"
+    seeds = ("seeds: the random-weight model's own proposals (SGN's seeds, VoxFormer's query proposals; the "
+             "fraction depends on the initialisation and the mode; column 'seeds')"
              if args.seed_fraction is None else
              f"seeds: model.seed_threshold set so that {100 * args.seed_fraction:g} % of the 1:2 voxels are seeds")
     gpu = ", ".join(torch.cuda.get_device_name(d) for d in devices if d.type == "cuda") or "none used"
