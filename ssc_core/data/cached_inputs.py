@@ -80,7 +80,7 @@ def read_lga(path: Path, dims: tuple[int, int, int]) -> np.ndarray:
 
 def read_cached_inputs(data_cfg: dict, sequence: str, frame: int) -> dict[str, torch.Tensor]:
     """The cached inputs ``data_cfg`` asks for, for one frame: any of ``sweep_occupancy``, ``proposal`` and
-    ``lga`` (uint8 tensors, shapes in the module table); {} when none is configured."""
+    ``lga`` (uint8 tensors, shapes in the module docstring); {} when none is configured."""
     grid = GridSpec.from_dict(data_cfg.get("grid") or {})
     out: dict[str, torch.Tensor] = {}
     sweeps = data_cfg.get("sweeps")
