@@ -31,12 +31,10 @@ NOT_VISIBLE = 480 * 640
 SMALL = IndoorOptions(subdivision=2)
 
 
-@pytest.fixture(scope="module")
-def nyu_root(tmp_path_factory) -> Path:
-    """Two training rooms and one test room (seed 3, the 120 x 72 x 120 label sub-grid)."""
-    root = tmp_path_factory.mktemp("nyu")
-    generate_nyu(root, frames=2, seed=3, test_frames=1, options=SMALL)
-    return root
+@pytest.fixture
+def nyu_root(synthetic_nyu_root) -> Path:
+    """Two training rooms and one test room (seed 3, the 120 x 72 x 120 label sub-grid; conftest)."""
+    return synthetic_nyu_root
 
 
 @pytest.fixture(scope="module")

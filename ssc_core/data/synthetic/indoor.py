@@ -31,10 +31,13 @@ MAX_DEPTH_M = 20.0
 class IndoorOptions:
     """What shapes a synthetic NYU frame besides the seed: ``subdivision`` = sub-voxels per voxel edge for the
     labels and the TSDF (4: the 240 x 144 x 240 grid of 0.02 m the NYU labels come from; 2 is faster for tests),
-    ``sensor`` the depth sensor model of the noisy (NYU) depth."""
+    ``sensor`` the depth sensor model of the noisy (NYU) depth, ``grid_dims`` / ``voxel_size`` the grid (NYU's
+    60 x 36 x 60 of 0.08 m; the NYU files need it, in-memory frames for fast tests may be coarser)."""
 
     subdivision: int = 4
     sensor: KinectModel = field(default_factory=KinectModel)
+    grid_dims: tuple[int, int, int] = NYU_DIMS
+    voxel_size: float = NYU_VOXEL_M
 
 
 def camera_pose(rng: np.random.Generator, room: Room) -> np.ndarray:
@@ -56,12 +59,14 @@ def camera_pose(rng: np.random.Generator, room: Room) -> np.ndarray:
     return T
 
 
-def grid_in_front(rng: np.random.Generator, T_room_cam: np.ndarray) -> GridSpec:
-    """The 60 x 36 x 60 grid of 0.08 m (4.8 m x 2.88 m high x 4.8 m), axis-aligned with the room, starting just
-    behind the camera, centred on it across, its floor layer 4-12 cm below the floor."""
+def grid_in_front(rng: np.random.Generator, T_room_cam: np.ndarray, dims: tuple[int, int, int] = NYU_DIMS,
+                  voxel_size: float = NYU_VOXEL_M) -> GridSpec:
+    """The grid (NYU's: 60 x 36 x 60 of 0.08 m, 4.8 m x 2.88 m high x 4.8 m), axis-aligned with the room, starting
+    0.1-0.5 m behind the camera, centred on it across (+-0.3 m), its floor layer 4-12 cm below the floor."""
     cam = T_room_cam[:3, 3]
-    origin = (cam[0] - 2.4 + rng.uniform(-0.3, 0.3), cam[1] - rng.uniform(0.1, 0.5), -rng.uniform(0.04, 0.12))
-    return GridSpec(dims=NYU_DIMS, voxel_size=NYU_VOXEL_M, origin=origin)
+    origin = (cam[0] - dims[0] * voxel_size / 2 + rng.uniform(-0.3, 0.3), cam[1] - rng.uniform(0.1, 0.5),
+              -rng.uniform(0.04, 0.12))
+    return GridSpec(dims=dims, voxel_size=voxel_size, origin=origin)
 
 
 @dataclass
@@ -170,7 +175,7 @@ def make_indoor_frame(seed: int, index: int, options: IndoorOptions | None = Non
     room = build_room(frame_seed)
     rng = seed_stream(frame_seed, "camera")
     T_room_cam = camera_pose(rng, room)
-    grid = grid_in_front(rng, T_room_cam)
+    grid = grid_in_front(rng, T_room_cam, options.grid_dims, options.voxel_size)
     view = render_room(room, T_room_cam)
     noise_rng = seed_stream(frame_seed, "depth_noise")
     noisy = decode_nyu_depth(encode_nyu_depth(kinect_depth(view.depth, view.incidence_cos, view.glass,

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ssc_core.data.nyu import (
     NYU_CLASS_TO_NYU37,
+    NYU_DIMS,
     NYUTsdfPaths,
     write_nyu_bin,
     write_nyu_depth,
@@ -36,7 +37,7 @@ from ssc_core.data.nyu import (
 )
 from ssc_core.data.semantic_kitti import write_image
 from ssc_core.data.synthetic.generate import claim_output
-from ssc_core.data.synthetic.indoor import IndoorFrame, IndoorOptions, make_indoor_frame
+from ssc_core.data.synthetic.indoor import NYU_VOXEL_M, IndoorFrame, IndoorOptions, make_indoor_frame
 from ssc_core.errors import ConfigError
 from ssc_core.types import IGNORE_LABEL
 
@@ -121,6 +122,9 @@ def generate_nyu(output_root: str | Path, frames: int = 20, seed: int = 0, test_
     if frames < 1 or test_frames < 0 or frames + test_frames > MAX_FRAMES:
         raise ConfigError(f"need frames >= 1, test frames >= 0 and at most {MAX_FRAMES} in all, got {frames} "
                           f"and {test_frames}")
+    if tuple(options.grid_dims) != NYU_DIMS or options.voxel_size != NYU_VOXEL_M:
+        raise ConfigError(f"the NYU files hold a {NYU_DIMS} grid of {NYU_VOXEL_M} m, not {options.grid_dims} of "
+                          f"{options.voxel_size} m")
     if options.subdivision not in (1, 2, 4):
         raise ConfigError(f"subdivision must be 1, 2 or 4 (of the 240 x 144 x 240 label grid), got "
                           f"{options.subdivision}")
