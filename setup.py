@@ -26,8 +26,12 @@ setup(
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=[
-        # torch is deliberately open-ended at the top: GPU users bring the CUDA build they need.
+        # torch is deliberately open-ended at the top: GPU users bring the build they need (README, "Set-up");
+        # torchvision must be the release made for that torch. timm builds every image backbone
+        # (forward_intermediates needs timm 1.0).
         "torch>=2.1",
+        "torchvision>=0.16",
+        "timm>=1.0,<2",
         "numpy>=1.23",
         "pyyaml>=5.4",
         "tqdm>=4.60",
@@ -42,9 +46,13 @@ setup(
     extras_require={
         # spconv: the CPU build from PyPI; GPU users install spconv-cu118 / spconv-cu120 / ... instead.
         "sparse": ["spconv>=2.3"],
-        # timm needs a torchvision that matches the installed torch (CUDA machines); optional backbone source.
-        "timm": ["timm>=0.9"],
         "test": ["pytest>=7", "ruff>=0.5"],
+        # ROS 2 Kilted as PyPI wheels: the real rclpy + message packages (Fast DDS), so the node tests run without
+        # a ROS install (CI, in a venv of their own). Not for a machine with a sourced ROS 2: they would shadow it.
+        "ros-wheels": [
+            "ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-std-msgs", "ros-builtin-interfaces", "ros-rosgraph-msgs",
+            "ros-geometry-msgs", "ros-sensor-msgs", "ros-nav-msgs", "ros-visualization-msgs", "ros-diagnostic-msgs",
+        ],
     },
     zip_safe=True,
     entry_points={
