@@ -1,4 +1,4 @@
-"""ssc-train warns when a config's ResNet backbone would start (and, frozen, stay) random."""
+"""ssc-train warns when a config's backbone would start (and, frozen, stay) random, naming that backbone."""
 
 from ssc_core.cli.train import backbone_warning
 from ssc_core.config import load_config
@@ -7,8 +7,8 @@ from ssc_core.config import load_config
 def test_paper_config_without_weights_warns_naming_the_frozen_parts():
     warning = backbone_warning(load_config("sgn_t"))
     assert warning is not None
-    assert "ResNet-50" in warning and "1 frozen stage(s)" in warning and "frozen BatchNorm" in warning
-    assert "pretrained_path" in warning
+    assert "resnet50 backbone" in warning and "1 frozen stage(s)" in warning and "frozen BatchNorm" in warning
+    assert "pretrained_path=/path/resnet50.pth" in warning
 
 
 def test_weights_file_or_no_backbone_means_no_warning(tmp_path):
@@ -20,4 +20,5 @@ def test_weights_file_or_no_backbone_means_no_warning(tmp_path):
 def test_unfrozen_random_backbone_still_warns_without_claiming_frozen_parts():
     cfg = {"model": {"backbone": {"depth": 18, "frozen_stages": 0, "norm_eval": False, "pretrained_path": None}}}
     warning = backbone_warning(cfg)
-    assert warning is not None and "ResNet-18" in warning and "frozen" not in warning
+    assert warning is not None and "resnet18 backbone" in warning and "frozen" not in warning
+    assert "resnet18.pth" in warning and "resnet50" not in warning  # no file of another depth suggested

@@ -19,8 +19,10 @@ from ssc_ros.bag.files import (
     QosSpec,
     RawMessage,
     TopicInfo,
+    bag_location,
     input_bag_dir,
     output_bag_dir,
+    remove_bag,
     to_rosbags_qos,
 )
 from ssc_ros.bag.from_kitti import kitti2bag, replay_qos
@@ -37,10 +39,12 @@ __all__ = [
     "RunTopics",
     "TopicInfo",
     "TransformHistory",
+    "bag_location",
     "input_bag_dir",
     "kitti2bag",
     "node_parameters",
     "output_bag_dir",
+    "remove_bag",
     "replay_qos",
     "run",
     "to_rosbags_qos",
