@@ -143,29 +143,14 @@ def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
 
-def _partial_note(output: Path, storage: str | None, existed: bool) -> str:
-    """What a failed command left at ``output``: '' when it wrote nothing there, else a sentence saying that
-    the partial bag is kept and how to rerun."""
-    from ssc_ros.bag import bag_location
-
-    try:
-        folder = bag_location(output, storage)[0]
-    except SSCError:
+def _partial_note(exc: BaseException) -> str:
+    """'' when the failed command wrote no bag, else a sentence saying that its partial bag is kept (closed, so
+    readable up to the error) and how to rerun."""
+    folder = getattr(exc, "partial_bag", None)
+    if folder is None:
         return ""
-    if existed or not folder.is_dir():
-        return ""
-    readable = (folder / "metadata.yaml").is_file()
-    return (f"; the partial bag {folder} is kept ({'readable up to the error' if readable else 'not readable'}): "
-            "rerun with --overwrite to replace it")
-
-
-def _bag_exists(output: Path, storage: str | None) -> bool:
-    from ssc_ros.bag import bag_location
-
-    try:
-        return bag_location(output, storage)[0].exists()
-    except SSCError:
-        return False
+    readable = "readable up to the error" if (Path(folder) / "metadata.yaml").is_file() else "not readable"
+    return f"; the partial bag {folder} is kept ({readable}): rerun with --overwrite to replace it"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,14 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     command fails after it started the output bag, the line says that the partial bag is kept, readable up to
     the error, and that a rerun needs --overwrite."""
     args = build_parser().parse_args(argv)
-    existed = _bag_exists(args.output, args.storage)
     try:
         summary = _run(args)
     except SSCError as exc:
-        print(f"error: {exc}{_partial_note(args.output, args.storage, existed)}", file=sys.stderr)
+        print(f"error: {exc}{_partial_note(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: stopped by Ctrl-C{_partial_note(args.output, args.storage, existed)}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: stopped by Ctrl-C{_partial_note(exc)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(_describe(summary))
     return 0

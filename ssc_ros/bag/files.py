@@ -160,8 +160,13 @@ class BagWriter:
         self._open = True
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        """Close the bag; when an exception ends the writing, it gets ``partial_bag`` (this bag's folder), so
+        whoever reports the error can say that a partial, readable bag was left."""
+        was_open = self._open
         self.close()
+        if exc is not None and was_open:
+            exc.partial_bag = self.path
 
     def close(self) -> None:
         """Finish the bag (idempotent)."""
