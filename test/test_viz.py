@@ -290,3 +290,15 @@ def test_rendering_in_many_chunks_gives_the_same_image_as_in_one(monkeypatch):
     monkeypatch.setattr(voxels3d, "_CHUNK_SAMPLES", 64)  # a handful of faces per chunk
     many = render_voxels_3d(labels, SEMANTIC_KITTI, view="front", width=200)
     assert np.array_equal(one, many)
+
+
+def test_readme_figures_keep_the_exact_class_colours():
+    """The README's figures are RGB PNGs as save_png writes them: a 128-colour palette once made car and bicycle
+    the same blue (110, 157, 210) in the demo figure."""
+    from conftest import REPO_ROOT
+
+    for name in ("demo_prediction_vs_ground_truth.png", "synthetic_scene.png"):
+        image = Image.open(REPO_ROOT / "docs" / "figures" / name)
+        assert image.mode == "RGB", name
+        pixels = {tuple(p) for p in np.asarray(image).reshape(-1, 3)}
+        assert tuple(colour(CAR)) in pixels and tuple(colour(ROAD)) in pixels, name  # legend swatches
