@@ -260,6 +260,13 @@ def test_train_refuses_a_work_dir_holding_a_run_and_overwrite_replaces_only_the_
     assert train.main([*args, "--overwrite"]) == 0
     assert (work / "last.pt").read_bytes() != b"an earlier run" and (work / "notes.txt").read_text() == "mine"
     assert len((work / "history.jsonl").read_text().splitlines()) == 1
+    other = tmp_path / "other"  # resuming a checkpoint from elsewhere into this work dir would replace its run
+    code = train.main([*args[:-3], str(other), "--epochs", "1"])
+    assert code == 0
+    weights = (work / "last.pt").read_bytes()
+    code = train.main([*args[:-1], "2", "--resume", str(other / "last.pt")])
+    expect_error(capsys, code, str(work), "already holds a run")
+    assert (work / "last.pt").read_bytes() == weights
 
 
 def test_ctrl_c_in_training_ends_with_one_line_naming_the_last_checkpoint_and_resume(data, tmp_path, capsys,

@@ -111,16 +111,20 @@ def backbone_warning(cfg: dict) -> str | None:
 
 
 def claim_work_dir(work_dir: Path, resume: Path | None, overwrite: bool) -> None:
-    """Make sure a new run never silently replaces an earlier one in ``work_dir``: with ``resume`` it continues
-    that run; with ``overwrite`` the earlier run's files (``WORK_DIR_FILES``) are deleted; otherwise
-    ConfigError naming --resume and --overwrite. Then create the folder (see ``ensure_output_dir``)."""
-    if resume is not None and overwrite:
+    """Make sure a new run never silently replaces an earlier one in ``work_dir``: ``resume`` = its last.pt
+    continues that run; with ``overwrite`` the earlier run's files (``WORK_DIR_FILES``) are deleted; otherwise
+    (also when resuming from a checkpoint elsewhere) ConfigError naming --resume and --overwrite. Then create
+    the folder (see ``ensure_output_dir``)."""
+    continuing = resume is not None and resume.resolve() == (work_dir / "last.pt").resolve()
+    if continuing and overwrite:
         raise ConfigError("--resume continues the run in --work-dir and --overwrite deletes it: pass one of them")
     earlier = [name for name in WORK_DIR_FILES if (work_dir / name).exists()] if work_dir.is_dir() else []
-    if earlier and resume is None:
+    if earlier and not continuing:
         if not overwrite:
             raise ConfigError(f"--work-dir {work_dir} already holds a run ({', '.join(earlier)}): continue it with "
                               "--resume, replace it with --overwrite, or choose another --work-dir")
+        if resume is not None and resume.resolve().parent == work_dir.resolve():
+            raise ConfigError(f"--resume {resume} lies in the run that --overwrite would delete")
         for name in earlier:
             path = work_dir / name
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
