@@ -26,8 +26,12 @@ setup(
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=[
-        # torch is deliberately open-ended at the top: GPU users bring the CUDA build they need.
+        # torch is deliberately open-ended at the top: GPU users bring the build they need (README, "Set-up");
+        # torchvision must be the release made for that torch. timm builds every image backbone
+        # (forward_intermediates needs timm 1.0).
         "torch>=2.1",
+        "torchvision>=0.16",
+        "timm>=1.0,<2",
         "numpy>=1.23",
         "pyyaml>=5.4",
         "tqdm>=4.60",
@@ -42,8 +46,6 @@ setup(
     extras_require={
         # spconv: the CPU build from PyPI; GPU users install spconv-cu118 / spconv-cu120 / ... instead.
         "sparse": ["spconv>=2.3"],
-        # timm needs a torchvision that matches the installed torch (CUDA machines); optional backbone source.
-        "timm": ["timm>=0.9"],
         "test": ["pytest>=7", "ruff>=0.5"],
     },
     zip_safe=True,

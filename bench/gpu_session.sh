@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check of issue #4 that needs a GPU, in one device call (about 5-10 minutes on one H200):
 #   1. the CUDA tests: test/test_gpu.py (SGN on CUDA = CPU, the Trainer under bf16/fp16/fp32 AMP on CUDA,
-#      DDP over NCCL when there are two GPUs), test/test_ops.py (spconv = torch sparse conv on CUDA) and the
-#      timm backbone test of test/test_sgn.py (the GPU image has a timm that imports; CPU machines do not);
+#      DDP over NCCL when there are two GPUs), test/test_ops.py (spconv = torch sparse conv on CUDA) and
+#      test/test_image_backbone.py (timm backbones, as on CPU);
 #   2. bench/models.py on CUDA, fp32 and bf16, forward and one training step, every voxel a seed
 #      (the worst case), with its verdicts on the targets (SGN-T >= 20 frames/s in bf16; SGN-L training
 #      memory below 7.16 GB).
@@ -26,6 +26,6 @@ fi
     python3 -c "import spconv; print('spconv', spconv.__version__)" 2>&1 | tail -1
 } 2>&1 | tee "$out/machine.txt"
 python3 -m pytest -q -rs -p no:cacheprovider test/test_gpu.py test/test_ops.py \
-    test/test_sgn.py::test_timm_resnet_weights_give_timms_layer3_features 2>&1 | tee "$out/pytest_gpu.txt"
+    test/test_image_backbone.py 2>&1 | tee "$out/pytest_gpu.txt"
 python3 bench/models.py --device cuda --train --seed-fraction 1 --flops --live-tensors --markdown "$out/bench_gpu.md" 2>&1 \
     | tee "$out/bench_gpu.txt"

@@ -8,11 +8,10 @@ import torch
 
 from ssc_core.config import load_config
 from ssc_core.data.downsample import downsample_labels
-from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
+from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.projection import vox2pix
 from ssc_core.models import build_model, list_models
 from ssc_core.models.blocks.flosp import flosp, project_voxels
-from ssc_core.models.blocks.resnet import ResNet
 from ssc_core.types import GridSpec
 
 SMALL_GRID = {"dims": [32, 32, 8], "voxel_size": 1.6, "origin": [0.0, -25.6, -2.0]}
@@ -92,8 +91,9 @@ def test_forward_backward_shapes_and_finite_nonzero_losses(name, frames):
     for key, value in losses.items():
         assert value.dim() == 0 and torch.isfinite(value) and value.item() > 0, key
     sum(losses.values()).backward()
-    parts = ("image_encoder.neck", "image_encoder.backbone.layer3", "bottleneck", "occ_header", "svpn.voxel_encoder",
-             "svpn.sfe", "svpn.bev", "svpn.head", "sgb", "sem_header", "mlp_prior", "sdb", "ssc_header")
+    parts = ("image_encoder.neck", "image_encoder.backbone.model.layer3", "bottleneck", "occ_header",
+             "svpn.voxel_encoder", "svpn.sfe", "svpn.bev", "svpn.head", "sgb", "sem_header", "mlp_prior", "sdb",
+             "ssc_header")
     for part in parts:
         grads = [p.grad for n, p in model.named_parameters() if n.startswith(part) and p.requires_grad]
         assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), part
@@ -102,7 +102,7 @@ def test_forward_backward_shapes_and_finite_nonzero_losses(name, frames):
 
 def test_batch_of_two_gives_each_sample_the_output_it_gets_alone():
     torch.manual_seed(0)
-    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18})
+    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"})
     model = build_model(cfg).eval()
     pair = make_batch(cfg, 2, seeds=[3, 4])
     single = make_batch(cfg, 1, seeds=[4])
@@ -122,57 +122,6 @@ def test_full_size_parameter_count_matches_official_readme(name, official_m):
     assert abs(total - official_m) / official_m < 0.02, total
     backbone = sum(p.numel() for p in model.image_encoder.backbone.parameters()) / 1e6
     assert backbone == pytest.approx(23.508 if official_m > 20 else 11.177, abs=1e-3)
-
-
-def test_backbone_freezes_stem_layer1_batchnorm_and_unused_layer4():
-    net = ResNet(18, out_indices=(2,), frozen_stages=1).train()
-    assert not any(p.requires_grad for p in net.conv1.parameters())
-    assert not any(p.requires_grad for p in net.layer1.parameters())
-    assert not any(p.requires_grad for p in net.layer4.parameters())
-    assert net.layer2[0].conv1.weight.requires_grad and net.layer3[0].conv1.weight.requires_grad
-    assert not net.layer3[0].bn1.weight.requires_grad
-    assert all(not m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    feats = net(torch.randn(1, 3, 64, 160))
-    assert [f.shape for f in feats] == [(1, 256, 4, 10)]
-
-
-def test_resnet_loads_torchvision_style_weights_and_rejects_other_depths(tmp_path):
-    source = ResNet(18)
-    state = {f"module.{k}": v for k, v in source.state_dict().items()}
-    state["module.fc.weight"], state["module.fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
-    path = tmp_path / "resnet18.pth"
-    torch.save({"state_dict": state}, path)
-    target = ResNet(18)
-    target.load_pretrained(path)
-    torch.testing.assert_close(target.layer3[1].conv2.weight, source.layer3[1].conv2.weight)
-    with pytest.raises(CheckpointMismatchError, match="ResNet-50"):
-        ResNet(50).load_pretrained(path)
-
-
-def _timm():
-    """timm, or a skip: it needs a torchvision that loads, which PyPI's CPU machines lack (GPU images have it)."""
-    try:
-        import timm
-    except Exception as exc:  # noqa: BLE001 - a broken torchvision raises RuntimeError/OSError on import
-        pytest.skip(f"timm is not importable here ({type(exc).__name__})")
-    return timm
-
-
-def test_timm_resnet_weights_give_timms_layer3_features(tmp_path):
-    timm = _timm()
-    reference = timm.create_model("resnet18", pretrained=False, features_only=True, out_indices=(3,)).eval()
-    path = tmp_path / "timm_resnet18.pth"
-    full = timm.create_model("resnet18", pretrained=False)  # classifier included, as a timm weights file holds
-    full.load_state_dict(reference.state_dict(), strict=False)
-    torch.save(full.state_dict(), path)
-    image = torch.randn(1, 3, 64, 160)
-    with torch.no_grad():
-        expected = reference(image)[0]
-        for source in ("torch", "timm"):
-            from ssc_core.models.blocks.resnet import build_resnet
-
-            ours = build_resnet({"depth": 18, "source": source, "pretrained_path": str(path)}).eval()
-            torch.testing.assert_close(ours(image)[0], expected)
 
 
 def test_project_voxels_matches_numpy_vox2pix():
@@ -206,7 +155,7 @@ def test_flosp_averages_only_over_frames_that_see_the_voxel():
 
 
 def test_seed_selection_falls_back_to_all_voxels_of_a_sample_without_proposals():
-    model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}))
+    model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"}))
     logits = torch.full((2, 1, 16, 16, 4), -1.0)
     logits[0, 0, 3, 4, 1] = logits[0, 0, 5, 5, 2] = 2.0
     seeds = model.select_seeds(logits)
@@ -220,7 +169,7 @@ def test_bad_configs_and_batches_raise_named_errors():
         build_model(load_config("sgn_s", {"data": {"grid": {"dims": [30, 32, 8]}}}))
     with pytest.raises(ConfigError, match="model.name"):
         build_model({"data": {}})
-    model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}))
+    model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"}))
     batch = make_batch(small_config("sgn_s"), 1)
     points = batch.pop("points")
     with pytest.raises(DataFormatError, match="points"):
@@ -246,7 +195,7 @@ def test_tiny_config_runs_on_the_small_synthetic_grid():
 
 def test_bf16_autocast_forward_backward_gives_finite_losses_and_gradients():
     torch.manual_seed(0)
-    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18})
+    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"})
     model = build_model(cfg).train()
     batch = make_batch(cfg, 2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -265,7 +214,7 @@ def test_real_kitti_frame_through_the_data_layer_gives_points_in_view_and_full_g
     from ssc_core.types import FrameWindow
 
     cfg = load_config("sgn_s", {"data": {"grid": SMALL_GRID, "points": {"source": "lidar"}},
-                                "model": {"dim": 16, "sdb_depth": 1, "backbone": {"depth": 18}}})
+                                "model": {"dim": 16, "sdb_depth": 1, "backbone": {"name": "resnet18"}}})
     paths = SequencePaths.of(shared_data / "kitti_real_frame", "00")
     frame = build_frame(paths, 0, load_points=True, load_right=False)
     batch = collate([window_to_sample(FrameWindow(current=frame), cfg["data"])])
@@ -291,7 +240,7 @@ def one_thread():
 def test_sgn_learns_two_synthetic_scenes_in_fifty_steps(one_thread):
     """Measured (seed 0): completion IoU 0.12 -> 0.93 and road IoU 0.00 -> 0.90 after 50 AdamW steps."""
     torch.manual_seed(0)
-    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18})
+    cfg = small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"})
     model = build_model(cfg).train()
     batch = make_batch(cfg, 2)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3, weight_decay=0.01)
@@ -320,7 +269,8 @@ def test_svpn_sigmoid_order_sets_what_voxels_without_points_feed_the_bev_unet():
     batch = make_batch(small_config("sgn_s"), 1)
     for mode in ("before_dense", "after_dense"):
         torch.manual_seed(0)
-        model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}, svpn_sigmoid=mode))
+        model = build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"},
+                                         svpn_sigmoid=mode))
         model.svpn.bev.register_forward_pre_hook(lambda _m, args, mode=mode: seen.__setitem__(mode, args[0]))
         with torch.no_grad():
             model.eval().svpn(batch["points"], 1)
@@ -329,4 +279,4 @@ def test_svpn_sigmoid_order_sets_what_voxels_without_points_feed_the_bev_unet():
     assert torch.all(seen["after_dense"][~occupied] == 0.5)
     assert torch.allclose(seen["after_dense"][occupied], seen["before_dense"][occupied])
     with pytest.raises(ConfigError, match="svpn_sigmoid"):
-        build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"depth": 18}, svpn_sigmoid="never"))
+        build_model(small_config("sgn_s", dim=16, sdb_depth=1, backbone={"name": "resnet18"}, svpn_sigmoid="never"))

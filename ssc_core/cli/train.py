@@ -81,22 +81,28 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def backbone_warning(cfg: dict) -> str | None:
-    """A warning when ``model.backbone`` starts from random weights (no ``pretrained_path``), else None.
+TORCHVISION_WEIGHTS = {"resnet18": "resnet18-5c106cde.pth", "resnet50": "resnet50-19c8e357.pth"}
 
-    The published recipes start from ImageNet weights and freeze the stem, layer1 and every BatchNorm of the
-    ResNet; without a weights file those frozen parts stay random for the whole run."""
+
+def backbone_warning(cfg: dict) -> str | None:
+    """A warning when ``model.backbone`` starts from random weights (no ``pretrained_path``, no ``pretrained``),
+    else None.
+
+    The published recipes start from ImageNet weights, and SGN's freezes the stem, layer1 and every BatchNorm;
+    without a weights file those frozen parts stay random for the whole run."""
     backbone = (cfg.get("model") or {}).get("backbone")
-    if not isinstance(backbone, dict) or backbone.get("pretrained_path"):
+    if not isinstance(backbone, dict) or backbone.get("pretrained_path") or backbone.get("pretrained"):
         return None
-    frozen = int(backbone.get("frozen_stages", 1) or 0)
-    norm_eval = bool(backbone.get("norm_eval", True))
+    name = str(backbone.get("name", "backbone"))
+    frozen = int(backbone.get("frozen_stages", -1) or 0)
+    norm_eval = bool(backbone.get("norm_eval", False))
     what = ", ".join(part for part in (f"{frozen} frozen stage(s)" if frozen > 0 else "",
                                        "frozen BatchNorm" if norm_eval else "") if part)
-    return (f"warning: model.backbone.pretrained_path is null, so the ResNet-{backbone.get('depth', 50)} starts "
+    example = TORCHVISION_WEIGHTS.get(name, f"{name}.pth")
+    return (f"warning: model.backbone.pretrained_path is null, so the {name} backbone starts "
             f"from random weights{f' with {what} that stay random' if what else ''}. Published numbers need "
-            "ImageNet weights: pass a local torchvision file, e.g. --set model.backbone.pretrained_path="
-            "/path/resnet50-19c8e357.pth (docs/models.md).")
+            f"ImageNet weights: pass a local weights file, e.g. --set model.backbone.pretrained_path="
+            f"/path/{example} (docs/models.md).")
 
 
 def run(args: argparse.Namespace) -> dict | None:

@@ -2,7 +2,7 @@
 
 Composed of parts, each testable alone (module order and shapes as in the reference; C = model.dim):
 
-  ImageEncoder   (B, F, 3, H, W) -> ResNet layer3 (stride 16) -> single-level FPN -> (B, F, C, h, w)
+  ImageEncoder   (B, F, 3, H, W) -> timm ResNet layer3 (stride 16) -> single-level FPN -> (B, F, C, h, w)
   FLoSP          voxel centres of the 1:2 grid projected into every frame; nearest-pixel features,
                  masked mean over the frames that see the voxel -> (B, C, X/2, Y/2, Z/2), then a 3x3x3 bottleneck
   occ head       SDB(C -> C/2, depth 1) + Conv3d -> dense occupancy logits (training-only supervision)
@@ -36,7 +36,7 @@ from ssc_core.models.blocks.diffusion import SDB
 from ssc_core.models.blocks.flosp import flosp, project_voxels
 from ssc_core.models.blocks.fpn import SingleLevelFPN
 from ssc_core.models.blocks.heads import SparseHeader, UpsampleHeader
-from ssc_core.models.blocks.resnet import build_resnet
+from ssc_core.models.blocks.image_backbone import build_image_backbone
 from ssc_core.models.blocks.sparse_blocks import SFE, SGFE
 from ssc_core.models.registry import register_model
 from ssc_core.ops import SparseVoxels, linearize_coords, scatter_max, scatter_mean, unique_coords
@@ -52,13 +52,13 @@ GUIDANCE_CHANNELS = 8
 
 
 class ImageEncoder(nn.Module):
-    """ResNet (layer3) + single-level FPN applied to every frame. (B, F, 3, H, W) -> (B, F, C, h, w)."""
+    """Image backbone (timm ResNet layer3 in SGN's configs; its last returned level is used) + single-level FPN,
+    applied to every frame. (B, F, 3, H, W) -> (B, F, C, h, w)."""
 
     def __init__(self, backbone_cfg: dict, channels: int) -> None:
         super().__init__()
-        self.backbone = build_resnet(backbone_cfg)
-        out_index = self.backbone.out_indices[-1]
-        self.neck = SingleLevelFPN(self.backbone.out_channels[out_index], channels)
+        self.backbone = build_image_backbone(backbone_cfg)
+        self.neck = SingleLevelFPN(self.backbone.out_channels[-1], channels)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         b, f = img.shape[:2]
