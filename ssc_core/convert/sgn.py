@@ -28,7 +28,7 @@ from ssc_core.errors import CheckpointMismatchError, ConfigError
 from ssc_core.training.checkpoint import load_model_state, make_checkpoint
 from ssc_core.types import GridSpec
 
-BACKBONE_PREFIX = "image_encoder.backbone."
+BACKBONE_PREFIX = "image_encoder.backbone.model."
 HEAD = "pts_bbox_head."
 SVPN = HEAD + "pts_header."
 MPAC_AXES = 3
@@ -203,6 +203,11 @@ def convert_sgn(state: dict[str, torch.Tensor], config: dict | None) -> Conversi
                                       f"checkpoint: {mapped.unmatched[:10]}")
     _check_fits(state, config)
     model = build_model(config)
+    own = model.state_dict()
+    missing = SGN_KEYS.to_official({k: v for k, v in own.items() if k not in mapped.state}).state
+    if missing:
+        raise CheckpointMismatchError(f"the file lacks {len(missing)} key(s) of an official SGN checkpoint for this "
+                                      f"config: {sorted(missing)[:10]}")
     load_model_state(model, mapped.state, source="the converted SGN checkpoint")
     data = config.get("data") or {}
     class_set = get_class_set(data.get("class_set", "semantic_kitti"))
