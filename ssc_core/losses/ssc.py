@@ -17,14 +17,17 @@ def _zero(logits: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_ce_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None,
-                     ignore_index: int = IGNORE_LABEL) -> torch.Tensor:
-    """Class-weighted cross entropy as SGN/VoxFormer compute it: mean of w[y_i] * CE_i over non-ignored
-    voxels (a plain mean of weighted terms, not PyTorch's weight-normalised mean)."""
+                     ignore_index: int = IGNORE_LABEL, normalize: bool = False) -> torch.Tensor:
+    """Class-weighted cross entropy over non-ignored voxels: as SGN/VoxFormer compute it, the plain mean of
+    w[y_i] * CE_i; with ``normalize``, PyTorch's weighted mean sum(w[y_i] * CE_i) / sum(w[y_i]) (HTCL / L2COcc's
+    ``nn.CrossEntropyLoss(weight, reduction='mean')``)."""
     valid = target != ignore_index
     if not bool(valid.any()):
         return _zero(logits)
     weight = None if class_weights is None else class_weights.to(device=logits.device, dtype=torch.float32)
     per_voxel = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index, reduction="none")
+    if normalize and weight is not None:
+        return per_voxel[valid].sum() / weight[target[valid]].sum()
     return per_voxel[valid].mean()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from ssc_core.errors import ConfigError
 from ssc_core.evaluation.eval_range import check_eval_range
+from ssc_core.training.schedule import LR_SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -28,6 +29,10 @@ class TrainSettings:
     warmup_ratio: float = 1.0 / 3.0
     min_lr_ratio: float = 1e-3
     schedule_by_epoch: bool = True
+    lr_schedule: str = "cosine"
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
     amp: str = "none"
     val_interval: int = 1
     log_interval: int = 10
@@ -69,6 +74,13 @@ class TrainSettings:
             raise ConfigError(f"train.lr must be a number > 0, got {self.lr!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train.grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 < self.pct_start < 1:
+            raise ConfigError(f"train.pct_start must be in (0, 1), got {self.pct_start!r}")
+        if not (self.div_factor > 0 and self.final_div_factor > 0):
+            raise ConfigError(f"train.div_factor and train.final_div_factor must be > 0, got {self.div_factor!r}, "
+                              f"{self.final_div_factor!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:
