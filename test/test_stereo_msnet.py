@@ -212,3 +212,22 @@ def test_history_frames_seen_before_are_not_matched_again(stereo_root, weights_f
         assert len(calls) == 4
     finally:
         handle.remove()
+
+
+def test_precompute_reads_kitti360_drives_with_their_own_depth_defaults(weights, tmp_path, capsys):
+    from ssc_core.data.synthetic import SyntheticOptions
+    from ssc_core.data.synthetic.kitti360_writer import generate_kitti360_drive
+
+    generate_kitti360_drive(tmp_path / "k360", 9, frames=1, options=SyntheticOptions.small(
+        image_size=(64, 32), label_stride=1, label_scans=1))
+    out = tmp_path / "depth360"
+    assert precompute_main(["--weights", str(weights), "--dataset-kind", "kitti360", "--data-root",
+                            str(tmp_path / "k360"), "--sequence", "9", "--output", str(out), "--pad-to", "32", "64",
+                            "--device", "cpu", "--no-progress"]) == 0
+    depth = np.load(out / "sequences" / "2013_05_28_drive_0009_sync" / "000000.npy")
+    assert depth.shape == (32, 64) and depth.dtype == np.float32
+    assert precompute_main(["--weights", str(weights), "--dataset-kind", "kitti360", "--data-root",
+                            str(tmp_path / "k360"), "--sequence", "9", "--output", str(out), "--no-progress"]) == 0
+    assert "frames_kept_existing: 1" in capsys.readouterr().out
+    assert load_config("data/kitti360")["data"]["points"]["msnet"] == {"weights": None, "baseline_m": 0.6,
+                                                                        "pad_to": [576, 1872]}
