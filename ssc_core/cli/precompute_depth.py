@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from ssc_core.cli.entry import run_and_report
+from ssc_core.cli.entry import apply_num_threads, run_and_report
 from ssc_core.config import load_config
 from ssc_core.data.datasets import DATASETS
 from ssc_core.data.depth_sources import depth_to_points_velo, precomputed_path, write_depth_npy
@@ -94,10 +93,7 @@ def _options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Write the files as ``args`` say. Returns a summary (frames written and kept, seconds per frame)."""
-    if args.num_threads is not None:
-        if args.num_threads < 1:
-            raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
-        torch.set_num_threads(args.num_threads)
+    apply_num_threads(args.num_threads)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     if args.max_height <= 0:
