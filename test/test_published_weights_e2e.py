@@ -17,6 +17,7 @@ from ssc_core.cli.bag import main as ssc_bag
 from ssc_core.cli.evaluate import main as ssc_eval
 from ssc_core.cli.import_checkpoint import main as import_main
 from ssc_core.cli.infer import main as ssc_infer
+from ssc_core.cli.precompute_depth import main as precompute_main
 from ssc_core.config import load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
 from ssc_core.data.label_maps import SEMANTIC_KITTI
@@ -76,6 +77,18 @@ def test_official_sgn_and_msnet3d_weights_run_through_infer_eval_and_the_node_pi
         expected = predictor.predict(dataset.window(index), dataset.point_source_cfg(sequence)).labels
         written = read_voxel_labels(preds / "sequences" / "08" / "predictions" / f"{frame:06d}.label", DIMS)
         np.testing.assert_array_equal(written, train_to_raw(expected, SEMANTIC_KITTI))
+    # the same model reading ssc-precompute-depth's files instead of running MSNet3D: the same predictions
+    depth_files, ours_files = tmp_path / "msnet3d_depth", tmp_path / "sgn_files.pt"
+    assert precompute_main(["--weights", str(msnet_pt), "--data-root", str(root), "--sequence", "08", "--output",
+                            str(depth_files), "--device", "cpu", "--no-progress"]) == 0
+    assert import_main(["--method", "sgn", "--config", str(config), "--input", str(sgn_src), "--output",
+                        str(ours_files), "--depth-files", str(depth_files)]) == 0
+    preds_files = tmp_path / "preds_files"
+    assert ssc_infer(["--checkpoint", str(ours_files), "--data-root", str(root), "--sequence", "08", "--output",
+                      str(preds_files), "--device", "cpu", "--num-threads", "1"]) == 0
+    for frame in (0, 1):
+        name = f"sequences/08/predictions/{frame:06d}.label"
+        assert (preds_files / name).read_bytes() == (preds / name).read_bytes()
     for args, suffix in (([], ""), (["--eval-range", "25.6"], "_25.6m")):
         out = tmp_path / f"scores{suffix}"
         assert ssc_eval(["-d", str(root), "-p", str(preds), "--sequences", "08", "--grid-dims", *map(str, DIMS),

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  ssc-import-checkpoint --method msnet3d --input MSNet3D_SF_DS_KITTI2015.ckpt --output msnet3d.pt\n"
         "  ssc-import-checkpoint --method sgn --config sgn_t --input sgn-t.pth --output sgn_t.pt "
         "--depth-weights msnet3d.pt\n"
+        "  ssc-import-checkpoint --method sgn --config sgn_t --input sgn-t.pth --output sgn_t_files.pt "
+        "--depth-files /data/semantic_kitti/dataset/msnet3d_depth\n"
         "exit codes: 0 = written, 2 = bad input (the message names the file or keys)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -38,10 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "sgn_t, sgn_l, sgn_s, sgn_t_kitti360); it is stored in the output")
     parser.add_argument("--input", required=True, type=Path, help="the official checkpoint file")
     parser.add_argument("--output", required=True, type=Path, help="checkpoint to write (.pt)")
-    parser.add_argument("--depth-weights", type=Path,
-                        help="SSC methods: a stereo checkpoint from --method msnet3d; the stored config then takes "
-                        "its points from MobileStereoNet (data.points.source: stereo_msnet), as the published "
-                        "models were trained")
+    depth = parser.add_mutually_exclusive_group()
+    depth.add_argument("--depth-weights", type=Path,
+                       help="SSC methods: a stereo checkpoint from --method msnet3d; the stored config then takes "
+                       "its points from MobileStereoNet (data.points.source: stereo_msnet), as the published "
+                       "models were trained")
+    depth.add_argument("--depth-files", type=Path,
+                       help="SSC methods: a folder of MobileStereoNet depth maps (sequences/<seq>/NNNNNN.npy, from "
+                       "ssc-precompute-depth or SGN's preprocessing); the stored config then reads them "
+                       "(data.points.source: precomputed), the same points without running the network")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="read files holding Python objects besides tensors (full unpickling can run code "
@@ -51,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace, needs_config: bool) -> dict | None:
     if not needs_config:
-        for flag, value in (("--config", args.config), ("--depth-weights", args.depth_weights)):
+        for flag, value in (("--config", args.config), ("--depth-weights", args.depth_weights),
+                            ("--depth-files", args.depth_files)):
             if value:
                 raise ConfigError(f"--method {args.method} takes no {flag}")
         return None
@@ -64,6 +72,11 @@ def _config(args: argparse.Namespace, needs_config: bool) -> dict | None:
         load_stereo_model(args.depth_weights)  # fail now, not at the first prediction
         overrides = {"data": {"points": {"source": "stereo_msnet",
                                          "msnet": {"weights": str(args.depth_weights.resolve())}}}}
+    elif args.depth_files is not None:
+        if not args.depth_files.is_dir():
+            raise ConfigError(f"--depth-files {args.depth_files}: not a folder")
+        overrides = {"data": {"points": {"source": "precomputed", "folder": str(args.depth_files.resolve()),
+                                         "format": "npy"}}}
     return load_config(args.config, overrides)
 
 
@@ -83,10 +96,10 @@ def run(args: argparse.Namespace) -> dict:
     summary = {"method": args.method, "keys_converted": len(state) - len(conversion.dropped),
                "keys_dropped": len(conversion.dropped), "output": str(args.output)}
     source = ((config or {}).get("data") or {}).get("points", {}).get("source")
-    if config is not None and source != "stereo_msnet":
+    if config is not None and source not in ("stereo_msnet", "precomputed"):
         summary["note"] = (f"the stored config takes points from {source!r}; the published models were trained on "
-                           "MobileStereoNet depth (--depth-weights, or data.points.source: precomputed with "
-                           "ssc-precompute-depth files)")
+                           "MobileStereoNet depth (--depth-weights, or --depth-files with ssc-precompute-depth's "
+                           "files)")
     return summary
 
 
