@@ -19,9 +19,10 @@ import torch
 from ssc_core.errors import DataFormatError
 from ssc_core.training.checkpoint import load_failure_reason
 
+_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / numpy 1.x
 _NUMPY_SCALAR_GLOBALS = [
-    np._core.multiarray.scalar,
-    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),  # as files written with numpy 1.x name it
+    _MULTIARRAY.scalar,
+    (_MULTIARRAY.scalar, "numpy.core.multiarray.scalar"),  # as files written with numpy 1.x name it
     np.dtype,
     *{type(np.dtype(code)) for code in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8")},
 ]
