@@ -190,6 +190,10 @@ def test_validation_also_scores_the_short_eval_ranges_under_names_that_say_them(
     assert {"val/miou", "val_25.6m/miou", "val_12.8m/iou", "val_25.6m_class/01_car"} <= set(events.Tags()["scalars"])
     with pytest.raises(ConfigError, match="eval_ranges"):
         TrainSettings.from_config({"train": {"eval_ranges": [30.0]}})
+    indoor = TinyData()
+    indoor.eval_protocol = "monoscene"  # an NYU-style dataset: the short ranges are an outdoor protocol
+    with pytest.raises(ConfigError, match="outdoor"):
+        Trainer(TinySSC(), cfg, data, indoor, work_dir=tmp_path / "indoor", device="cpu", progress=False).validate()
 
 
 def test_resume_continues_the_same_loss_curve_as_an_uninterrupted_run(tmp_path):
