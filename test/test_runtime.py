@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ssc_core import runtime
-from ssc_core.cli import bag, demo, infer, train
+from ssc_core.cli import bag, demo, infer, precompute_depth, train
 from ssc_core.errors import ConfigError
 
 
@@ -46,6 +46,8 @@ def test_every_cli_that_runs_torch_has_the_same_device_and_thread_defaults():
         "ssc-infer": (infer.build_parser(), ["--checkpoint", "k", "--sequence", "00", "--output", "o"]),
         "ssc-bag run": (bag.build_parser(), ["run", "--input", "i", "--output", "o", "--checkpoint", "k"]),
         "ssc-demo": (demo.build_parser(), []),
+        "ssc-precompute-depth": (precompute_depth.build_parser(),
+                                 ["--weights", "w", "--data-root", "d", "--sequence", "00", "--output", "o"]),
     }
     for name, (parser, argv) in parsers.items():
         args = parser.parse_args(argv)

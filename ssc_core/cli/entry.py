@@ -53,3 +53,4 @@ def run_and_report(parser: argparse.ArgumentParser, run: Callable[[argparse.Name
     if summary is not None:
         print("\n".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
+
