@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssc_core.cli.entry import run_and_report
+from ssc_core.cli.entry import add_torch_options, apply_num_threads, run_and_report
 from ssc_core.config import load_config
 from ssc_core.data.cached_inputs import lga_file, proposal_file, sweep_file
 from ssc_core.data.datasets import build_dataset
@@ -63,10 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="every input frame (voxels/*.bin, else every image), not only the labelled ones; "
                         "not for lga, which needs labels")
     parser.add_argument("--tag", default="ssc", help="proposals: file suffix .query_<tag> (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="proposals: cpu, cuda, ... (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace files that exist already")
     parser.add_argument("--limit", type=int, help="at most this many frames per sequence")
-    parser.add_argument("--num-threads", type=int, help="CPU threads for torch")
+    add_torch_options(parser)
     return parser
 
 
@@ -110,8 +109,9 @@ def run(args: argparse.Namespace) -> dict:
     """Write the files; returns a summary (frames written and skipped, the output, proposal quality)."""
     if args.kind == "lga" and args.unlabelled:
         raise ConfigError("--unlabelled does not apply to lga: LGA is computed from the labels")
-    if args.num_threads is not None:
-        torch.set_num_threads(max(1, args.num_threads))
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    apply_num_threads(args)
     cfg, model = _config_and_model(args)
     data_cfg = _data_cfg(cfg, args.kind)
     output = ensure_output_dir(args.output)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ssc_core.errors import ConfigError
+from ssc_core.evaluation.eval_range import check_eval_range
 from ssc_core.training.schedule import LR_SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
@@ -38,9 +39,10 @@ class TrainSettings:
     log_interval: int = 10
     checkpoint_interval: int = 1
     seed: int = 0
-    deterministic: bool = False
+    deterministic: bool | str = "auto"
     max_iters_per_epoch: int | None = None
     best_metric: str = "miou"
+    eval_ranges: list[float] = field(default_factory=list)
     find_unused_parameters: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +58,11 @@ class TrainSettings:
         settings = cls(**section)
         settings.validate()
         return settings
+
+    def deterministic_on(self, device_type: str) -> bool:
+        """Whether to use torch's deterministic algorithms on ``device_type``: ``auto`` means on CPU only (where
+        they make multi-threaded runs reproducible at no measured cost), true/false everywhere."""
+        return self.deterministic is True or (self.deterministic == "auto" and device_type == "cpu")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first ``train.<key>`` with an unusable value."""
@@ -82,10 +89,15 @@ class TrainSettings:
                               f"{self.final_div_factor!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.deterministic not in (True, False, "auto"):
+            raise ConfigError(f"train.deterministic must be true, false or auto, got {self.deterministic!r}")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:
             raise ConfigError(f"train.max_iters_per_epoch must be >= 1 or null, got {self.max_iters_per_epoch!r}")
         if len(self.betas) != 2:
             raise ConfigError(f"train.betas must be two numbers, got {self.betas!r}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if not isinstance(self.eval_ranges, list | tuple):
+            raise ConfigError(f"train.eval_ranges must be a list such as [25.6, 12.8], got {self.eval_ranges!r}")
+        self.eval_ranges = [check_eval_range(r, "train.eval_ranges entries") for r in self.eval_ranges]
         self.lr = float(self.lr)
         self.weight_decay = float(self.weight_decay)

@@ -10,9 +10,15 @@ trainable parts or a teacher of their own, a training wrapper: a module with an 
 inference model and stores only its weights under ``model`` in ``best.pt`` and ``last.pt``; the rest of the
 wrapper's state (teacher, training-only layers) goes into ``last.pt`` under ``training_model`` for exact resume.
 
-Files in ``work_dir``: ``last.pt`` (full training state, rewritten every ``checkpoint_interval`` epochs),
-``best.pt`` (weights + metadata of the best validation ``best_metric``), ``history.jsonl`` (one line per epoch)
-and ``tb/`` (TensorBoard events).
+Files in ``work_dir`` (``RUN_FILES``; ``ssc-train`` adds ``config.yaml``): ``last.pt`` (full training state,
+rewritten every ``checkpoint_interval`` epochs), ``best.pt`` (weights + metadata of the best validation
+``best_metric``), ``history.jsonl`` (one line per epoch) and ``tb/`` (TensorBoard events).
+
+Reproducibility: the same seed, config, data, thread count and torch version give bit-identical weights on CPU
+(``train.deterministic: auto`` turns torch's deterministic algorithms on there: without them two threads already
+gave different weights; the data order comes from a seeded sampler, each DataLoader worker's numpy/random from a
+seeded generator); on CUDA only with ``train.deterministic: true`` and what torch documents for it
+(docs/training.md).
 
 Gradient accumulation (``train.effective_batch_size``): one optimizer step sums the gradients of
 ``accumulate_steps = effective_batch_size / (batch_size x world_size)`` micro-batches, each loss divided by that
@@ -42,6 +48,7 @@ from tqdm import tqdm
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
 from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
+from ssc_core.evaluation.eval_range import FULL_RANGE, eval_range_mask, range_suffix
 from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
 from ssc_core.training.distributed import DistInfo, resolve_device
 from ssc_core.training.hooks import TrainerHook
@@ -63,11 +70,22 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+RUN_FILES = ("last.pt", "best.pt", "history.jsonl", "tb")
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy and python's random from the worker's torch seed (which the
+    loader derives from its seeded generator), so workers draw different but reproducible numbers."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def rng_state() -> dict[str, Any]:
@@ -169,7 +187,7 @@ class Trainer:
         s = self.settings
         self.accumulate_steps = accumulate_steps(s, self.dist.world_size)
         seed_everything(s.seed + self.dist.rank)
-        if s.deterministic:
+        if s.deterministic_on(self.device.type):
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
 
@@ -184,9 +202,11 @@ class Trainer:
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
         self.sampler = DistributedSampler(train_dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                           shuffle=True, seed=s.seed, drop_last=False)
+        self._loader_rng = torch.Generator()
         self.train_loader = DataLoader(train_dataset, batch_size=s.batch_size, sampler=self.sampler,
                                        num_workers=s.num_workers, collate_fn=self.collate_fn,
-                                       pin_memory=self.device.type == "cuda")
+                                       pin_memory=self.device.type == "cuda", worker_init_fn=seed_worker,
+                                       generator=self._loader_rng)
         # An optimizer step takes ``_group_size`` micro-batches: accumulate_steps of them, or all of an epoch's
         # batches when there are fewer (every rank has the same count: the DistributedSampler pads). Trailing
         # batches that do not fill a group are not used; steps_per_epoch counts optimizer steps.
@@ -223,6 +243,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.step_losses: list[dict[str, float]] = []
         self.skipped_steps = 0
+        self.last_saved: tuple[int, int] | None = None  # (epoch, step) of the newest last.pt of this process
         self._writer = None
         # True after a synchronising DDP forward was not followed by its backward (a skipped step). DDP's reducer
         # then still expects that forward's gradients, and a backward under no_sync would set off a reduction
@@ -289,6 +310,7 @@ class Trainer:
         ``accumulate_steps`` batches. Returns the mean of every loss term (and ``total``) over the epoch's steps."""
         self.model.train()
         self.sampler.set_epoch(epoch)
+        self._loader_rng.manual_seed(self.settings.seed + epoch)  # worker seeds: the same per epoch on resume
         sums: dict[str, float] = {}
         count = 0
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
@@ -414,8 +436,10 @@ class Trainer:
         """Score the model on ``dataset`` (default: the validation set) with the protocol the dataset asks for
         (``evaluation.scorers.scorer_for``: the official one unless it names another). Under DDP every rank scores
         every world_size-th sample and the confusion matrices are summed, so each rank returns the metrics of the
-        whole set: iou, precision, recall, iou_per_class, miou and protocol (its name in words)."""
-        from ssc_core.evaluation.scorers import scorer_for
+        whole set: iou, precision, recall, iou_per_class, miou and protocol (its name in words), and for every
+        short range R of ``train.eval_ranges`` the same within R metres under names ending in ``_<R>m``
+        (``miou_25.6m``)."""
+        from ssc_core.evaluation.scorers import TargetScorer, scorer_for
 
         dataset = dataset if dataset is not None else self.val_dataset
         if dataset is None:
@@ -423,7 +447,14 @@ class Trainer:
         model = self.inference_model
         was_training = model.training
         model.eval()
-        scorer = scorer_for(dataset, self.class_set.num_classes)
+        ranges = [FULL_RANGE] + [r for r in self.settings.eval_ranges if r != FULL_RANGE]
+        scorers = {FULL_RANGE: scorer_for(dataset, self.class_set.num_classes)}
+        if len(ranges) > 1 and scorers[FULL_RANGE].name != "official":
+            raise ConfigError(f"train.eval_ranges applies to the outdoor grids (official protocol), not to the "
+                              f"{scorers[FULL_RANGE].name!r} protocol of this dataset")
+        for r in ranges[1:]:
+            scorers[r] = TargetScorer(self.class_set.num_classes, "official", eval_range_mask(self.grid, r),
+                                      f"within {r:g} m (x < {r:g}, |y| < {r / 2:g})")
         shard = Subset(dataset, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
         loader = DataLoader(shard, batch_size=self.settings.batch_size, shuffle=False,
                             num_workers=self.settings.num_workers, collate_fn=self.collate_fn)
@@ -432,31 +463,37 @@ class Trainer:
             batch = move_to_device(batch, self.device)
             with self.autocast():
                 logits = model(batch)["ssc_logits"]
-            scorer.add_batch(logits.argmax(dim=1).cpu().numpy(), batch)
-        if self.dist.is_distributed:
-            summed = []
-            for confusion in scorer.confusions():
-                confusion = torch.from_numpy(confusion).to(self.device)
-                dist.all_reduce(confusion)
-                summed.append(confusion.cpu().numpy())
-            scorer.set_confusions(summed)
-        metrics = plain(scorer.compute())
+            pred = logits.argmax(dim=1).cpu().numpy()
+            for scorer in scorers.values():
+                scorer.add_batch(pred, batch)
+        metrics: dict[str, Any] = {}
+        for r, scorer in scorers.items():
+            if self.dist.is_distributed:
+                summed = []
+                for confusion in scorer.confusions():
+                    confusion = torch.from_numpy(confusion).to(self.device)
+                    dist.all_reduce(confusion)
+                    summed.append(confusion.cpu().numpy())
+                scorer.set_confusions(summed)
+            metrics.update({f"{k}{range_suffix(r)}": v for k, v in plain(scorer.compute()).items()})
         model.train(was_training)
         if self.is_main:
-            self._log_metrics(metrics)
+            self._log_metrics(metrics, ranges)
         for hook in self.hooks:
             hook.after_validation(self, metrics)
         return metrics
 
-    def _log_metrics(self, metrics: dict[str, Any]) -> None:
+    def _log_metrics(self, metrics: dict[str, Any], ranges: list[float]) -> None:
         if self.writer is None:
             return
-        for key in ("iou", "precision", "recall", "miou"):
-            if key in metrics:
-                self.writer.add_scalar(f"val/{key}", metrics[key], self.step)
-        for cls, value in enumerate(metrics.get("iou_per_class", [])):
-            name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
-            self.writer.add_scalar(f"val_class/{cls:02d}_{name}", value, self.step)
+        for r in ranges:
+            suffix = range_suffix(r)
+            for key in ("iou", "precision", "recall", "miou"):
+                if key + suffix in metrics:
+                    self.writer.add_scalar(f"val{suffix}/{key}", metrics[key + suffix], self.step)
+            for cls, value in enumerate(metrics.get("iou_per_class" + suffix, [])):
+                name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
+                self.writer.add_scalar(f"val{suffix}_class/{cls:02d}_{name}", value, self.step)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _gather_rng(self) -> list[dict[str, Any]]:
@@ -505,8 +542,10 @@ class Trainer:
         state = self.training_state()  # collective in DDP: every rank must call it
         if not self.is_main:
             return None
-        return save_checkpoint(self.work_dir / "last.pt", self.inference_model, self.cfg, self.class_set, self.grid,
+        path = save_checkpoint(self.work_dir / "last.pt", self.inference_model, self.cfg, self.class_set, self.grid,
                                **state)
+        self.last_saved = (self.epoch, self.step)
+        return path
 
     def _maybe_save_best(self, metrics: dict[str, Any]) -> None:
         key = self.settings.best_metric
