@@ -138,6 +138,10 @@ def test_precomputed_proposals_come_from_the_checkpoints_proposal_network(synthe
     with torch.no_grad():
         expected = model.propose(collate([sample]))[0][0]
     assert sample["proposal"].shape == (64, 64, 8) and torch.equal(sample["proposal"].bool(), expected)
+    # the original's format: one bit per voxel of the C-order (X, Y, Z) grid, most significant bit first
+    raw = np.fromfile(proposal_file(tmp_path / "q", "00", 0, "t1"), dtype=np.uint8)
+    assert raw.size == 64 * 64 * 8 // 8
+    assert np.array_equal(np.unpackbits(raw).reshape(64, 64, 8), expected.numpy().astype(np.uint8))
     assert precompute(["proposals", "--config", "voxformer_tiny", "--data-root", str(synthetic_root),
                        "--output", str(tmp_path / "q2")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
