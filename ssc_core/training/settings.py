@@ -8,6 +8,7 @@ from typing import Any
 from ssc_core.errors import ConfigError
 
 AMP_MODES = ("none", "bf16", "fp16")
+LR_SCHEDULES = ("cosine", "step")
 
 
 @dataclass
@@ -27,6 +28,9 @@ class TrainSettings:
     warmup_ratio: float = 1.0 / 3.0
     min_lr_ratio: float = 1e-3
     schedule_by_epoch: bool = True
+    lr_schedule: str = "cosine"
+    lr_steps: list[int] = field(default_factory=list)
+    lr_step_gamma: float = 0.1
     amp: str = "none"
     val_interval: int = 1
     log_interval: int = 10
@@ -67,6 +71,10 @@ class TrainSettings:
             raise ConfigError(f"train.lr must be a number > 0, got {self.lr!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train.grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "step" and not self.lr_steps:
+            raise ConfigError("train.lr_schedule: step needs train.lr_steps (e.g. [20, 25])")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:
