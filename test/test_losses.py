@@ -33,6 +33,10 @@ def test_weighted_ce_is_plain_mean_of_weighted_terms_over_valid_voxels():
     p = torch.softmax(logits, dim=1)
     expected = (-0.5 * math.log(p[0, 0, 0]) - 2.0 * math.log(p[0, 1, 1])) / 2
     assert weighted_ce_loss(logits, target, weights).item() == pytest.approx(expected, rel=1e-6)
+    weighted_mean = (-0.5 * math.log(p[0, 0, 0]) - 2.0 * math.log(p[0, 1, 1])) / (0.5 + 2.0)  # HTCL's reduction
+    assert weighted_ce_loss(logits, target, weights, normalized=True).item() == pytest.approx(weighted_mean, rel=1e-6)
+    assert weighted_ce_loss(logits, target, 10 * weights, normalized=True).item() == pytest.approx(weighted_mean,
+                                                                                                 rel=1e-6)
 
 
 def test_losses_ignore_voxels_labelled_255():

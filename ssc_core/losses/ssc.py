@@ -17,15 +17,17 @@ def _zero(logits: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_ce_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None,
-                     ignore_index: int = IGNORE_LABEL) -> torch.Tensor:
-    """Class-weighted cross entropy as SGN/VoxFormer compute it: mean of w[y_i] * CE_i over non-ignored
-    voxels (a plain mean of weighted terms, not PyTorch's weight-normalised mean)."""
+                     ignore_index: int = IGNORE_LABEL, normalized: bool = False) -> torch.Tensor:
+    """Class-weighted cross entropy over non-ignored voxels. ``normalized=False``: as SGN/VoxFormer compute it,
+    the plain mean of w[y_i] * CE_i; ``normalized=True``: PyTorch's weighted mean sum(w[y_i] CE_i) / sum(w[y_i])
+    (``nn.CrossEntropyLoss(weight=w)``, as HTCL / MonoScene), in which the weights' scale cancels."""
     valid = target != ignore_index
     if not bool(valid.any()):
         return _zero(logits)
     weight = None if class_weights is None else class_weights.to(device=logits.device, dtype=torch.float32)
-    per_voxel = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index, reduction="none")
-    return per_voxel[valid].mean()
+    reduction = "mean" if normalized else "none"
+    loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    return loss if normalized else loss[valid].mean()
 
 
 def _bce_to_one(x: torch.Tensor) -> torch.Tensor:
