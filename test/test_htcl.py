@@ -76,7 +76,6 @@ def test_forward_backward_shapes_every_loss_and_gradients_through_the_real_data_
     out = model(batch)
     points = len(batch["labelled_points"])
     assert out["ssc_logits"].shape == out["temporal_logits"].shape == (2, 20, 32, 32, 8)
-    assert out["occ_logits"].shape == (2, 20, 16, 16, 4)
     assert out["depth_prob"].shape == (2, 12, 8, 20)
     torch.testing.assert_close(out["depth_prob"].sum(1), torch.ones(2, 8, 20))
     assert out["point_logits"].shape == out["temporal_point_logits"].shape == (points, 20)

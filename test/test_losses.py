@@ -33,10 +33,15 @@ def test_weighted_ce_is_plain_mean_of_weighted_terms_over_valid_voxels():
     p = torch.softmax(logits, dim=1)
     expected = (-0.5 * math.log(p[0, 0, 0]) - 2.0 * math.log(p[0, 1, 1])) / 2
     assert weighted_ce_loss(logits, target, weights).item() == pytest.approx(expected, rel=1e-6)
-    weighted_mean = (-0.5 * math.log(p[0, 0, 0]) - 2.0 * math.log(p[0, 1, 1])) / (0.5 + 2.0)  # HTCL's reduction
-    assert weighted_ce_loss(logits, target, weights, normalized=True).item() == pytest.approx(weighted_mean, rel=1e-6)
-    assert weighted_ce_loss(logits, target, 10 * weights, normalized=True).item() == pytest.approx(weighted_mean,
-                                                                                                 rel=1e-6)
+
+
+def test_normalized_weighted_ce_is_pytorchs_weighted_mean():
+    logits = torch.randn(2, 4, 5, 3, generator=torch.Generator().manual_seed(2))
+    target = torch.randint(0, 4, (2, 5, 3), generator=torch.Generator().manual_seed(3))
+    target[0, 0] = 255
+    weights = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    expected = F.cross_entropy(logits, target, weight=weights, ignore_index=255, reduction="mean")
+    assert weighted_ce_loss(logits, target, weights, normalize=True).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_losses_ignore_voxels_labelled_255():

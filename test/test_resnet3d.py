@@ -45,6 +45,19 @@ def test_htcl_full_size_parameter_count_matches_the_layer_list():
         ResNet3D(8, [8], [1], [1], out_indices=[1])
 
 
+def test_l2cocc_variant_has_no_input_projection_and_3x3_shortcuts_on_every_stage():
+    net = ResNet3D(16, [16, 16, 16], [2, 2, 2], [1, 2, 2], norm="BN", input_proj=False, shortcut="conv3")
+    assert isinstance(net.input_proj, nn.Identity)
+    for stage in net.stages:
+        conv = stage[0].downsample[0]
+        assert conv.kernel_size == (3, 3, 3) and stage[1].downsample is None
+    assert net.stages[0][0].downsample[0].stride == (1, 1, 1)
+    outs = net(torch.randn(1, 16, 8, 8, 4))
+    assert [tuple(o.shape) for o in outs] == [(1, 16, 8, 8, 4), (1, 16, 4, 4, 2), (1, 16, 2, 2, 1)]
+    with pytest.raises(ConfigError, match="shortcut"):
+        ResNet3D(8, [8], [1], [1], shortcut="conv5")
+
+
 def test_hourglass_keeps_the_shape_and_insists_on_sizes_divisible_by_4():
     torch.manual_seed(0)
     net = Hourglass3D(4)

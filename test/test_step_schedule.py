@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ssc_core.errors import ConfigError
-from ssc_core.training.schedule import WarmupStepSchedule
+from ssc_core.training.schedule import WarmupStepSchedule, build_schedule
 from ssc_core.training.settings import TrainSettings
 
 
@@ -44,3 +44,11 @@ def test_train_keys_choose_the_schedule_and_reject_bad_values():
     opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ConfigError, match="increasing"):
         WarmupStepSchedule(opt, 10, 1, milestones=[5, 3])
+
+
+def test_build_schedule_picks_the_step_schedule_from_the_settings():
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1e-4)
+    settings = TrainSettings.from_config({"train": {"lr_schedule": "step", "lr_steps": [2], "warmup_iters": 0}})
+    sched = build_schedule(opt, settings, total_steps=12, steps_per_epoch=4)
+    assert isinstance(sched, WarmupStepSchedule) and sched.milestones == [2]
+    assert sched.factor(7) == 1.0 and sched.factor(8) == pytest.approx(0.1)

@@ -17,17 +17,18 @@ def _zero(logits: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_ce_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None,
-                     ignore_index: int = IGNORE_LABEL, normalized: bool = False) -> torch.Tensor:
-    """Class-weighted cross entropy over non-ignored voxels. ``normalized=False``: as SGN/VoxFormer compute it,
-    the plain mean of w[y_i] * CE_i; ``normalized=True``: PyTorch's weighted mean sum(w[y_i] CE_i) / sum(w[y_i])
-    (``nn.CrossEntropyLoss(weight=w)``, as HTCL / MonoScene), in which the weights' scale cancels."""
+                     ignore_index: int = IGNORE_LABEL, normalize: bool = False) -> torch.Tensor:
+    """Class-weighted cross entropy over non-ignored voxels: as SGN/VoxFormer compute it, the plain mean of
+    w[y_i] * CE_i; with ``normalize``, PyTorch's weighted mean sum(w[y_i] * CE_i) / sum(w[y_i]) (HTCL / L2COcc's
+    ``nn.CrossEntropyLoss(weight, reduction='mean')``)."""
     valid = target != ignore_index
     if not bool(valid.any()):
         return _zero(logits)
     weight = None if class_weights is None else class_weights.to(device=logits.device, dtype=torch.float32)
-    reduction = "mean" if normalized else "none"
-    loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index, reduction=reduction)
-    return loss if normalized else loss[valid].mean()
+    per_voxel = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index, reduction="none")
+    if normalize and weight is not None:
+        return per_voxel[valid].sum() / weight[target[valid]].sum()
+    return per_voxel[valid].mean()
 
 
 def _bce_to_one(x: torch.Tensor) -> torch.Tensor:

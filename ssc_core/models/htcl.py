@@ -33,14 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
 from ssc_core.losses import geo_scal_loss, lovasz_softmax_loss, resolve_class_weights, sem_scal_loss, weighted_ce_loss
 from ssc_core.models.blocks.depth_net import DepthNet, camera_features
 from ssc_core.models.blocks.hourglass import Hourglass3D, conv_norm_3d
-from ssc_core.models.blocks.image_backbone import build_image_backbone
+from ssc_core.models.blocks.image_backbone import build_image_backbone, read_weights_file
 from ssc_core.models.blocks.leastereo import FeatureNet, MatchingNet
 from ssc_core.models.blocks.lss import depth_bins, frustum_to_lidar, lift, make_frustum, splat, voxel_index
-from ssc_core.models.blocks.norm import NormSpec, build_norm
+from ssc_core.models.blocks.occ_head import OccHead
 from ssc_core.models.blocks.resnet3d import ResNet3D
 from ssc_core.models.blocks.second_fpn import SECONDFPN, SECONDFPN3D
 from ssc_core.models.registry import loss_weights, model_sections, register_model, scene_grids
@@ -66,7 +66,6 @@ MODEL_KEYS = {"name", "num_classes", "class_weights", "backbone", "loss_weights"
 POSE_SOURCES = ("dataset", "posenet")
 DEFAULT_BACKBONE = {"name": "tf_efficientnet_b7", "out_indices": [1, 2, 3, 4], "with_head": True,
                     "drop_path_rate": 0.2}
-GN32: dict = {"type": "GN", "num_groups": 32}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -239,13 +238,7 @@ class PoseNet(nn.Module):
     def load_release_weights(self, path: str) -> None:
         """Load ``...pose_enc.encoder.*`` / ``...pose_dec.net.*`` tensors of an HTCL checkpoint (its classifier
         ``fc`` is skipped); CheckpointMismatchError / ConfigError name what does not fit."""
-        from ssc_core.errors import CheckpointMismatchError
-
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise ConfigError(f"model.temporal.pose_weights {path} does not exist") from None
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        state = read_weights_file(path, "model.temporal.pose_weights")
         mapped = {}
         for key, value in state.items():
             if "pose_enc.encoder." in key and ".fc." not in key:
@@ -382,20 +375,6 @@ class LinearAttention3D(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ heads
-class OccHead(nn.Module):
-    """Conv3d 3x3x3 C -> C/2 (no bias) - norm (GN(32) in HTCL) - ReLU - Conv3d 1x1x1 -> K (no bias).
-    (B, C, X, Y, Z) -> (B, K, X, Y, Z)."""
-
-    def __init__(self, channels: int, num_classes: int, norm: NormSpec = GN32) -> None:
-        super().__init__()
-        mid = channels // 2
-        self.net = nn.Sequential(nn.Conv3d(channels, mid, 3, padding=1, bias=False), build_norm(norm, mid, 3),
-                                 nn.ReLU(inplace=True), nn.Conv3d(mid, num_classes, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 def sample_voxels(volume: torch.Tensor, points: torch.Tensor, grid: GridSpec) -> torch.Tensor:
     """Trilinear samples of (B, C, X, Y, Z) at points (P, 4) [batch, x, y, z] (metres, grid frame): (P, C); zero
     outside. ``grid_sample`` reads a 5-D input as (D, H, W) = (X, Y, Z) here and wants the sampling point as
@@ -455,9 +434,8 @@ class HTCL(nn.Module):
     forward(batch) takes the collated sample (img (B, F, 3, H, W) with F = history + 1 when the temporal branch is
     on, K, post_rot, post_tran, P2, T_cam_velo; img_right / stereo_baseline with the stereo branch;
     labelled_points (P, 7) in training for the point head) and returns ssc_logits (B, K, X, Y, Z) on the scene
-    grid and depth_prob (B, D, H/8, W/8); in training mode also occ_logits (the work-grid logits), and with the
-    temporal branch temporal_logits (B, K, X, Y, Z); with labelled points point_logits (P, K) (and
-    temporal_point_logits)."""
+    grid and depth_prob (B, D, H/8, W/8); in training mode also, with the temporal branch, temporal_logits (B, K,
+    X, Y, Z), and with labelled points point_logits (P, K) (and temporal_point_logits)."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
@@ -572,12 +550,10 @@ class HTCL(nn.Module):
             splatted = splat(frustum_volume.permute(0, 2, 3, 4, 1).unsqueeze(1), index, self.work_grid)
             temporal_voxel = self.temporal.voxel(splatted.to(fused.dtype))
             fused = fused + self.alpha * self.attention(fused, temporal_voxel)
-        occ = self.occ_head(fused)
-        out["ssc_logits"] = self._to_scene_grid(occ)
+        out["ssc_logits"] = self.occ_head(fused, self.grid.dims)
         if self.training:
-            out["occ_logits"] = occ
             if temporal_voxel is not None and self.temporal_aux:
-                out["temporal_logits"] = self._to_scene_grid(self.occ_head(temporal_voxel))
+                out["temporal_logits"] = self.occ_head(temporal_voxel, self.grid.dims)
             points = batch.get("labelled_points")
             if self.point_head is not None and points is not None:
                 img_samples = sample_image(img_feats, points, (int(img.shape[-2]), int(img.shape[-1])))
@@ -586,11 +562,6 @@ class HTCL(nn.Module):
                     out["temporal_point_logits"] = self.point_head(
                         sample_voxels(temporal_voxel, points, self.work_grid), img_samples)
         return out
-
-    def _to_scene_grid(self, logits: torch.Tensor) -> torch.Tensor:
-        if tuple(logits.shape[2:]) == self.grid.dims:
-            return logits
-        return F.interpolate(logits, size=self.grid.dims, mode="trilinear", align_corners=False)
 
     # ------------------------------------------------------------------------------------------ losses
     def depth_loss(self, depth_prob: torch.Tensor, lidar_depth: torch.Tensor) -> torch.Tensor:
@@ -613,7 +584,7 @@ class HTCL(nn.Module):
             return F.binary_cross_entropy(prob, target, reduction="sum") / max(1, int(valid.sum()))
 
     def _voxel_terms(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"voxel_ce": weighted_ce_loss(logits, target, self.class_weights, normalized=True),
+        return {"voxel_ce": weighted_ce_loss(logits, target, self.class_weights, normalize=True),
                 "voxel_sem_scal": sem_scal_loss(logits, target), "voxel_geo_scal": geo_scal_loss(logits, target)}
 
     @staticmethod
@@ -627,8 +598,8 @@ class HTCL(nn.Module):
         point terms (data.labelled_points)."""
         if "target" not in batch:
             raise DataFormatError(f"HTCL losses need batch['target'] (keys: {sorted(batch)})")
-        if "occ_logits" not in outputs:
-            raise DataFormatError("HTCL losses need outputs made in training mode")
+        if self.temporal is not None and self.temporal_aux and "temporal_logits" not in outputs:
+            raise DataFormatError("HTCL losses need outputs made in training mode (temporal_logits are missing)")
         target = batch["target"].long()
         terms: dict[str, torch.Tensor] = {}
         if self.loss_weights["depth"]:

@@ -1,21 +1,29 @@
-"""Learning-rate schedules: linear warm-up then cosine annealing (the SGN / VoxFormer recipe) or step decay
-(HTCL's mmcv ``step`` policy).
+"""Learning-rate schedules, chosen by ``train.lr_schedule``.
 
-The rate at optimiser step ``t`` (0-based) with ``T`` total steps is ``base * warm(t) * decay(t)`` with
-``warm(t) = 1 - (1 - t / warmup_iters) * (1 - warmup_ratio)`` for ``t < warmup_iters``, else 1, and
+``cosine`` (the SGN / VoxFormer recipe): the rate at optimiser step ``t`` (0-based) with ``T`` total steps
+is ``base * warm(t) * (m + (1 - m) * (1 + cos(pi * p)) / 2)`` where ``m`` is ``min_lr_ratio``, ``p`` the progress
+(``t / T``, or ``epoch / epochs`` when annealing by epoch, as mmcv's ``CosineAnnealing``), and
+``warm(t) = 1 - (1 - t / warmup_iters) * (1 - warmup_ratio)`` for ``t < warmup_iters``, else 1.
 
-- cosine: ``decay = m + (1 - m) * (1 + cos(pi * p)) / 2`` where ``m`` is ``min_lr_ratio``, ``p`` the progress
-  (``t / T``, or ``epoch / epochs`` when annealing by epoch, as mmcv's ``CosineAnnealing``);
-- step: ``decay = gamma ** (number of milestones <= epoch)`` (or ``<= t`` when not by epoch), as mmcv's ``step``.
+``step`` (HTCL's mmcv ``step`` policy): the same warm-up, then ``base * gamma ** (number of milestones <= epoch)``
+(``<= t`` when not by epoch).
+
+``one_cycle`` (L2COcc's ``OneCycleLR``, cosine annealing, no momentum cycling): from ``base / div_factor`` up to
+``base`` over the first ``pct_start * T - 1`` steps, then down to ``base / div_factor / final_div_factor`` at step
+``T - 1``, each phase a half cosine; the same rates as ``torch.optim.lr_scheduler.OneCycleLR``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from torch.optim import Optimizer
 
 from ssc_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ssc_core.training.settings import TrainSettings
 
 
 class WarmupCosineSchedule:
@@ -115,3 +123,56 @@ class WarmupStepSchedule(WarmupCosineSchedule):
         """``gamma ** (milestones passed)`` at optimiser step ``step``."""
         position = step // self.steps_per_epoch if self.by_epoch else step
         return self.gamma ** sum(position >= m for m in self.milestones)
+
+
+class OneCycleSchedule(WarmupCosineSchedule):
+    """``torch.optim.lr_scheduler.OneCycleLR`` with cosine annealing and no momentum cycling, stepped like
+    WarmupCosineSchedule (same ``step``/``state_dict`` interface, state = the step counter).
+
+    Takes the optimiser (its groups' ``lr`` are the peak rates), ``total_steps``, ``pct_start`` (fraction of the
+    steps rising), ``div_factor`` (start = peak / div_factor) and ``final_div_factor`` (end = start /
+    final_div_factor). Steps beyond ``total_steps - 1`` keep the final rate."""
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4) -> None:
+        if not 0 < pct_start < 1 or not div_factor > 0 or not final_div_factor > 0:
+            raise ConfigError("train.pct_start must be in (0, 1), train.div_factor and train.final_div_factor > 0")
+        if total_steps < 2:
+            raise ConfigError(f"the one_cycle schedule needs at least 2 optimizer steps, got {total_steps}")
+        self.pct_start = pct_start
+        self.div_factor = div_factor
+        self.final_div_factor = final_div_factor
+        super().__init__(optimizer, total_steps, steps_per_epoch=1, warmup_iters=0, by_epoch=False)
+
+    def factor(self, step: int) -> float:
+        """The multiplier of the peak rate at optimiser step ``step``."""
+        start = 1.0 / self.div_factor
+        end = start / self.final_div_factor
+        peak_step = float(self.pct_start * self.total_steps) - 1
+        last_step = self.total_steps - 1
+        step = min(step, last_step)
+        if step <= peak_step:
+            low, high, progress = start, 1.0, step / peak_step if peak_step > 0 else 1.0
+        else:
+            low, high, progress = 1.0, end, (step - peak_step) / (last_step - peak_step)
+        return high + (low - high) / 2.0 * (math.cos(math.pi * progress) + 1.0)
+
+
+LR_SCHEDULES = ("cosine", "step", "one_cycle")
+
+
+def build_schedule(optimizer: Optimizer, settings: TrainSettings, total_steps: int,
+                   steps_per_epoch: int) -> WarmupCosineSchedule:
+    """The schedule ``settings.lr_schedule`` names (a TrainSettings), over ``total_steps`` optimizer steps."""
+    if settings.lr_schedule == "one_cycle":
+        return OneCycleSchedule(optimizer, total_steps, pct_start=settings.pct_start, div_factor=settings.div_factor,
+                                final_div_factor=settings.final_div_factor)
+    if settings.lr_schedule == "step":
+        return WarmupStepSchedule(optimizer, total_steps, steps_per_epoch, milestones=settings.lr_steps,
+                                  gamma=settings.lr_step_gamma, warmup_iters=settings.warmup_iters,
+                                  warmup_ratio=settings.warmup_ratio, by_epoch=settings.schedule_by_epoch)
+    if settings.lr_schedule != "cosine":
+        raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {settings.lr_schedule!r}")
+    return WarmupCosineSchedule(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                                warmup_iters=settings.warmup_iters, warmup_ratio=settings.warmup_ratio,
+                                min_lr_ratio=settings.min_lr_ratio, by_epoch=settings.schedule_by_epoch)

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ssc_core.errors import ConfigError
+from ssc_core.training.schedule import LR_SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
-LR_SCHEDULES = ("cosine", "step")
 
 
 @dataclass
@@ -31,6 +31,9 @@ class TrainSettings:
     lr_schedule: str = "cosine"
     lr_steps: list[int] = field(default_factory=list)
     lr_step_gamma: float = 0.1
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
     amp: str = "none"
     val_interval: int = 1
     log_interval: int = 10
@@ -75,6 +78,11 @@ class TrainSettings:
             raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.lr_schedule == "step" and not self.lr_steps:
             raise ConfigError("train.lr_schedule: step needs train.lr_steps (e.g. [20, 25])")
+        if not 0 < self.pct_start < 1:
+            raise ConfigError(f"train.pct_start must be in (0, 1), got {self.pct_start!r}")
+        if not (self.div_factor > 0 and self.final_div_factor > 0):
+            raise ConfigError(f"train.div_factor and train.final_div_factor must be > 0, got {self.div_factor!r}, "
+                              f"{self.final_div_factor!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:

@@ -1,5 +1,5 @@
-"""The Trainer every model shares: AdamW + warm-up/cosine, gradient clipping, AMP, DDP, TensorBoard, periodic
-validation with SSCMetrics, atomic best/last checkpoints, exact resume and gradient accumulation.
+"""The Trainer every model shares: AdamW + warm-up/cosine or one-cycle schedule, gradient clipping, AMP, DDP,
+TensorBoard, periodic validation with SSCMetrics, atomic best/last checkpoints, exact resume and gradient accumulation.
 
 It knows nothing of any particular model: it needs ``model(batch) -> {"ssc_logits": (B, C, X, Y, Z), ...}`` and
 ``model.losses(outputs, batch) -> {name: scalar tensor}`` (summed for the backward pass, each logged), and
@@ -41,7 +41,7 @@ from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
 from ssc_core.training.distributed import DistInfo, resolve_device
 from ssc_core.training.hooks import TrainerHook
-from ssc_core.training.schedule import WarmupCosineSchedule, WarmupStepSchedule
+from ssc_core.training.schedule import build_schedule
 from ssc_core.training.settings import TrainSettings
 from ssc_core.types import GridSpec
 
@@ -209,18 +209,8 @@ class Trainer:
             raise ConfigError("the model has no trainable parameters")
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
-        if s.lr_schedule == "step":
-            self.schedule = WarmupStepSchedule(
-                self.optimizer, total_steps=s.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch,
-                milestones=s.lr_steps, gamma=s.lr_step_gamma, warmup_iters=s.warmup_iters,
-                warmup_ratio=s.warmup_ratio, by_epoch=s.schedule_by_epoch,
-            )
-        else:
-            self.schedule = WarmupCosineSchedule(
-                self.optimizer, total_steps=s.epochs * self.steps_per_epoch, steps_per_epoch=self.steps_per_epoch,
-                warmup_iters=s.warmup_iters, warmup_ratio=s.warmup_ratio, min_lr_ratio=s.min_lr_ratio,
-                by_epoch=s.schedule_by_epoch,
-            )
+        self.schedule = build_schedule(self.optimizer, s, total_steps=s.epochs * self.steps_per_epoch,
+                                       steps_per_epoch=self.steps_per_epoch)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=s.amp == "fp16")
 

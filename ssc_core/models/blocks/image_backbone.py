@@ -148,19 +148,7 @@ class ImageBackbone(nn.Module):
         Accepts a bare state dict or one under 'state_dict'/'model'; strips ``module.``/``backbone.``/
         ``img_backbone.``/``model.`` prefixes; raises CheckpointMismatchError naming missing, unexpected or
         mis-shaped keys, ConfigError when the file does not exist."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"backbone.pretrained_path {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weights file for the user
-            raise CheckpointMismatchError(f"{path}: cannot read weights: {exc}") from None
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointMismatchError(f"{path}: not a state dict of tensors")
-        state = {_strip_prefixes(k): v for k, v in state.items()}
+        state = {_strip_prefixes(k): v for k, v in read_weights_file(path, "backbone.pretrained_path").items()}
         classifier = self._classifier_keys()
         state = {k: v for k, v in state.items() if k.split(".")[0] not in classifier}
         own = self.model.state_dict()
@@ -181,6 +169,25 @@ class ImageBackbone(nn.Module):
         """Top-level names of the classifier a full weights file holds and ``num_classes=0`` removed."""
         names = {"fc", "classifier", "head", "last_linear"}
         return {n for n in names if not any(k.split(".")[0] == n for k in self.model.state_dict())}
+
+
+def read_weights_file(path: str | Path, option: str) -> dict[str, torch.Tensor]:
+    """The state dict of a local weights file: a bare dict of tensors or one under 'state_dict' / 'model', read with
+    ``weights_only=True``. ConfigError naming ``option`` when the file does not exist, CheckpointMismatchError when
+    it cannot be read or holds something else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{option} {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weights file for the user
+        raise CheckpointMismatchError(f"{path}: cannot read weights: {exc}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointMismatchError(f"{path}: not a state dict of tensors")
+    return state
 
 
 def _strip_prefixes(key: str) -> str:

@@ -1,7 +1,8 @@
 """Normalisation layers chosen by a small config mapping, as mmcv's ``norm_cfg`` does (so blocks shared by HTCL,
 L2COcc and others take the norm their method uses as a parameter instead of hard-coding one).
 
-Specs: ``{"type": "BN", "eps": 1e-5, "momentum": 0.1}`` (BatchNorm of the block's dimensionality),
+Specs: ``{"type": "BN", "eps": 1e-5, "momentum": 0.1, "track_running_stats": True}`` (BatchNorm of the block's
+dimensionality; ``track_running_stats: False`` normalises with the batch's statistics in evaluation too),
 ``{"type": "GN", "num_groups": 32, "eps": 1e-5}`` (GroupNorm), ``{"type": "LN"}`` is not offered (no block here
 uses it on feature maps). A plain string ``"BN"`` / ``"GN"`` means the type with default arguments.
 """
@@ -24,12 +25,13 @@ def build_norm(spec: NormSpec, channels: int, dims: int) -> nn.Module:
     cfg = {"type": spec} if isinstance(spec, str) else dict(spec or {})
     kind = cfg.pop("type", None)
     if kind == "BN":
-        unknown = set(cfg) - {"eps", "momentum"}
+        unknown = set(cfg) - {"eps", "momentum", "track_running_stats"}
         if unknown:
-            raise ConfigError(f"BN norm takes eps and momentum, got {sorted(unknown)}")
+            raise ConfigError(f"BN norm takes eps, momentum and track_running_stats, got {sorted(unknown)}")
         if dims not in _BATCH_NORMS:
             raise ConfigError(f"BN norm needs 1, 2 or 3 spatial dims, got {dims}")
-        return _BATCH_NORMS[dims](channels, eps=float(cfg.get("eps", 1e-5)), momentum=float(cfg.get("momentum", 0.1)))
+        return _BATCH_NORMS[dims](channels, eps=float(cfg.get("eps", 1e-5)), momentum=float(cfg.get("momentum", 0.1)),
+                                  track_running_stats=bool(cfg.get("track_running_stats", True)))
     if kind == "GN":
         unknown = set(cfg) - {"num_groups", "eps"}
         if unknown:
