@@ -33,3 +33,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def htcl_street(tmp_path_factory) -> Path:
+    """The small synthetic street of htcl_street.py (written once per session): the dataset root."""
+    from htcl_street import write_street
+
+    return write_street(tmp_path_factory.mktemp("htcl_street"))

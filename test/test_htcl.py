@@ -4,17 +4,14 @@ Predictor on a FrameWindow with history."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from htcl_street import small_config
 
 from bench.htcl_params import PARTS, htcl_analytic_parameters, htcl_parameter_parts
 from ssc_core.config import load_config
 from ssc_core.data.datasets import SemanticKittiDataset
-from ssc_core.data.synthetic.generate import generate_sequence
-from ssc_core.data.synthetic.options import SyntheticOptions
 from ssc_core.data.transforms import collate
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.models import build_model, list_models
@@ -31,30 +28,10 @@ from ssc_core.models.htcl import (
 )
 from ssc_core.types import GridSpec
 
-SMALL = {"data": {"grid": {"dims": [32, 32, 8], "voxel_size": 1.6, "origin": [0.0, -25.6, -2.0]},
-                  "image_crop": [64, 160]},
-         "model": {"depth": {"bins": [2.0, 50.0, 4.0]}, "stereo": {"disparities": 8}}}
-
-
-def small_config(**model) -> dict:
-    """htcl_tiny shrunk to the 32 x 32 x 8 grid of 1.6 m, 64 x 160 images and 12 depth bins."""
-    overrides = {"data": dict(SMALL["data"]), "model": {**SMALL["model"], **model}}
-    return load_config("htcl_tiny", overrides)
-
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory) -> Path:
-    """A 16-frame synthetic street (labels on frames 0, 5, 10, 15) at the small test sizes."""
-    root = tmp_path_factory.mktemp("htcl_street")
-    options = SyntheticOptions.small(image_size=(160, 64), grid_dims=(32, 32, 8), voxel_size=1.6, label_scans=6,
-                                     azimuth_step_deg=1.0, lidar_beams=32)
-    generate_sequence(root, "00", frames=16, seed=2, options=options)
-    return root
-
-
-@pytest.fixture(scope="module")
-def dataset(synthetic_root) -> SemanticKittiDataset:
-    return SemanticKittiDataset(synthetic_root, sequences=["00"], cfg=small_config()["data"])
+def dataset(htcl_street) -> SemanticKittiDataset:
+    return SemanticKittiDataset(htcl_street, sequences=["00"], cfg=small_config()["data"])
 
 
 def test_htcl_is_registered_and_every_shipped_config_builds_on_the_meta_device():
@@ -281,3 +258,47 @@ def test_full_size_parameters_match_the_analytic_count_of_the_layer_list(name):
     assert analytic["fusion_attention"] - ours["fusion_attention"] == fused * 4  # the release's unused q weights
     if name == "htcl":
         assert sum(ours.values()) == pytest.approx(162.28e6, rel=1e-4)
+
+
+def test_htcl_tiny_overfits_a_synthetic_frame_through_the_trainer(dataset, tmp_path, one_thread):
+    """Measured (seed 0, one thread): after 40 AdamW steps at lr 1e-2 on frame 5 of the synthetic street, completion
+    IoU 0.81 and mIoU 0.12 on that frame (mIoU over all 19 classes, most of them absent; before training IoU 0.08,
+    mIoU 0.002), mean total loss of the first / last epoch 45.2 -> 9.7."""
+    from torch.utils.data import Subset
+
+    from ssc_core.training.trainer import Trainer, seed_everything
+
+    cfg = small_config()
+    cfg["train"].update(epochs=40, lr=1e-2, lr_steps=[40], val_interval=40, checkpoint_interval=40, log_interval=40)
+    seed_everything(0)
+    model = build_model(cfg)
+    frame = Subset(dataset, [1])
+    trainer = Trainer(model, cfg, frame, frame, work_dir=tmp_path, device="cpu", progress=False)
+    history = trainer.fit()
+    trainer.close()
+    first, last = history[0]["train"], history[-1]["train"]
+    assert last["total"] < 0.4 * first["total"]
+    val = history[-1]["val"]
+    assert val["iou"] > 0.7 and val["miou"] > 0.08, val
+    assert (tmp_path / "best.pt").is_file()
+
+
+def test_checkpoint_round_trip_and_the_predictor_on_a_window_with_history(dataset, tmp_path, one_thread):
+    from ssc_core.data.label_maps import SEMANTIC_KITTI
+    from ssc_core.inference.predictor import Predictor
+    from ssc_core.training.checkpoint import save_checkpoint
+
+    cfg = small_config()
+    torch.manual_seed(1)
+    model = build_model(cfg).eval()
+    path = save_checkpoint(tmp_path / "htcl.pt", model, cfg, SEMANTIC_KITTI, GridSpec.from_dict(cfg["data"]["grid"]))
+    predictor = Predictor.from_checkpoint(path, device="cpu")
+    assert predictor.history_offsets == [-15, -10, -5] and predictor.needs_right_image and not predictor.needs_points
+    window = dataset.window(3)  # frame 15 with frames 0, 5, 10 as history
+    assert [f.index for f in window.history] == [0, 5, 10] and all(f.image_right is not None for f in window.frames)
+    prediction = predictor.predict(window)
+    assert prediction.labels.shape == (32, 32, 8) and prediction.stamp_ns == window.current.stamp_ns
+    with torch.no_grad():
+        expected = model(collate([dataset[3]]))["ssc_logits"][0]
+    torch.testing.assert_close(predictor.predict_logits(window), expected)
+    np.testing.assert_array_equal(prediction.labels, expected.argmax(0).numpy())
