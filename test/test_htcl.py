@@ -302,3 +302,18 @@ def test_checkpoint_round_trip_and_the_predictor_on_a_window_with_history(datase
         expected = model(collate([dataset[3]]))["ssc_logits"][0]
     torch.testing.assert_close(predictor.predict_logits(window), expected)
     np.testing.assert_array_equal(prediction.labels, expected.argmax(0).numpy())
+
+
+def test_fake_tensor_cost_equals_the_real_run(one_thread):
+    """bench/model_cost.py counts FLOPs and the live-tensor peak of the full-size HTCL on fake tensors; on a size
+    that runs, the fake counts equal the real ones (here the reduced model without its stereo and temporal branches,
+    to keep the test short; ``python bench/model_cost.py --configs htcl_tiny --check`` compares the whole
+    htcl_tiny, forward and train, fp32 and bf16: equal in every row)."""
+    from bench.model_cost import fake_cost, real_cost
+
+    cfg = small_config(stereo={"enabled": False}, temporal={"enabled": False})
+    cfg["data"].update(points={"source": "none"}, history_offsets=[], use_right_image=False)
+    gflop, peak, trained = fake_cost(cfg, "forward", None)
+    real_gflop, real_peak = real_cost(cfg, "forward", None)
+    assert gflop == pytest.approx(real_gflop) and peak == real_peak and gflop > 0 and peak > 0
+    assert trained == sum(p.numel() for p in build_model(cfg).parameters() if p.requires_grad)

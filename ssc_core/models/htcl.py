@@ -535,7 +535,7 @@ class HTCL(nn.Module):
         img_feats = self.image_encoder(img[:, -1])
         feature_hw = tuple(img_feats.shape[-2:])
         depth_prob, context = self.depth_and_context(batch, img_feats, T_velo_cam)
-        frustum = make_frustum(img.shape[-2:], feature_hw, self.depth_bins).to(img.device)
+        frustum = make_frustum(img.shape[-2:], feature_hw, self.depth_bins)
         index = voxel_index(frustum_to_lidar(frustum, batch["P2"][:, cur], batch["post_rot"][:, cur],
                                              batch["post_tran"][:, cur], T_velo_cam), self.work_grid)
         volume = splat(lift(depth_prob.unsqueeze(1), context.unsqueeze(1)), index, self.work_grid)
