@@ -161,3 +161,19 @@ def test_ssc_bag_run_with_an_htcl_checkpoint(htcl_street, htcl_checkpoint, tmp_p
     bag = kitti2bag(SequencePaths.of(htcl_street, "00").dir, tmp_path / "street.mcap", grid=grid, progress=False)
     result = run(bag.path, tmp_path / "out.mcap", htcl_checkpoint, progress=False)
     assert result.frames == 16 and result.extra["drops"] == {}
+
+
+def test_the_nodes_predictor_setup_takes_an_htcl_tiny_checkpoint_and_model_config_htcl_tiny(tmp_path):
+    """What ``ros2 launch ssc_ros kitti_replay.launch.py checkpoint:=... model_config:=htcl_tiny`` hands the node."""
+    from ssc_core.errors import CheckpointMismatchError
+    from ssc_ros.pipeline.predictor_setup import build_predictor
+
+    cfg = load_config("htcl_tiny")
+    path = save_checkpoint(tmp_path / "htcl_tiny.pt", build_model(cfg), cfg, SEMANTIC_KITTI,
+                           GridSpec.from_dict(cfg["data"]["grid"]))
+    predictor = build_predictor(str(path), config="htcl_tiny", device="cpu")
+    assert predictor.history_offsets == [-15, -10, -5] and predictor.grid.dims == (128, 128, 16)
+    builder = WindowBuilder(predictor, defaults(SSC_NODE_PARAMS))
+    assert builder.keys == ["image", "camera_info", "image_right", "camera_info_right"] and builder.needs_pose
+    with pytest.raises(CheckpointMismatchError):
+        build_predictor(str(path), config="sgn_tiny", device="cpu")
