@@ -170,6 +170,14 @@ def test_pose_net_is_frozen_rigid_and_loads_the_release_names(tmp_path):
         net.load_release_weights(str(tmp_path / "bad.pth"))
 
 
+def test_pose_net_option_replaces_the_dataset_poses_in_the_model(dataset, one_thread):
+    model = build_model(small_config(temporal={"pose": "posenet"})).train()
+    assert model.temporal.pose_net is not None
+    assert not any(p.requires_grad for p in model.temporal.pose_net.parameters())
+    out = model(collate([dataset[3]]))
+    assert torch.isfinite(out["ssc_logits"]).all() and not model.temporal.pose_net.training
+
+
 def test_axis_angle_pose_and_its_inverse():
     aa, t = torch.tensor([[0.0, 0.0, np.pi / 2]]), torch.tensor([[1.0, 2.0, 3.0]])
     T = pose_from_axis_angle(aa, t)
