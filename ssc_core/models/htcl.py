@@ -293,7 +293,6 @@ class TemporalBranch(nn.Module):
 
     def __init__(self, cfg: dict, history: int, out_channels: int) -> None:
         super().__init__()
-        self.history = history
         self.encoder = build_image_backbone(dict(cfg["matching_backbone"]))
         enc_channels = self.encoder.out_channels[-1]
         c, hg, vol = int(cfg["deform_channels"]), int(cfg["hourglass_channels"]), int(cfg["volume_channels"])
