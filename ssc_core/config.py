@@ -48,11 +48,13 @@ def config_dirs() -> list[Path]:
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A config path: the path itself if it exists, else ``<name>[.yaml]`` in the project's config folders."""
+    """A config path: the path itself if it exists, else ``<name>[.yaml]`` in the project's config folders
+    (a relative name such as ``data/kitti360`` is looked up below them too)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    candidates = [path.name, f"{path.name}.yaml"] if path.suffix != ".yaml" else [path.name]
+    names = dict.fromkeys([str(path), path.name])
+    candidates = [c for n in names for c in ([n] if path.suffix == ".yaml" else [n, f"{n}.yaml"])]
     for folder in config_dirs():
         for cand in candidates:
             if (folder / cand).is_file():
@@ -72,12 +74,15 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-# The sections of a config and the keys of its data: section (model: and train: keys are checked by the model
-# and TrainSettings, which know them). A misspelt key would otherwise be ignored without a word.
-CONFIG_SECTIONS = ("model", "data", "train")
+# The sections of a config and the keys of its data: section (model:, train: and distill: keys are checked by the
+# model, TrainSettings and ssc_core.training.distill, which know them). A misspelt key would otherwise be ignored
+# without a word.
+CONFIG_SECTIONS = ("model", "data", "train", "distill")
 DATA_KEYS = (
     "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "image_preprocess",
     "labelled_points", "lidar_depth", "points", "root", "splits", "use_right_image",
+    # RGB-D (NYU) datasets: docs/datasets.md
+    "augment", "cad_root", "eval_protocol", "image_size", "load_tsdf_cad", "tsdf_source",
 )
 
 

@@ -7,10 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import yaml
 
-from ssc_core.cli.entry import run_and_report
+from ssc_core.cli.entry import apply_num_threads, run_and_report
 from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
 from ssc_core.errors import ConfigError
@@ -122,10 +121,7 @@ def run(args: argparse.Namespace) -> dict | None:
     if os.environ.get("RANK", "0") == "0":  # rank 0 writes the work dir (torchrun sets RANK)
         ensure_output_dir(work_dir, "--work-dir")
 
-    if args.num_threads is not None:
-        if args.num_threads < 1:
-            raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
-        torch.set_num_threads(args.num_threads)
+    apply_num_threads(args.num_threads)
     info = init_distributed(args.device)
     try:
         seed_everything(int((cfg.get("train") or {}).get("seed", 0)))
@@ -136,8 +132,11 @@ def run(args: argparse.Namespace) -> dict | None:
         train_set = build_dataset(data_cfg, args.train_split, args.data_root, sequences=args.train_sequences)
         val_set = None if args.no_val else build_dataset(data_cfg, args.val_split, args.data_root,
                                                          sequences=args.val_sequences)
+        from ssc_core.training.distill import build_distillation
+
+        distillation = build_distillation(cfg, getattr(train_set, "class_set", None))
         trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info,
-                          progress=not args.no_progress)
+                          hooks=[distillation] if distillation is not None else [], progress=not args.no_progress)
         if resume is not None:
             trainer.resume(resume)
         if info.is_main:
@@ -162,7 +161,7 @@ def run(args: argparse.Namespace) -> dict | None:
                "best_metric": None if val_set is None else trainer.best_metric,
                "last": str(work_dir / "last.pt"), "best": None if val_set is None else str(work_dir / "best.pt")}
     if history and "val" in history[-1]:
-        summary["last_val"] = {k: history[-1]["val"][k] for k in ("iou", "miou") if k in history[-1]["val"]}
+        summary["last_val"] = {k: history[-1]["val"][k] for k in ("iou", "miou", "protocol") if k in history[-1]["val"]}
     return summary
 
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
 from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.evaluation.eval_range import FULL_RANGE, eval_range_mask, range_suffix
 from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
 from ssc_core.training.distributed import DistInfo, resolve_device
 from ssc_core.training.hooks import TrainerHook
@@ -126,12 +127,6 @@ def _default_collate() -> Callable[[list[dict]], dict]:
     return collate
 
 
-def _new_metrics(num_classes: int) -> Any:
-    from ssc_core.evaluation.metrics import SSCMetrics
-
-    return SSCMetrics(num_classes)
-
-
 class Trainer:
     """Trains ``model`` on ``train_dataset`` and validates on ``val_dataset`` (may be None).
 
@@ -208,7 +203,11 @@ class Trainer:
         if not params:
             raise ConfigError("the model has no trainable parameters")
         self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
+        groups: list[Any] = params
+        if s.no_weight_decay_1d:  # biases and norm weights (every parameter of at most one dimension): no decay
+            groups = [{"params": [p for p in params if p.ndim > 1]},
+                      {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
         self.schedule = build_schedule(self.optimizer, s, total_steps=s.epochs * self.steps_per_epoch,
                                        steps_per_epoch=self.steps_per_epoch)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.amp)
@@ -408,16 +407,28 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self, dataset: Dataset | None = None) -> dict[str, Any]:
-        """Score the model on ``dataset`` (default: the validation set) with SSCMetrics. Under DDP every rank
-        scores every world_size-th sample and the confusion matrices are summed, so each rank returns the
-        metrics of the whole set: iou, precision, recall, iou_per_class, miou."""
+        """Score the model on ``dataset`` (default: the validation set) with the protocol the dataset asks for
+        (``evaluation.scorers.scorer_for``: the official one unless it names another). Under DDP every rank scores
+        every world_size-th sample and the confusion matrices are summed, so each rank returns the metrics of the
+        whole set: iou, precision, recall, iou_per_class, miou and protocol (its name in words), and for every
+        short range R of ``train.eval_ranges`` the same within R metres under names ending in ``_<R>m``
+        (``miou_25.6m``)."""
+        from ssc_core.evaluation.scorers import TargetScorer, scorer_for
+
         dataset = dataset if dataset is not None else self.val_dataset
         if dataset is None:
             return {}
         model = self.core_model
         was_training = model.training
         model.eval()
-        scorer = _new_metrics(self.class_set.num_classes)
+        ranges = [FULL_RANGE] + [r for r in self.settings.eval_ranges if r != FULL_RANGE]
+        scorers = {FULL_RANGE: scorer_for(dataset, self.class_set.num_classes)}
+        if len(ranges) > 1 and scorers[FULL_RANGE].name != "official":
+            raise ConfigError(f"train.eval_ranges applies to the outdoor grids (official protocol), not to the "
+                              f"{scorers[FULL_RANGE].name!r} protocol of this dataset")
+        for r in ranges[1:]:
+            scorers[r] = TargetScorer(self.class_set.num_classes, "official", eval_range_mask(self.grid, r),
+                                      f"within {r:g} m (x < {r:g}, |y| < {r / 2:g})")
         shard = Subset(dataset, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
         loader = DataLoader(shard, batch_size=self.settings.batch_size, shuffle=False,
                             num_workers=self.settings.num_workers, collate_fn=self.collate_fn)
@@ -427,31 +438,36 @@ class Trainer:
             with self.autocast():
                 logits = model(batch)["ssc_logits"]
             pred = logits.argmax(dim=1).cpu().numpy()
-            target = batch["target"].cpu().numpy()
-            for b in range(pred.shape[0]):
-                scorer.add(pred[b], target[b])
-        if self.dist.is_distributed:
-            confusion = torch.from_numpy(scorer.confusion).to(self.device)
-            dist.all_reduce(confusion)
-            scorer.reset()
-            scorer.add_confusion(confusion.cpu().numpy())
-        metrics = plain(scorer.compute())
+            for scorer in scorers.values():
+                scorer.add_batch(pred, batch)
+        metrics: dict[str, Any] = {}
+        for r, scorer in scorers.items():
+            if self.dist.is_distributed:
+                summed = []
+                for confusion in scorer.confusions():
+                    confusion = torch.from_numpy(confusion).to(self.device)
+                    dist.all_reduce(confusion)
+                    summed.append(confusion.cpu().numpy())
+                scorer.set_confusions(summed)
+            metrics.update({f"{k}{range_suffix(r)}": v for k, v in plain(scorer.compute()).items()})
         model.train(was_training)
         if self.is_main:
-            self._log_metrics(metrics)
+            self._log_metrics(metrics, ranges)
         for hook in self.hooks:
             hook.after_validation(self, metrics)
         return metrics
 
-    def _log_metrics(self, metrics: dict[str, Any]) -> None:
+    def _log_metrics(self, metrics: dict[str, Any], ranges: list[float]) -> None:
         if self.writer is None:
             return
-        for key in ("iou", "precision", "recall", "miou"):
-            if key in metrics:
-                self.writer.add_scalar(f"val/{key}", metrics[key], self.step)
-        for cls, value in enumerate(metrics.get("iou_per_class", [])):
-            name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
-            self.writer.add_scalar(f"val_class/{cls:02d}_{name}", value, self.step)
+        for r in ranges:
+            suffix = range_suffix(r)
+            for key in ("iou", "precision", "recall", "miou"):
+                if key + suffix in metrics:
+                    self.writer.add_scalar(f"val{suffix}/{key}", metrics[key + suffix], self.step)
+            for cls, value in enumerate(metrics.get("iou_per_class" + suffix, [])):
+                name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
+                self.writer.add_scalar(f"val{suffix}_class/{cls:02d}_{name}", value, self.step)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _gather_rng(self) -> list[dict[str, Any]]:
