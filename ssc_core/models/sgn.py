@@ -36,8 +36,13 @@ from ssc_core.models.blocks.flosp import flosp, project_voxels
 from ssc_core.models.blocks.heads import SparseHeader, UpsampleHeader
 from ssc_core.models.blocks.image_encoder import ImageEncoder
 from ssc_core.models.blocks.sparse_blocks import SFE, SGFE
-from ssc_core.models.model_config import class_weights, loss_weights, model_section
-from ssc_core.models.registry import register_model
+from ssc_core.models.registry import (
+    loss_weights,
+    model_class_weights,
+    model_sections,
+    register_model,
+    scene_grids,
+)
 from ssc_core.ops import SparseVoxels, linearize_coords, scatter_max, scatter_mean, unique_coords
 from ssc_core.types import GridSpec
 
@@ -162,8 +167,8 @@ class SGN(nn.Module):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        m, data, self.grid = model_section(cfg, MODEL_KEYS, "SGN")
-        self.work_grid = self.grid.downsample(2)
+        m, data = model_sections(cfg, MODEL_KEYS, "SGN")
+        self.grid, self.work_grid = scene_grids(data, "SGN", "BEV U-Net, 1:2 grid")
         self.num_classes = int(m.get("num_classes", 20))
         channels = int(m.get("dim", 128))
         backend = m.get("sparse_backend", "auto")
@@ -171,7 +176,7 @@ class SGN(nn.Module):
         self.seed_threshold = float(m.get("seed_threshold", 0.0))
         self.aux_in_eval = bool(m.get("aux_in_eval", False))
         self.loss_weights = loss_weights(m, LOSS_NAMES, "SGN")
-        self.register_buffer("class_weights", class_weights(m, data, self.num_classes), persistent=False)
+        self.register_buffer("class_weights", model_class_weights(m, data, self.num_classes), persistent=False)
         self.register_buffer("voxel_centers", torch.from_numpy(self.work_grid.voxel_centers()), persistent=False)
 
         self.image_encoder = ImageEncoder(dict(m.get("backbone") or {}), channels)

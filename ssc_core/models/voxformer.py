@@ -43,8 +43,13 @@ from ssc_core.models.blocks.deformable_attention import (
 )
 from ssc_core.models.blocks.heads import ConvHeader, UpsampleHeader
 from ssc_core.models.blocks.image_encoder import ImageEncoder
-from ssc_core.models.model_config import class_weights, loss_weights, model_section
-from ssc_core.models.registry import register_model
+from ssc_core.models.registry import (
+    loss_weights,
+    model_class_weights,
+    model_sections,
+    register_model,
+    scene_grids,
+)
 from ssc_core.types import IGNORE_LABEL
 
 MODEL_KEYS = {
@@ -95,8 +100,8 @@ class VoxFormer(nn.Module):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        m, data, self.grid = model_section(cfg, MODEL_KEYS, "VoxFormer")
-        self.work_grid = self.grid.downsample(2)
+        m, data = model_sections(cfg, MODEL_KEYS, "VoxFormer")
+        self.grid, self.work_grid = scene_grids(data, "VoxFormer", "LMSCNet's BEV U-Net, 1:2 grid")
         self.num_classes = int(m.get("num_classes", 20))
         channels = int(m.get("dim", 128))
         self.voxel_feature_channels = channels
@@ -110,7 +115,7 @@ class VoxFormer(nn.Module):
         if header not in HEADERS:
             raise ConfigError(f"model.header must be one of {HEADERS}, got {header!r}")
         self.loss_weights = loss_weights(m, LOSS_NAMES, "VoxFormer")
-        self.register_buffer("class_weights", class_weights(m, data, self.num_classes), persistent=False)
+        self.register_buffer("class_weights", model_class_weights(m, data, self.num_classes), persistent=False)
         alpha = float(m.get("qpn_alpha", 0.54))
         self.register_buffer("qpn_class_weights", torch.tensor([1 - alpha, alpha]), persistent=False)
         self.register_buffer("voxel_centers", torch.from_numpy(self.work_grid.voxel_centers()), persistent=False)
