@@ -10,7 +10,7 @@ package_name = "ssc_ros"
 setup(
     name=package_name,
     version="0.1.0",
-    description="3D semantic scene completion (SGN) for ROS 2 and offline use",
+    description="3D semantic scene completion (SGN, VoxFormer, HASSC training) for ROS 2 and offline use",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
@@ -63,6 +63,7 @@ setup(
             "ssc-make-synthetic = ssc_core.cli.make_synthetic:main",
             "ssc-demo = ssc_core.cli.demo:main",
             "ssc-bag = ssc_core.cli.bag:main",
+            "ssc-precompute = ssc_core.cli.precompute:main",
             "ssc-import-checkpoint = ssc_core.cli.import_checkpoint:main",
             "ssc-precompute-depth = ssc_core.cli.precompute_depth:main",
             "ssc_node = ssc_ros.ssc_node:main",

@@ -11,11 +11,15 @@ weights) and fed one batch made the way the data layer makes it: a ``FrameWindow
 uint8 images, LiDAR-like random points inside the grid volume, the real KITTI seq-08 calibration from
 ``ssc_core.data.synthetic.default_calib``, plausible forward motion between frames) goes through
 ``window_to_sample`` and ``collate``. Grid = ``data.grid``, images = ``data.image_crop``, frames = current +
-``data.history_offsets``. The point source is forced to ``lidar`` (the synthetic points stand in for SGN-T/S/L's
-stereo pseudo-points; stereo matching is not timed). With ``data.use_right_image`` the frames carry a right image
-too; with ``data.image_preprocess: resize_bottom_crop`` (HTCL) a KITTI-width crop gets raw KITTI-size images, so
-the resize is part of the data path as in training; training rows add ``lidar_depth`` / ``labelled_points`` (from
-the current frame's synthetic points, random labels) when the config asks for them.
+``data.history_offsets`` (+ VoxFormer's sweep frames, ``sweeps.window_offsets``). The point source is forced to
+``lidar``, for ``data.points`` and ``data.sweeps`` alike (the synthetic points stand in for SGN-T/S/L's and
+VoxFormer's stereo pseudo-points; stereo matching is not timed; the sweeps' ray casting is data-layer work and
+not timed either). VoxFormer's rows (``--configs voxformer_t voxformer_s voxformer_tiny``) run its online proposal
+network; a ``hassc_*`` config builds the same model as its base (HASSC only changes training), so its rows show the
+zero extra inference cost. With ``data.use_right_image`` the frames carry a right image too; with
+``data.image_preprocess: resize_bottom_crop`` (HTCL) a KITTI-width crop gets raw KITTI-size images, so the resize
+is part of the data path as in training; training rows add ``lidar_depth`` / ``labelled_points`` (from the
+current frame's synthetic points, random labels) when the config asks for them.
 
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
@@ -78,6 +82,7 @@ from bench.htcl_params import htcl_analytic_parameters  # noqa: E402
 from ssc_core.config import config_dirs, load_config, resolve_config_path  # noqa: E402
 from ssc_core.data.downsample import downsample_labels  # noqa: E402
 from ssc_core.data.lidar_targets import labelled_points, lidar_depth_map  # noqa: E402
+from ssc_core.data.sweeps import window_offsets  # noqa: E402
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
 from ssc_core.data.transforms import collate, image_crop_hw, image_preprocess_mode, window_to_sample  # noqa: E402
 from ssc_core.errors import ConfigError  # noqa: E402
@@ -138,16 +143,17 @@ def benchmark_calib(crop_hw: tuple[int, int], preprocess: str = "top_left_crop")
 
 
 def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
-    """A FrameWindow for ``cfg``: current frame plus ``data.history_offsets`` frames (oldest first), random
-    images (a right one too with ``data.use_right_image``), LiDAR-like points in each frame's own LiDAR frame, and
-    T_cur_hist of straight forward motion."""
+    """A FrameWindow for ``cfg``: current frame plus the history frames it needs (``sweeps.window_offsets``:
+    ``data.history_offsets`` and any sweep frames, oldest first), random images (a right one too with
+    ``data.use_right_image``), LiDAR-like points in each frame's own LiDAR frame, and T_cur_hist of straight
+    forward motion."""
     data = cfg["data"]
     rng = np.random.default_rng(seed)
     grid = GridSpec.from_dict(data.get("grid") or {})
     crop = image_crop_hw(data) or (SEQ08_IMAGE_SIZE[1], SEQ08_IMAGE_SIZE[0])
     calib, (img_h, img_w) = benchmark_calib(crop, image_preprocess_mode(data))
     current_index = 100
-    offsets = sorted(int(o) for o in data.get("history_offsets") or [])
+    offsets = window_offsets(data)
     stereo = bool(data.get("use_right_image"))
 
     def image() -> np.ndarray:
@@ -341,7 +347,7 @@ def fit_seed_threshold(model: torch.nn.Module, batch: dict, fraction: float, tra
         model.seed_threshold = float(torch.kthvalue(flat.cpu(), flat.numel() - keep).values)
 
 
-def count_gflop(step: Callable[[], torch.Tensor]) -> float:
+def count_gflop(step: Callable[[], int | None]) -> float:
     """Floating-point operations of one ``step`` in GFLOP, counted by ``torch.utils.flop_counter`` (matrix
     products and convolutions, forward and backward; the sparse convolutions count as their matrix products)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -352,7 +358,7 @@ def count_gflop(step: Callable[[], torch.Tensor]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def live_tensor_peak(step: Callable[[], torch.Tensor], model: torch.nn.Module, batch: dict,
+def live_tensor_peak(step: Callable[[], int | None], model: torch.nn.Module, batch: dict,
                      optimizer: torch.optim.Optimizer | None) -> int:
     """Peak bytes of live tensors over one more ``step`` (bench/tensor_memory.py): the weights, buffers, inputs
     and optimizer state that exist before it, plus everything the step makes, freed as it goes. On a GPU this is
@@ -370,10 +376,20 @@ def live_tensor_peak(step: Callable[[], torch.Tensor], model: torch.nn.Module, b
     return tracker.peak_bytes
 
 
-def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int,
+def selected_voxels(outputs: dict) -> int | None:
+    """How many 1:2 voxels the forward pass selected: SGN's seeds, VoxFormer's query proposals (None for other
+    models)."""
+    if "seed_coords" in outputs:
+        return len(outputs["seed_coords"])
+    if "proposal" in outputs:
+        return int(outputs["proposal"].sum())
+    return None
+
+
+def time_runs(step: Callable[[], int | None], device: torch.device, warmup: int, repeats: int,
               result: Result) -> None:
     """Run ``step`` warmup + repeats times, recording wall and CPU seconds of the timed runs and peak memory
-    over all of them. ``step`` returns the seed coordinates of its forward pass."""
+    over all of them. ``step`` returns how many voxels its forward pass selected (``selected_voxels``)."""
     if device.type == "cuda":
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -389,7 +405,7 @@ def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: in
                 result.times_s.append(wall)
                 result.cpu_s.append(cpu)
             if seeds is not None:
-                result.seed_fraction = len(seeds) / result.voxels_1_2
+                result.seed_fraction = seeds / result.voxels_1_2
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
         result.peak_bytes, result.peak_delta_bytes = peak, peak - base
@@ -420,7 +436,7 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                           weight_decay=0.01)
 
-            def step() -> torch.Tensor:
+            def step() -> int | None:
                 optimizer.zero_grad(set_to_none=True)  # as Trainer.train_group: before the forward pass
                 with autocast_ctx(device, dtype):
                     outputs = model(batch)
@@ -431,12 +447,12 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                 total.backward()
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], GRAD_CLIP)
                 optimizer.step()
-                return outputs.get("seed_coords")
+                return selected_voxels(outputs)
         else:
 
-            def step() -> torch.Tensor:
+            def step() -> int | None:
                 with torch.no_grad(), autocast_ctx(device, dtype):
-                    return model(batch).get("seed_coords")
+                    return selected_voxels(model(batch))
 
         if args.flops:
             result.gflop = count_gflop(step)
@@ -591,8 +607,8 @@ def target_lines(results: list[Result]) -> list[str]:
 
 def header_lines(args: argparse.Namespace, devices: list[torch.device]) -> list[str]:
     """What was measured, on what."""
-    seeds = ("seeds: the random-weight model's own proposals (the fraction depends on the initialisation and the "
-             "mode; column 'seeds')"
+    seeds = ("seeds: the random-weight model's own proposals (SGN's seeds, VoxFormer's query proposals; the "
+             "fraction depends on the initialisation and the mode; column 'seeds')"
              if args.seed_fraction is None else
              f"seeds: model.seed_threshold set so that {100 * args.seed_fraction:g} % of the 1:2 voxels are seeds")
     gpu = ", ".join(torch.cuda.get_device_name(d) for d in devices if d.type == "cuda") or "none used"
@@ -699,6 +715,8 @@ def load_configs(names: list[str]) -> dict[str, dict]:
             raise ConfigError(f"unknown config {name!r}: not a file and not in config/models/ "
                               f"(known: {', '.join(known)})") from None
         configs[name] = load_config(name, {"data": {"points": {"source": "lidar"}}})
+        if isinstance(configs[name]["data"].get("sweeps"), dict):
+            configs[name]["data"]["sweeps"].update(source="lidar", root=None)
         if not (configs[name].get("model") or {}).get("name"):
             raise ConfigError(f"config {name!r} has no model.name (is it a data config?)")
     return configs

@@ -16,6 +16,7 @@ from ssc_core.data.datasets import build_dataset
 from ssc_core.errors import ConfigError, Interrupted
 from ssc_core.output_paths import ensure_output_dir
 from ssc_core.training.distributed import cleanup_distributed, init_distributed
+from ssc_core.training.schemes import apply_training_schemes, training_schemes
 from ssc_core.training.settings import TrainSettings
 from ssc_core.training.trainer import RUN_FILES, Trainer, seed_everything
 
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> dict | None:
         seed_everything(int((cfg.get("train") or {}).get("seed", 0)))
         from ssc_core.models import build_model
 
-        model = build_model(cfg)
+        model, hooks = apply_training_schemes(build_model(cfg), cfg)
         data_cfg = cfg.get("data") or {}
         train_set = build_dataset(data_cfg, args.train_split, args.data_root, sequences=args.train_sequences)
         val_set = None if args.no_val else build_dataset(data_cfg, args.val_split, args.data_root,
@@ -178,8 +179,10 @@ def run(args: argparse.Namespace) -> dict | None:
         from ssc_core.training.distill import build_distillation
 
         distillation = build_distillation(cfg, getattr(train_set, "class_set", None))
-        trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info,
-                          hooks=[distillation] if distillation is not None else [], progress=not args.no_progress)
+        if distillation is not None:
+            hooks.append(distillation)
+        trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info, hooks=hooks,
+                          progress=not args.no_progress)
         if resume is not None:
             trainer.resume(resume)
         if info.is_main:
@@ -190,7 +193,8 @@ def run(args: argparse.Namespace) -> dict | None:
             (work_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
             accumulated = (f", {trainer.accumulate_steps} batches accumulated per step"
                            if trainer.accumulate_steps > 1 else "")
-            print(f"training {cfg['model']['name']} on {len(train_set)} frames"
+            schemes = "".join(f" with {name.upper()}" for name in training_schemes(cfg))
+            print(f"training {cfg['model']['name']}{schemes} on {len(train_set)} frames"
                   f"{'' if val_set is None else f', validating on {len(val_set)}'}; "
                   f"{trainer.steps_per_epoch} steps/epoch on {info.device} x{info.world_size}{accumulated} "
                   f"({threads} CPU thread{'s' if threads > 1 else ''}); work dir {work_dir}", file=sys.stderr)

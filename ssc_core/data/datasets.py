@@ -10,9 +10,11 @@ sample of ``transforms.window_to_sample`` plus the targets:
 - with ``data.labelled_points``: ``labelled_points`` float32 (P, 6) [x, y, z, u, v, label] of the current scan's
   in-view points with their per-point train ids (``labels/NNNNNN.label``; 0 = unlabelled or ignored)
   (both from ``lidar_targets.py``; training-only: the live path never builds them).
+- cached inputs when configured: ``sweep_occupancy``, ``proposal``, ``lga`` (``cached_inputs.py``).
 
-History frames sit at ``data.history_offsets`` (raw frame offsets such as [-12, -9, -6, -3]); an offset that
-falls outside the sequence reuses the current frame (as SGN does). Each history frame carries T_cur_hist from
+History frames sit at ``data.history_offsets`` (raw frame offsets such as [-12, -9, -6, -3]) and, with
+``data.sweeps``, at the sweep offsets (``sweeps.window_offsets``); an offset that falls outside the sequence reuses
+the current frame (as SGN does). Each history frame carries T_cur_hist from
 the LiDAR poses (poses.txt through Tr). ``build_frame`` loads one ``Frame`` from disk for replay and bag tools.
 
 ``Kitti360Dataset`` is the same for SSCBench-KITTI-360 drives (``build_kitti360_frame`` for one frame), and
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ssc_core.data.cached_inputs import read_cached_inputs
 from ssc_core.data.downsample import downsample_labels
 from ssc_core.data.kitti360 import (
     KITTI360_SPLITS,
@@ -56,6 +59,7 @@ from ssc_core.data.semantic_kitti import (
     read_voxel_labels,
     remap_voxel_labels,
 )
+from ssc_core.data.sweeps import sweep_source_name, window_offsets
 from ssc_core.data.transforms import window_to_sample
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.poses import relative_transform
@@ -229,6 +233,10 @@ class SemanticKittiDataset(Dataset):
         self.with_labels = with_labels
         self.frame_rate_hz = float(self.cfg.get("frame_rate_hz", KITTI_FRAME_RATE_HZ))
         requires = point_source_requires(point_source_name(self.cfg))
+        sweep_source = sweep_source_name(self.cfg)
+        if sweep_source is not None:
+            requires = requires + point_source_requires(sweep_source)
+        self.window_offsets = window_offsets(self.cfg)
         self.lidar_depth = bool(self.cfg.get("lidar_depth", False))
         self.labelled_points = bool(self.cfg.get("labelled_points", False))
         self._load_points = "points_velo" in requires or self.lidar_depth or self.labelled_points
@@ -258,8 +266,8 @@ class SemanticKittiDataset(Dataset):
         if not paths.dir.is_dir():
             raise DataFormatError(f"{paths.dir}: sequence folder not found")
         info = load_sequence_info(paths, self.frame_rate_hz)
-        if self.history_offsets and info.poses_velo is None:
-            raise DataFormatError(f"{paths.poses}: file not found (needed for data.history_offsets)")
+        if self.window_offsets and info.poses_velo is None:
+            raise DataFormatError(f"{paths.poses}: file not found (needed for data.history_offsets / data.sweeps)")
         return info
 
     def _frames_of(self, info: SequenceInfo) -> list[int]:
@@ -316,8 +324,9 @@ class SemanticKittiDataset(Dataset):
         return out
 
     def window(self, index: int) -> FrameWindow:
-        """The FrameWindow of item ``index``: current frame plus history frames at data.history_offsets
-        (the current frame itself where an offset leaves the sequence or lands on a frame without pose)."""
+        """The FrameWindow of item ``index``: current frame plus history frames at ``self.window_offsets``
+        (data.history_offsets and the sweep frames; the current frame itself where an offset leaves the sequence or
+        lands on a frame without pose)."""
         seq, frame_index = self.items[index]
         info = self._infos[seq]
         has_pose = None
@@ -327,7 +336,7 @@ class SemanticKittiDataset(Dataset):
                 has_pose = np.zeros_like(has_pose)  # no pose for the current frame: no usable history
         cache: dict[int, Frame] = {frame_index: self.frame(seq, frame_index)}
         history = []
-        for hist_index in history_indices(frame_index, self.history_offsets, info.num_frames, has_pose):
+        for hist_index in history_indices(frame_index, self.window_offsets, info.num_frames, has_pose):
             if hist_index not in cache:
                 cache[hist_index] = self.frame(seq, hist_index)
             history.append(cache[hist_index])
@@ -354,6 +363,7 @@ class SemanticKittiDataset(Dataset):
             target = self.read_target(seq, frame_index)
             sample["target"] = torch.from_numpy(target.astype(np.int64))
             sample["target_1_2"] = torch.from_numpy(downsample_labels(target, 2).astype(np.int64))
+        sample.update(read_cached_inputs(self.cfg, seq, frame_index))
         sample["sequence"] = seq
         sample["frame"] = frame_index
         return sample
@@ -439,8 +449,9 @@ class Kitti360Dataset(SemanticKittiDataset):
         if not paths.dir.is_dir():
             raise DataFormatError(f"{paths.dir}: drive folder not found")
         info = load_kitti360_info(paths, self.frame_rate_hz)
-        if self.history_offsets and info.poses_velo is None:
-            raise DataFormatError(f"{paths.cam0_to_world}: file not found (needed for data.history_offsets)")
+        if self.window_offsets and info.poses_velo is None:
+            raise DataFormatError(f"{paths.cam0_to_world}: file not found (needed for data.history_offsets / "
+                                  "data.sweeps)")
         return info
 
     def frame(self, sequence: str, frame_index: int) -> Frame:

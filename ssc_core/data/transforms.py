@@ -23,6 +23,10 @@ current last):
   not ``none``): the point source applied to every frame of the window, moved by T_cur_hist.
 - ``img_right`` float32 (F, 3, H, W) and ``stereo_baseline`` float32 (F,) metres (only with
   ``data.use_right_image``).
+- ``sweep_occupancy`` uint8 (X, Y, Z) (only with ``data.sweeps``): 1 where the ray-cast log-odds of the depth
+  points of the current and previous sweep frames is > 0 (``ssc_core.data.sweeps``; VoxFormer's stage-1 input).
+  With sweeps the window's history holds the frames of ``sweeps.window_offsets``: the image keys above use only
+  the frames at ``data.history_offsets`` (and the current one).
 - ``stamp_ns``, ``frame_index``: python ints of the current frame.
 
 The Datasets add targets (``target``, ``target_1_2``; see datasets.py) and, when configured, the training-only
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 
 from ssc_core.data.point_sources import get_point_source, point_source_name
+from ssc_core.data.sweeps import sweep_occupancy, window_roles
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.poses import invert_transform, is_rigid, transform_points
 from ssc_core.types import Frame, FrameWindow
@@ -175,18 +180,19 @@ def _window_points(frames: list[Frame], transforms: list[np.ndarray], data_cfg: 
 def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
     """Turn a FrameWindow into one model sample (see the module docstring for keys, shapes and frames).
 
-    ``data_cfg`` is the config's ``data:`` section (keys read: image_crop, image_preprocess, points.source,
-    use_right_image).
+    ``data_cfg`` is the config's ``data:`` section (keys read: image_crop, image_preprocess, points, use_right_image,
+    history_offsets and sweeps when sweeps are computed, grid).
     Raises DataFormatError for malformed frames (wrong image shapes/dtypes, non-finite or non-rigid poses).
     """
-    frames = window.frames
     transforms = _check_window(window)
+    image_idx, sweep_idx = window_roles(len(window.frames), data_cfg)
+    frames = [window.frames[i] for i in image_idx]
     crop = image_crop_hw(data_cfg)
     mode = image_preprocess_mode(data_cfg)
     out_hw = crop or tuple(np.asarray(window.current.image_left).shape[:2])
 
     imgs, Ks, T_cam_velo, image_transforms = [], [], [], []
-    for frame, T_cur_f in zip(frames, transforms):
+    for frame, T_cur_f in zip(frames, (transforms[i] for i in image_idx)):
         _check_calib(frame)
         img, A = _image_tensor(frame.image_left, out_hw, f"frame {frame.index} image_left", mode)
         imgs.append(img)
@@ -221,7 +227,10 @@ def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
 
     name = point_source_name(data_cfg)
     if name != "none":
-        sample["points"] = torch.from_numpy(_window_points(frames, transforms, data_cfg, name))
+        sample["points"] = torch.from_numpy(_window_points(frames, [transforms[i] for i in image_idx], data_cfg, name))
+    if sweep_idx:
+        sample["sweep_occupancy"] = torch.from_numpy(
+            sweep_occupancy([window.frames[i] for i in sweep_idx], [transforms[i] for i in sweep_idx], data_cfg))
 
     sample["stamp_ns"] = int(window.current.stamp_ns)
     sample["frame_index"] = int(window.current.index)

@@ -17,6 +17,7 @@ from torch import nn
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
 from ssc_core.data.point_sources import point_source_name, point_source_requires
 from ssc_core.data.rgbd import RGBDFrame, rgbd_frame_to_sample
+from ssc_core.data.sweeps import sweep_source_name, window_offsets
 from ssc_core.data.transforms import collate, window_to_sample
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.training.checkpoint import (
@@ -52,8 +53,9 @@ class Predictor:
         offsets = self.data_cfg.get("history_offsets") or []
         if any(not isinstance(o, int) or o >= 0 for o in offsets):
             raise ConfigError(f"data.history_offsets must be negative integers, got {offsets!r}")
-        self._history_offsets = list(offsets)
-        self._source = point_source_name(self.data_cfg)
+        self._history_offsets = window_offsets(self.data_cfg)
+        sources = [point_source_name(self.data_cfg), sweep_source_name(self.data_cfg)]
+        self._requires = {field for name in sources if name is not None for field in point_source_requires(name)}
 
     @classmethod
     def from_checkpoint(
@@ -81,7 +83,8 @@ class Predictor:
     # ------------------------------------------------------------------------------------------ properties
     @property
     def history_offsets(self) -> list[int]:
-        """Frame offsets (negative, oldest first) of the history frames the model wants, e.g. [-12, -9, -6, -3]."""
+        """Frame offsets (negative, oldest first) of the history frames the model wants, e.g. [-12, -9, -6, -3]:
+        ``data.history_offsets`` and, with ``data.sweeps``, the sweep frames (``sweeps.window_offsets``)."""
         return list(self._history_offsets)
 
     @property
@@ -91,13 +94,14 @@ class Predictor:
 
     @property
     def needs_points(self) -> bool:
-        """True when the model's point source reads the LiDAR scan (frames must carry ``points_velo``)."""
-        return "points_velo" in point_source_requires(self._source)
+        """True when the model's point source (or its sweeps' source) reads the LiDAR scan (frames must carry
+        ``points_velo``)."""
+        return "points_velo" in self._requires
 
     @property
     def needs_right_image(self) -> bool:
         """True when frames must carry ``image_right`` (stereo depth source or ``data.use_right_image``)."""
-        return bool(self.data_cfg.get("use_right_image")) or "image_right" in point_source_requires(self._source)
+        return bool(self.data_cfg.get("use_right_image")) or "image_right" in self._requires
 
     @property
     def grid(self) -> GridSpec:

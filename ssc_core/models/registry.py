@@ -8,9 +8,11 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from ssc_core.errors import ConfigError
+from ssc_core.losses import resolve_class_weights
 from ssc_core.types import GridSpec
 
 _MODELS: dict[str, type[nn.Module]] = {}
@@ -81,3 +83,11 @@ def loss_weights(model_cfg: dict, names: tuple[str, ...], model: str) -> dict[st
     if extra:
         raise ConfigError(f"unknown model.loss_weights keys {sorted(extra)}; {model}'s losses are {names}")
     return {**dict.fromkeys(names, 1.0), **{k: float(v) for k, v in given.items()}}
+
+
+def model_class_weights(model_cfg: dict, data: dict, num_classes: int) -> torch.Tensor:
+    """(num_classes,) CE class weights from ``model.class_weights`` (default: the values SGN and VoxFormer
+    hard-code for SemanticKITTI / KITTI-360, uniform for other class sets)."""
+    class_set = data.get("class_set", "semantic_kitti")
+    default = "sgn" if class_set in ("semantic_kitti", "kitti360") else None
+    return resolve_class_weights(model_cfg.get("class_weights", default), class_set, num_classes)

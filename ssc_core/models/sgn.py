@@ -27,18 +27,22 @@ from ssc_core.losses import (
     binary_occupancy_loss,
     geo_scal_loss,
     lovasz_softmax_loss,
-    resolve_class_weights,
     sem_scal_loss,
     weighted_ce_loss,
 )
-from ssc_core.models.blocks.bev_unet import BEVUNet, SegmentationHead3D
+from ssc_core.models.blocks.bev_unet import BEVUNet, SegmentationHead3D, complete_in_bev
 from ssc_core.models.blocks.diffusion import SDB
 from ssc_core.models.blocks.flosp import flosp, project_voxels
-from ssc_core.models.blocks.fpn import SingleLevelFPN
 from ssc_core.models.blocks.heads import SparseHeader, UpsampleHeader
-from ssc_core.models.blocks.image_backbone import build_image_backbone
+from ssc_core.models.blocks.image_encoder import ImageEncoder
 from ssc_core.models.blocks.sparse_blocks import SFE, SGFE
-from ssc_core.models.registry import loss_weights, model_sections, register_model, scene_grids
+from ssc_core.models.registry import (
+    loss_weights,
+    model_class_weights,
+    model_sections,
+    register_model,
+    scene_grids,
+)
 from ssc_core.ops import SparseVoxels, linearize_coords, scatter_max, scatter_mean, unique_coords
 from ssc_core.types import GridSpec
 
@@ -49,21 +53,6 @@ MODEL_KEYS = {
 SVPN_SIGMOID_MODES = ("before_dense", "after_dense")
 LOSS_NAMES = ("ssc", "sem_scal", "geo_scal", "sem", "occ", "pts")
 GUIDANCE_CHANNELS = 8
-
-
-class ImageEncoder(nn.Module):
-    """Image backbone (timm ResNet layer3 in SGN's configs; its last returned level is used) + single-level FPN,
-    applied to every frame. (B, F, 3, H, W) -> (B, F, C, h, w)."""
-
-    def __init__(self, backbone_cfg: dict, channels: int) -> None:
-        super().__init__()
-        self.backbone = build_image_backbone(backbone_cfg)
-        self.neck = SingleLevelFPN(self.backbone.out_channels[-1], channels)
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        b, f = img.shape[:2]
-        feats = self.neck(self.backbone(img.flatten(0, 1))[-1])
-        return feats.view(b, f, *feats.shape[1:])
 
 
 class PointVoxelEncoder(nn.Module):
@@ -140,10 +129,7 @@ class SVPN(nn.Module):
             prob = torch.sigmoid(scores.dense())
         else:
             prob = scores.replace_features(torch.sigmoid(scores.features)).dense()
-        bev = prob[:, 0].permute(0, 3, 1, 2)  # (B, Z, X, Y): Z voxels as channels
-        half = self.bev(bev).permute(0, 2, 3, 1).unsqueeze(1)  # (B, 1, X/2, Y/2, Z/2)
-        logits, guidance = self.head(half)
-        return logits, guidance
+        return complete_in_bev(self.bev, self.head, prob[:, 0])
 
 
 class SGB(nn.Module):
@@ -175,8 +161,9 @@ class SGN(nn.Module):
 
     forward(batch) takes the collated sample dict (img (B, F, 3, H, W), K (B, F, 3, 3), T_cam_velo (B, F, 4, 4),
     image_hw (B, 2), points (P, 5)) and returns ssc_logits (B, K, X, Y, Z), pts_logits (B, 1, X/2, Y/2, Z/2),
-    seed_coords (N_s, 4) int64 (batch, x, y, z at 1:2), sem_logits (N_s, K) and, in training mode (or with
-    model.aux_in_eval), occ_logits (B, 1, X/2, Y/2, Z/2)."""
+    seed_coords (N_s, 4) int64 (batch, x, y, z at 1:2), sem_logits (N_s, K), in training mode (or with
+    model.aux_in_eval) occ_logits (B, 1, X/2, Y/2, Z/2), and in training mode voxel_features (B, C/2, X/2, Y/2, Z/2)
+    (the SDB output the header reads; see ``coarse_outputs``)."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
@@ -189,10 +176,7 @@ class SGN(nn.Module):
         self.seed_threshold = float(m.get("seed_threshold", 0.0))
         self.aux_in_eval = bool(m.get("aux_in_eval", False))
         self.loss_weights = loss_weights(m, LOSS_NAMES, "SGN")
-        class_set = data.get("class_set", "semantic_kitti")
-        default_weights = "sgn" if class_set in ("semantic_kitti", "kitti360") else None
-        class_weights = resolve_class_weights(m.get("class_weights", default_weights), class_set, self.num_classes)
-        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.register_buffer("class_weights", model_class_weights(m, data, self.num_classes), persistent=False)
         self.register_buffer("voxel_centers", torch.from_numpy(self.work_grid.voxel_centers()), persistent=False)
 
         self.image_encoder = ImageEncoder(dict(m.get("backbone") or {}), channels)
@@ -207,6 +191,7 @@ class SGN(nn.Module):
                                        nn.LeakyReLU(), nn.Linear(channels // 2, channels))
         self.sdb = SDB(channels + GUIDANCE_CHANNELS, channels // 2, depth=int(m.get("sdb_depth", 3)))
         self.ssc_header = UpsampleHeader(channels // 2, self.num_classes, scale=2)
+        self.voxel_feature_channels = channels // 2
 
     def lift(self, batch: dict) -> torch.Tensor:
         """Image features lifted to the 1:2 grid (FLoSP + bottleneck): (B, C, X/2, Y/2, Z/2)."""
@@ -246,7 +231,7 @@ class SGN(nn.Module):
         completed = self.mlp_prior(flat).index_put((seed_index,), seed_feats)
         volume = completed.view(b, *self.work_grid.dims, c).permute(0, 4, 1, 2, 3)
         volume = self.sdb(torch.cat([volume, guidance], dim=1))
-        out = {
+        out: dict[str, torch.Tensor] = {
             "ssc_logits": self.ssc_header(volume),
             "pts_logits": pts_logits,
             "seed_coords": seed_coords,
@@ -254,7 +239,15 @@ class SGN(nn.Module):
         }
         if self.training or self.aux_in_eval:
             out["occ_logits"] = self.occ_header(x3d)
+        if self.training:
+            out["voxel_features"] = volume
         return out
+
+    def coarse_outputs(self, outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coarse-output interface (docs/models.md): (the header's logits at the 1:2 grid (B, K, X/2, Y/2, Z/2),
+        the SDB features it reads (B, C/2, X/2, Y/2, Z/2)) of a training-mode forward, both differentiable."""
+        features = outputs["voxel_features"]
+        return self.ssc_header.coarse_logits(features), features
 
     def losses(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """SGN's six weighted terms: loss_ssc (class-weighted CE), loss_sem_scal, loss_geo_scal (1:1 target),

@@ -9,7 +9,8 @@ A checkpoint is a plain mapping of tensors and plain data (no pickled classes), 
 - ``model``: the model's ``state_dict``
 
 Training checkpoints add ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``step``, ``rng``,
-``best_metric`` and ``hooks`` (see ``ssc_core.training.trainer``).
+``best_metric``, ``hooks`` and ``training_model`` (a training wrapper's state outside the deployed model, e.g. the
+HASSC teacher; empty otherwise) (see ``ssc_core.training.trainer``).
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 # precomputed depth lives) may differ between the run that wrote a checkpoint and the one that loads it.
 MODEL_DEFINING_KEYS = (
     "model", "data.grid", "data.history_offsets", "data.image_crop", "data.image_preprocess", "data.points.source",
-    "data.use_right_image",
+    "data.use_right_image", "data.sweeps.frames", "data.sweeps.source", "data.sweeps.origin", "data.sweeps.mode",
+    "data.sweeps.merge_endpoints",
 )
 
 

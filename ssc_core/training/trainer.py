@@ -4,7 +4,11 @@ TensorBoard, periodic validation with SSCMetrics, atomic best/last checkpoints, 
 It knows nothing of any particular model: it needs ``model(batch) -> {"ssc_logits": (B, C, X, Y, Z), ...}`` and
 ``model.losses(outputs, batch) -> {name: scalar tensor}`` (summed for the backward pass, each logged), and
 datasets whose samples collate (``ssc_core.data.transforms.collate``) to batches holding ``target`` (B, X, Y, Z)
-int64 train ids with 255 = ignore. Training schemes extend it through ``TrainerHook``s.
+int64 train ids with 255 = ignore. Training schemes extend it through ``TrainerHook``s and, when they need
+trainable parts or a teacher of their own, a training wrapper: a module with an ``inference_model`` attribute
+(the deployed model, one of its submodules). The Trainer then optimises the whole wrapper but validates the
+inference model and stores only its weights under ``model`` in ``best.pt`` and ``last.pt``; the rest of the
+wrapper's state (teacher, training-only layers) goes into ``last.pt`` under ``training_model`` for exact resume.
 
 Files in ``work_dir`` (``RUN_FILES``; ``ssc-train`` adds ``config.yaml``): ``last.pt`` (full training state,
 rewritten every ``checkpoint_interval`` epochs), ``best.pt`` (weights + metadata of the best validation
@@ -43,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
-from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
 from ssc_core.evaluation.eval_range import FULL_RANGE, eval_range_mask, range_suffix
 from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
 from ssc_core.training.distributed import DistInfo, resolve_device
@@ -189,6 +193,7 @@ class Trainer:
 
         self.model = model.to(self.device)
         self.core_model = self.model
+        self.inference_model = getattr(self.core_model, "inference_model", self.core_model)
         if self.dist.is_distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids,
@@ -439,7 +444,7 @@ class Trainer:
         dataset = dataset if dataset is not None else self.val_dataset
         if dataset is None:
             return {}
-        model = self.core_model
+        model = self.inference_model
         was_training = model.training
         model.eval()
         ranges = [FULL_RANGE] + [r for r in self.settings.eval_ranges if r != FULL_RANGE]
@@ -499,10 +504,28 @@ class Trainer:
         dist.all_gather_object(gathered, state)
         return gathered
 
+    def _wrapper_prefix(self) -> str | None:
+        """'<name>.' of the inference model inside a training wrapper, None without a wrapper."""
+        if self.inference_model is self.core_model:
+            return None
+        for name, module in self.core_model.named_children():
+            if module is self.inference_model:
+                return name + "."
+        raise ConfigError("a training wrapper's inference_model must be one of its direct submodules")
+
+    def training_model_state(self) -> dict[str, torch.Tensor]:
+        """The training wrapper's state outside the inference model (teacher, training-only layers); {} without a
+        wrapper."""
+        prefix = self._wrapper_prefix()
+        if prefix is None:
+            return {}
+        return {k: v for k, v in self.core_model.state_dict().items() if not k.startswith(prefix)}
+
     def training_state(self) -> dict[str, Any]:
         """Everything besides the weights that exact resume needs (optimizer, schedule, scaler, counters, RNG of
-        every rank, best metric, hook states, history)."""
+        every rank, best metric, hook states, history, and a training wrapper's own state)."""
         return {
+            "training_model": {k: v.detach().cpu() for k, v in self.training_model_state().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -519,7 +542,7 @@ class Trainer:
         state = self.training_state()  # collective in DDP: every rank must call it
         if not self.is_main:
             return None
-        path = save_checkpoint(self.work_dir / "last.pt", self.core_model, self.cfg, self.class_set, self.grid,
+        path = save_checkpoint(self.work_dir / "last.pt", self.inference_model, self.cfg, self.class_set, self.grid,
                                **state)
         self.last_saved = (self.epoch, self.step)
         return path
@@ -533,7 +556,7 @@ class Trainer:
             self.best_metric = value
             if not self.is_main:
                 return
-            save_checkpoint(self.work_dir / "best.pt", self.core_model, self.cfg, self.class_set, self.grid,
+            save_checkpoint(self.work_dir / "best.pt", self.inference_model, self.cfg, self.class_set, self.grid,
                             epoch=self.epoch, step=self.step, best_metric=value, metrics=metrics)
 
     def resume(self, path: str | Path) -> None:
@@ -544,7 +567,8 @@ class Trainer:
         check_compatible(ckpt, config=self.cfg, class_set=self.class_set, grid=self.grid, source=str(path))
         if "optimizer" not in ckpt:
             raise DataFormatError(f"{path}: holds weights only (no training state); resume from last.pt")
-        load_model_state(self.core_model, ckpt["model"], source=str(path))
+        load_model_state(self.inference_model, ckpt["model"], source=str(path))
+        self._load_training_model_state(ckpt.get("training_model") or {}, str(path))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -555,6 +579,18 @@ class Trainer:
         set_rng_state(states[self.dist.rank] if self.dist.rank < len(states) else states[0])
         for hook, state in zip(self.hooks, ckpt.get("hooks", [])):
             hook.load_state_dict(state)
+
+    def _load_training_model_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Restore ``training_model_state`` output into the wrapper (CheckpointMismatchError when it does not fit,
+        e.g. a base run resumed with a training scheme)."""
+        expected = self.training_model_state()
+        if set(state) != set(expected):
+            missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise CheckpointMismatchError(f"{source}: the training wrapper's state does not fit (missing "
+                                          f"{missing[:8]}, not in this run {unexpected[:8]}); resume with the same "
+                                          "train.extra scheme settings")
+        if state:
+            self.core_model.load_state_dict({**self.core_model.state_dict(), **state}, strict=True)
 
     def close(self) -> None:
         """Close the TensorBoard writer."""

@@ -1,4 +1,5 @@
-"""LMSCNet-style 2D BEV U-Net used by SGN's voxel proposal network, and its 3D segmentation head.
+"""LMSCNet-style 2D BEV U-Net and its 3D segmentation head: SGN's voxel proposal network and VoxFormer's query
+proposal network (LMSCNet_SS) end in them.
 
 The BEV U-Net treats the grid's Z voxels as channels (f = Z): input (B, f, X, Y) at full resolution, output
 (B, f/2, X/2, Y/2), whose channels are read as the Z/2 voxels of the half-resolution grid.
@@ -82,3 +83,25 @@ class SegmentationHead3D(nn.Module):
         x = torch.relu(x + sum(branch(x) for branch in self.branches))
         guide = self.guidance_layer(x) if self.guidance_layer is not None else None
         return self.conv_classes(x), guide
+
+
+def complete_in_bev(bev: BEVUNet, head: SegmentationHead3D, grid: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """LMSCNet's single-scale completion at 1:2: a (B, X, Y, Z) float grid (Z as the BEV U-Net's channels) ->
+    ``bev`` -> (B, 1, X/2, Y/2, Z/2) -> ``head``. Returns the head's (logits, guidance or None)."""
+    half = bev(grid.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).unsqueeze(1)
+    return head(half)
+
+
+class LMSCNetSS(nn.Module):
+    """LMSCNet_SS as VoxFormer's query proposal network uses it: BEV U-Net + SegmentationHead3D without guidance.
+    (B, X, Y, Z) float occupancy -> (B, num_classes, X/2, Y/2, Z/2) logits. (SGN's SVPN ends in the same two parts
+    with 1 class and the guidance layer, through ``complete_in_bev``.)"""
+
+    def __init__(self, z_dim: int, num_classes: int = 2, channels: int = 8) -> None:
+        super().__init__()
+        self.bev = BEVUNet(z_dim)
+        self.head = SegmentationHead3D(1, channels, num_classes, guidance=False)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return complete_in_bev(self.bev, self.head, grid)[0]
