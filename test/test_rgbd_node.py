@@ -43,6 +43,16 @@ def rgbd_params(**extra) -> dict:
     return node_parameters(overrides={"input.mode": "rgbd", "rgbd.grid_frame": NAMES.grid_frame, **extra})
 
 
+def replayed_room(root) -> tuple[int, dict, TransformHistory]:
+    """The first test room as the NYU replay publishes it: (stamp, {topic: message}, its TF)."""
+    frame_id, stamp = nyu_records(root, "test")[0]
+    record = read_nyu_record(root, frame_id, "test", stamp)
+    messages = {topic: msg for topic, _, msg in nyu_replay_messages(record, NS, NAMES)}
+    tf = TransformHistory()
+    tf.add(messages[NAMES.tf], static=False)
+    return stamp, messages, tf
+
+
 def test_depth_messages_round_trip_and_bad_ones_are_clear_errors():
     depth = np.array([[0.0, 1.25, np.nan], [8.0, 0.5, 2.000125]], dtype=np.float32)
     got = depth_image_to_metres(make_depth_image(NS, 1, "cam", depth, "32FC1"))
@@ -66,11 +76,7 @@ def test_node_pipeline_gives_the_offline_prediction_of_a_synthetic_room(syntheti
     dataset = build_dataset(dict(predictor.cfg["data"], augment=False), "test", synthetic_nyu_root)
     offline = predictor.predict_sample(dataset[0])
 
-    frame_id, stamp = nyu_records(synthetic_nyu_root, "test")[0]
-    record = read_nyu_record(synthetic_nyu_root, frame_id, "test", stamp)
-    messages = {topic: msg for topic, _, msg in nyu_replay_messages(record, NS, NAMES)}
-    tf = TransformHistory()
-    tf.add(messages[NAMES.tf], static=False)
+    stamp, messages, tf = replayed_room(synthetic_nyu_root)
     drops = DropCounter()
     wrapped, builder = input_pipeline(predictor, rgbd_params(**{"rgbd.tsdf_subdivision": 2}), drops)  # as written
     items = {"image": messages[NAMES.image], "depth": messages[NAMES.depth], "camera_info": messages[NAMES.camera_info]}
@@ -86,11 +92,7 @@ def test_node_pipeline_gives_the_offline_prediction_of_a_synthetic_room(syntheti
 
 def test_builder_drops_unusable_depth_with_a_counted_reason(synthetic_nyu_root, checkpoint):
     predictor = Predictor.from_checkpoint(checkpoint)
-    frame_id, stamp = nyu_records(synthetic_nyu_root, "test")[0]
-    record = read_nyu_record(synthetic_nyu_root, frame_id, "test", stamp)
-    messages = {topic: msg for topic, _, msg in nyu_replay_messages(record, NS, NAMES)}
-    tf = TransformHistory()
-    tf.add(messages[NAMES.tf], static=False)
+    stamp, messages, tf = replayed_room(synthetic_nyu_root)
     drops = DropCounter()
     _, builder = input_pipeline(predictor, rgbd_params(), drops, warn=lambda line: None)
     items = {"image": messages[NAMES.image], "camera_info": messages[NAMES.camera_info]}
