@@ -37,10 +37,12 @@ RUNS = ("teacher", "student_kd", "student_no_kd")
 PROTOCOLS = ("sscnet", "monoscene")
 
 
-def train_runs(data_root: Path, work_dir: Path, epochs: int, threads: int, retrain: bool) -> dict[str, float]:
-    """Train the three runs (teacher first); returns CPU seconds per run (0 for a run that was already there)."""
+def train_runs(data_root: Path, work_dir: Path, epochs: int, threads: int, retrain: bool,
+               overrides: list[str]) -> dict[str, float]:
+    """Train the three runs (teacher first) with the same ``--set`` overrides; returns CPU seconds per run (0 for a
+    run that was already there)."""
     common = ["--data-root", str(data_root), "--epochs", str(epochs), "--num-threads", str(threads),
-              "--from-scratch", "--no-progress", "--no-val"]
+              "--from-scratch", "--no-progress", "--no-val", *(a for o in overrides for a in ("--set", o))]
     teacher = work_dir / "teacher" / "last.pt"
     plans = {
         "teacher": ["--config", "cleaners_teacher_tiny"],
@@ -96,15 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every run (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--retrain", action="store_true", help="train again even where last.pt exists")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="config override for all three runs, as ssc-train --set (e.g. train.lr=0.004)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    seconds = train_runs(args.data_root, args.work_dir, args.epochs, args.threads, args.retrain)
+    seconds = train_runs(args.data_root, args.work_dir, args.epochs, args.threads, args.retrain, args.overrides)
     results = {run: evaluate_run(args.work_dir / run / "last.pt", args.data_root) for run in RUNS}
     predictor = Predictor.from_checkpoint(args.work_dir / "teacher" / "last.pt")
     steps = {run: json.loads((args.work_dir / run / "history.jsonl").read_text().splitlines()[-1])["epoch"]
              for run in RUNS}
-    lines = [f"CleanerS on synthetic rooms: {args.epochs} epochs per run, test rooms of {args.data_root}; "
+    lines = [f"CleanerS on synthetic rooms: {args.epochs} epochs per run {args.overrides}, test rooms of "
+             f"{args.data_root}; "
              f"CPU s of training this time {({k: round(v) for k, v in seconds.items()})}; epochs {steps}", "",
              *table(results, predictor.class_set.names)]
     gap = {p: 100 * (results["student_kd"][p]["miou"] - results["student_no_kd"][p]["miou"]) for p in PROTOCOLS}
