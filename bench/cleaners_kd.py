@@ -10,7 +10,8 @@ seed: the teacher on TSDF-CAD; the student on the noisy TSDF with the teacher's 
 config, the trained teacher's ``last.pt``); the same student without the teacher (``distill: null``). Then every
 run's ``last.pt`` is scored on the test rooms (never seen in training), the teacher on TSDF-CAD as its config reads
 it, the students on the noisy TSDF, with both NYU protocols (SSCNet first: the paper's). A run whose work dir already
-holds ``last.pt`` is not trained again (``--retrain`` to force). Prints a table naming the protocol of every row.
+holds all its epochs is not trained again (``--retrain`` to force), one cut short resumes from its ``last.pt``. Prints a
+table naming the protocol of every row.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ RUNS = ("teacher", "student_kd", "student_no_kd")
 PROTOCOLS = ("sscnet", "monoscene")
 
 
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run's ``last.pt`` holds (its ``history.jsonl``), 0 when there is none."""
+    history = run_dir / "history.jsonl"
+    if not (run_dir / "last.pt").is_file() or not history.is_file() or not history.read_text().strip():
+        return 0
+    return int(json.loads(history.read_text().splitlines()[-1])["epoch"])
+
+
 def train_runs(data_root: Path, work_dir: Path, epochs: int, threads: int, retrain: bool,
                overrides: list[str]) -> dict[str, float]:
     """Train the three runs (teacher first) with the same ``--set`` overrides; returns CPU seconds per run (0 for a
@@ -51,11 +60,13 @@ def train_runs(data_root: Path, work_dir: Path, epochs: int, threads: int, retra
     }
     seconds = {}
     for run, args in plans.items():
-        if (work_dir / run / "last.pt").is_file() and not retrain:
+        done = epochs_done(work_dir / run)
+        if done >= epochs and not retrain:
             seconds[run] = 0.0
             continue
+        resume = ["--resume"] if 0 < done < epochs and not retrain else []  # an interrupted run goes on
         start = time.process_time()
-        code = ssc_train([*args, "--work-dir", str(work_dir / run), *common])
+        code = ssc_train([*args, "--work-dir", str(work_dir / run), *common, *resume])
         if code != 0:
             raise SystemExit(f"error: ssc-train for {run} failed with exit code {code}")
         seconds[run] = time.process_time() - start
@@ -106,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = train_runs(args.data_root, args.work_dir, args.epochs, args.threads, args.retrain, args.overrides)
     results = {run: evaluate_run(args.work_dir / run / "last.pt", args.data_root) for run in RUNS}
     predictor = Predictor.from_checkpoint(args.work_dir / "teacher" / "last.pt")
-    steps = {run: json.loads((args.work_dir / run / "history.jsonl").read_text().splitlines()[-1])["epoch"]
-             for run in RUNS}
+    steps = {run: epochs_done(args.work_dir / run) for run in RUNS}
     lines = [f"CleanerS on synthetic rooms: {args.epochs} epochs per run {args.overrides}, test rooms of "
              f"{args.data_root}; "
              f"CPU s of training this time {({k: round(v) for k, v in seconds.items()})}; epochs {steps}", "",
