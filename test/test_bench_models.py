@@ -60,3 +60,21 @@ def test_target_verdicts_compare_the_right_row_against_each_limit(bench):
     failed = result("sgn_t", "cuda", "bf16", "forward", 0.04)
     failed.times_s, failed.error = [], "RuntimeError: out of memory"
     assert "not measured (RuntimeError: out of memory)" in bench.target_lines([failed])[0]
+
+
+def test_depth_rows_time_sgbm_and_mobilestereonet_from_a_stereo_pair_to_points(bench, tmp_path, capsys):
+    md = tmp_path / "depth.md"
+    code = bench.main(["--configs", "--depth", "sgbm", "msnet3d", "--depth-size", "48", "256", "--device", "cpu",
+                       "--dtypes", "fp32", "--repeats", "1", "--warmup", "0", "--threads", "1", "--live-tensors",
+                       "--markdown", str(md)])
+    assert code == 0, capsys.readouterr().err
+    columns = bench.COLUMNS
+    rows = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")]
+                                    for line in md.read_text().splitlines() if line.startswith("| depth:"))}
+    assert set(rows) == {"depth: sgbm", "depth: msnet3d"}
+    assert rows["depth: msnet3d"][columns.index("params M (trained)")] == "1.77 (0.00)"
+    assert "net 64×256" in rows["depth: msnet3d"][columns.index("grid / image / frames / points")]
+    for row in rows.values():
+        assert row[columns.index("mode")] == "depth" and float(row[columns.index("median s")]) > 0
+    assert float(rows["depth: msnet3d"][columns.index("tensor peak GB")]) > 0
+    assert rows["depth: sgbm"][columns.index("tensor peak GB")] == "—"  # OpenCV's buffers are not torch tensors

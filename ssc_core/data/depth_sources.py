@@ -25,7 +25,7 @@ import numpy as np
 from ssc_core.data.point_sources import register_point_source
 from ssc_core.data.semantic_kitti import read_points
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_core.geometry.poses import invert_transform, transform_points
+from ssc_core.geometry.poses import invert_transform
 from ssc_core.geometry.projection import depth_to_points_cam
 from ssc_core.types import Calib, Frame
 
@@ -43,7 +43,8 @@ SGBM_MODES = {"sgbm": 0, "hh": 1, "sgbm_3way": 2, "hh4": 3}
 PRECOMPUTED_FORMATS = ("npy", "bin")
 
 
-def _points_cfg(cfg: dict) -> dict:
+def points_section(cfg: dict) -> dict:
+    """The ``data.points`` mapping of a ``data:`` section ({} when absent; ConfigError when not a mapping)."""
     points = cfg.get("points") or {}
     if not isinstance(points, dict):
         raise ConfigError(f"data.points must be a mapping, got {points!r}")
@@ -67,9 +68,11 @@ def depth_to_points_velo(
     """Back-project an (H, W) metric depth map of the left colour camera into the LiDAR frame, SGN's way.
 
     Every ``stride``-th pixel with finite depth > 0 (and <= ``max_depth`` when given) becomes a point
-    (x, y, z) = (u - cx) d / fx + P2[0,3] / -fx, (v - cy) d / fy, d in the rectified camera, then inv(Tr)
-    moves it to the LiDAR frame; points with x_velo < 0 or z_velo >= ``max_height`` are dropped.
-    Returns (N, 4) float32 x, y, z, intensity=1 in the frame's LiDAR frame.
+    (x, y, z) = (u - cx) d / fx + P2[0,3] / -fx, (v - cy) d / fy + P2[1,3] / -fy, d in the rectified camera;
+    [x, y, z, 1] @ [R^T | -R^T t]^T (Tr = [R | t]) moves it to the LiDAR frame; points with x_velo < 0 or
+    z_velo >= ``max_height`` are dropped. Everything runs in float64 with the operations of SGN's
+    ``depth2lidar.py``, so with the defaults the result equals its ``.bin`` files bit for bit.
+    Returns (N, 4) float32 x, y, z, intensity=1 in the frame's LiDAR frame, in row-major pixel order.
     """
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
@@ -81,16 +84,18 @@ def depth_to_points_velo(
         depth = np.where(keep, depth, 0.0).astype(np.float32)
     if max_depth is not None:
         depth = np.where(depth <= max_depth, depth, 0.0).astype(np.float32)
-    K = calib.K
-    points_cam = depth_to_points_cam(depth, K, baseline_x=float(calib.P2[0, 3] / -K[0, 0]))
-    points_velo = transform_points(invert_transform(calib.T_cam0_velo), points_cam)
+    P2 = calib.P2
+    points_cam = depth_to_points_cam(depth, calib.K, baseline_x=float(P2[0, 3] / -P2[0, 0]),
+                                     baseline_y=float(P2[1, 3] / -P2[1, 1]))
+    homogeneous = np.hstack([points_cam, np.ones((len(points_cam), 1))])
+    points_velo = np.dot(homogeneous, np.transpose(invert_transform(calib.T_cam0_velo)[:3]))
     keep = (points_velo[:, 0] >= 0) & (points_velo[:, 2] < max_height)
-    out = np.ones((int(keep.sum()), 4), dtype=np.float32)
-    out[:, :3] = points_velo[keep, :3]
-    return out
+    return np.hstack([points_velo[keep], np.ones((int(keep.sum()), 1))]).astype(np.float32)
 
 
-def _depth_options(points: dict) -> dict:
+def depth_options(points: dict) -> dict:
+    """The back-projection options of ``data.points`` for ``depth_to_points_velo``: stride, max_depth,
+    max_height (checked; ConfigError naming the bad key)."""
     max_depth = points.get("max_depth")
     if max_depth is not None and not (isinstance(max_depth, int | float) and max_depth > 0):
         raise ConfigError(f"data.points.max_depth must be a positive number or null, got {max_depth!r}")
@@ -162,8 +167,8 @@ def stereo_sgbm_points(frame: Frame, cfg: dict) -> np.ndarray:
     """Point source ``stereo_sgbm``: (N, 4) float32 pseudo-LiDAR points of ``frame`` in its LiDAR frame from
     SGBM on image_left / image_right. ``cfg`` is the ``data:`` section. DataFormatError when the frame has no
     right image or no P3 in its calibration (the baseline comes from P2 and P3)."""
-    points = _points_cfg(cfg)
-    options = _depth_options(points)
+    points = points_section(cfg)
+    options = depth_options(points)
     if frame.image_right is None:
         raise DataFormatError(f"frame {frame.index}: point source 'stereo_sgbm' needs the right image (image_3)")
     baseline = frame.calib.stereo_baseline
@@ -180,7 +185,7 @@ def precomputed_path(cfg: dict, frame_index: int) -> Path:
     """File of a frame for the ``precomputed`` source: ``<folder>/sequences/<sequence>/<frame:06d>.<format>``.
     A relative ``data.points.folder`` is taken relative to ``data.points.root`` (the dataset root, which the
     dataset sets together with ``data.points.sequence``)."""
-    points = _points_cfg(cfg)
+    points = points_section(cfg)
     fmt = points.get("format", "npy")
     if fmt not in PRECOMPUTED_FORMATS:
         raise ConfigError(f"data.points.format must be one of {PRECOMPUTED_FORMATS}, got {fmt!r}")
@@ -211,12 +216,23 @@ def read_depth_npy(path: Path) -> np.ndarray:
     return depth.astype(np.float32)
 
 
+def write_depth_npy(path: Path, depth: np.ndarray) -> Path:
+    """Save an (H, W) depth map as the original preprocessing does (``np.save`` of a C-ordered float32 array),
+    creating the folder. Returns the path."""
+    depth = np.asarray(depth)
+    if depth.ndim != 2 or depth.dtype != np.float32:
+        raise DataFormatError(f"{path}: depth map must be a 2-D float32 array, got {depth.shape} {depth.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.ascontiguousarray(depth))
+    return path
+
+
 def precomputed_points(frame: Frame, cfg: dict) -> np.ndarray:
     """Point source ``precomputed``: (N, 4) float32 points in ``frame``'s LiDAR frame from ``frame.depth`` when
     set, else from the frame's file (``precomputed_path``): ``.npy`` depth back-projected like
     ``stereo_sgbm``, ``.bin`` pseudo-LiDAR (x, y, z, 1 in the LiDAR frame) returned as stored."""
-    points = _points_cfg(cfg)
-    options = _depth_options(points)
+    points = points_section(cfg)
+    options = depth_options(points)
     if frame.depth is not None:
         return depth_to_points_velo(frame.depth, frame.calib, **options)
     path = precomputed_path(cfg, frame.index)
