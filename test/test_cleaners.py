@@ -229,6 +229,36 @@ def test_tiny_teacher_and_distilled_student_overfit_a_room(room_samples, tmp_pat
     assert set(saved["model"]) == set(student_run.core_model.state_dict())  # the student only, no teacher
 
 
+def test_the_paper_config_trains_with_the_recipe_of_the_official_code(room_samples, tmp_path):
+    """cleaners_teacher's train section (on the coarse network): AdamW 1e-3, weight decay 0.05 on weights only
+    (every bias and norm parameter in a group without decay), cosine by epoch to 1e-7, clip 10, batch 2 x 2; the
+    frozen encoder is not optimised; its data section augments training images and reads TSDF-CAD."""
+    paper = load_config("cleaners_teacher")
+    assert paper["data"]["augment"] is True and paper["data"]["tsdf_source"] == "cad"
+    assert paper["model"]["backbone"]["frozen_stages"] == 3 and paper["model"]["label_smoothing"] == 0.2
+    cfg = coarse_cfg(train=paper["train"])
+    trainer = Trainer(build_model(cfg), cfg, Rooms(room_samples * 4), None, work_dir=tmp_path, class_set=NYU,
+                      progress=False)
+    opt = trainer.optimizer
+    assert isinstance(opt, torch.optim.AdamW) and trainer.settings.grad_clip == 10.0
+    assert trainer.accumulate_steps == 2 and trainer.settings.batch_size == 2
+    decay, no_decay = opt.param_groups
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+    names = {id(p): n for n, p in trainer.core_model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    kept = {names[id(p)] for p in no_decay["params"]}
+    modules = dict(trainer.core_model.named_modules())
+    norms = {n for n, m in modules.items() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm3d)}
+    assert {n for n in names.values() if n.endswith(".bias") and not n.startswith("encoder.")} <= kept
+    assert {f"{n}.weight" for n in norms if not n.startswith("encoder.")} <= kept
+    assert all(n.endswith(".weight") and "bn" not in n for n in decayed) and len(decayed) > 50
+    assert not any(n.startswith("encoder.") for n in decayed | kept)
+    schedule, epoch = trainer.schedule, trainer.steps_per_epoch
+    assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-3]
+    assert schedule.factor(epoch - 1) == 1.0 and schedule.factor(50 * epoch) == pytest.approx(0.5, abs=1e-3)
+    assert 1e-3 * schedule.factor(100 * epoch) == pytest.approx(1e-7)
+
+
 def test_checkpoint_round_trip_gives_the_same_logits(room_samples, tmp_path):
     cfg = coarse_cfg()
     model = build_model(cfg).eval()
