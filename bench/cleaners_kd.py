@@ -10,8 +10,8 @@ seed: the teacher on TSDF-CAD; the student on the noisy TSDF with the teacher's 
 config, the trained teacher's ``last.pt``); the same student without the teacher (``distill: null``). Then every
 run's ``last.pt`` is scored on the test rooms (never seen in training), the teacher on TSDF-CAD as its config reads
 it, the students on the noisy TSDF, with both NYU protocols (SSCNet first: the paper's). A run whose work dir already
-holds all its epochs is not trained again (``--retrain`` to force), one cut short resumes from its ``last.pt``. Prints a
-table naming the protocol of every row.
+holds all its epochs is not trained again (``--retrain`` replaces it), one cut short resumes from its ``last.pt``, one
+that never reached its first checkpoint starts again. Prints a table naming the protocol of every row.
 """
 
 from __future__ import annotations
@@ -65,8 +65,11 @@ def train_runs(data_root: Path, work_dir: Path, epochs: int, threads: int, retra
             seconds[run] = 0.0
             continue
         resume = ["--resume"] if 0 < done < epochs and not retrain else []  # an interrupted run goes on
+        # ssc-train never replaces a run silently: --retrain replaces it, as does a start that never reached its
+        # first checkpoint (nothing of it to keep)
+        replace = ["--overwrite"] if (retrain or done == 0) and (work_dir / run).is_dir() else []
         start = time.process_time()
-        code = ssc_train([*args, "--work-dir", str(work_dir / run), *common, *resume])
+        code = ssc_train([*args, "--work-dir", str(work_dir / run), *common, *resume, *replace])
         if code != 0:
             raise SystemExit(f"error: ssc-train for {run} failed with exit code {code}")
         seconds[run] = time.process_time() - start
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", required=True, type=Path, help="folder of the three runs")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every run (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
-    parser.add_argument("--retrain", action="store_true", help="train again even where last.pt exists")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train every run again, replacing the runs in --work-dir")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="config override for all three runs, as ssc-train --set (e.g. train.lr=0.004)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
