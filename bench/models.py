@@ -68,7 +68,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,8 @@ from bench.htcl_params import htcl_analytic_parameters  # noqa: E402
 from ssc_core.config import config_dirs, load_config, resolve_config_path  # noqa: E402
 from ssc_core.data.downsample import downsample_labels  # noqa: E402
 from ssc_core.data.lidar_targets import labelled_points, lidar_depth_map  # noqa: E402
+from ssc_core.data.nyu import NYU_CAM_K  # noqa: E402
+from ssc_core.data.rgbd import RGBDFrame, rgbd_frame_to_sample  # noqa: E402
 from ssc_core.data.sweeps import window_offsets  # noqa: E402
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
 from ssc_core.data.transforms import collate, image_crop_hw, image_preprocess_mode, window_to_sample  # noqa: E402
@@ -89,7 +91,8 @@ from ssc_core.errors import ConfigError  # noqa: E402
 from ssc_core.models import build_model  # noqa: E402
 from ssc_core.types import Calib, Frame, FrameWindow, GridSpec  # noqa: E402
 
-DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny")
+DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny", "cleaners_teacher", "cleaners_student",
+                   "cleaners_teacher_tiny", "cleaners_student_tiny")
 DEPTH_SOURCES = ("sgbm", "msnet2d", "msnet3d")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 METRES_PER_FRAME = 1.0  # forward motion between raw frames (10 m/s at KITTI's 10 Hz)
@@ -173,13 +176,31 @@ def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
     return FrameWindow(current=frame(current_index), history=history, T_cur_hist=transforms)
 
 
+def make_rgbd_sample(cfg: dict, seed: int = 0) -> dict:
+    """The sample of an indoor (RGB-D, ``data.dataset: nyu``) config through ``rgbd_frame_to_sample``: a random
+    640 x 480 image and NYU's intrinsics, a camera 1.2 m high looking along the grid's y axis at a wall 3 m ahead
+    (every pixel has depth), the grid starting 0.3 m behind it; plus a random ``label_weight`` (60 % weighted)."""
+    rng = np.random.default_rng(seed)
+    grid = replace(GridSpec.from_dict(cfg["data"].get("grid") or {}), origin=(-2.4, -0.3, -0.1))
+    T_grid_cam = np.eye(4)
+    T_grid_cam[:3, :3] = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # x right, y down, z ahead
+    T_grid_cam[:3, 3] = (0.0, 0.0, 1.2)
+    frame = RGBDFrame(image_rgb=rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+                      depth_m=np.full((480, 640), 3.0, np.float32), K=NYU_CAM_K, T_grid_cam=T_grid_cam)
+    sample = rgbd_frame_to_sample(frame, grid, cfg["data"])
+    sample["label_weight"] = torch.from_numpy((rng.random(grid.dims) < 0.6).astype(np.float32))
+    return sample
+
+
 def make_batch(cfg: dict, points_per_frame: int, with_targets: bool, seed: int = 0) -> dict:
-    """One collated batch (B = 1) through ``window_to_sample`` + ``collate``; with ``with_targets``, random
-    ``target`` (70 % empty, 5 % ignore, the rest classes 1..K-1) and its ``target_1_2`` (SSCNet downsampling)."""
-    window = make_window(cfg, points_per_frame, seed)
-    sample = window_to_sample(window, cfg["data"])
+    """One collated batch (B = 1) through ``window_to_sample`` (``make_rgbd_sample`` for indoor configs) +
+    ``collate``; with ``with_targets``, random ``target`` (70 % empty, 5 % ignore, the rest classes 1..K-1) and its
+    ``target_1_2`` (SSCNet downsampling)."""
+    window = None if cfg["data"].get("dataset") == "nyu" else make_window(cfg, points_per_frame, seed)
+    sample = make_rgbd_sample(cfg, seed) if window is None else window_to_sample(window, cfg["data"])
     if with_targets:
-        add_lidar_targets(sample, window.current, cfg, seed)
+        if window is not None:
+            add_lidar_targets(sample, window.current, cfg, seed)
         grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
         num_classes = int((cfg.get("model") or {}).get("num_classes", 20))
         rng = np.random.default_rng(seed + 1)
@@ -752,8 +773,9 @@ def main(argv: list[str] | None = None) -> int:
         crop = image_crop_hw(cfg["data"])
         frames = len(cfg["data"].get("history_offsets") or []) + 1
         batch = make_batch(cfg, args.points, with_targets="train" in modes)
-        shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / "
-                 f"{'×'.join(map(str, crop)) if crop else 'raw'} / {frames} / {len(batch['points'])}")
+        image = crop or tuple(batch["img"].shape[-2:])
+        shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / {'×'.join(map(str, image))} / "
+                 f"{frames} / {len(batch['points']) if 'points' in batch else 'depth'}")
         threshold = getattr(model, "seed_threshold", None)
         for device in devices:
             model.to(device)

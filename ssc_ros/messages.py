@@ -341,6 +341,20 @@ def make_image(ns: MessageNamespace, stamp_ns: int, frame_id: str, image_rgb: np
     )
 
 
+def _pixel_rows(msg: Any, pixel_bytes: int, what: str) -> np.ndarray:
+    """The (H, W * pixel_bytes) uint8 pixel data of a sensor_msgs/Image without its row padding (``step``).
+    DataFormatError for a zero size, a step shorter than a row or truncated data."""
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise DataFormatError(f"{what}: empty image ({w}x{h})")
+    if step < w * pixel_bytes:
+        raise DataFormatError(f"{what}: step {step} < width {w} x {pixel_bytes} bytes per pixel")
+    data = _u8_view(msg.data)
+    if data.size < h * step:
+        raise DataFormatError(f"{what}: data has {data.size} bytes, expected {h * step} (height x step)")
+    return np.ascontiguousarray(data[: h * step].reshape(h, step)[:, : w * pixel_bytes])
+
+
 def image_to_rgb(msg: Any, what: str = "Image") -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB. Accepts rgb8, bgr8, rgba8, bgra8, mono8 (respecting ``step``
     padding); DataFormatError for other encodings, a zero size, a short step or truncated data."""
@@ -348,15 +362,7 @@ def image_to_rgb(msg: Any, what: str = "Image") -> np.ndarray:
     if encoding not in IMAGE_ENCODINGS:
         raise DataFormatError(f"{what}: unsupported encoding {msg.encoding!r} (supported: {sorted(IMAGE_ENCODINGS)})")
     channels, order = IMAGE_ENCODINGS[encoding]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise DataFormatError(f"{what}: empty image ({w}x{h})")
-    if step < w * channels:
-        raise DataFormatError(f"{what}: step {step} < width {w} x {channels} channels")
-    data = _u8_view(msg.data)
-    if data.size < h * step:
-        raise DataFormatError(f"{what}: data has {data.size} bytes, expected {h * step} (height x step)")
-    img = data[: h * step].reshape(h, step)[:, : w * channels].reshape(h, w, channels)
+    img = _pixel_rows(msg, channels, what).reshape(int(msg.height), int(msg.width), channels)
     if order == "rgb":
         return img.copy()
     if order == "bgr":
@@ -401,17 +407,8 @@ def depth_image_to_metres(msg: Any, what: str = "depth image") -> np.ndarray:
     if int(msg.is_bigendian):
         raise DataFormatError(f"{what}: big-endian depth data is not supported")
     dtype, scale = DEPTH_ENCODINGS[encoding]
-    size = np.dtype(dtype).itemsize
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise DataFormatError(f"{what}: empty image ({w}x{h})")
-    if step < w * size:
-        raise DataFormatError(f"{what}: step {step} < width {w} x {size} bytes")
-    data = _u8_view(msg.data)
-    if data.size < h * step:
-        raise DataFormatError(f"{what}: data has {data.size} bytes, expected {h * step} (height x step)")
-    rows = data[: h * step].reshape(h, step)[:, : w * size]
-    values = np.ascontiguousarray(rows).view(dtype).reshape(h, w).astype(np.float32) * np.float32(scale)
+    rows = _pixel_rows(msg, np.dtype(dtype).itemsize, what)
+    values = rows.view(dtype).reshape(rows.shape[0], -1).astype(np.float32) * np.float32(scale)
     return np.where(np.isfinite(values) & (values > 0), values, 0.0).astype(np.float32)
 
 

@@ -164,3 +164,27 @@ def test_live_launch_remaps_every_input_and_sets_only_known_parameters(load_laun
     remap = dict(ssc.remappings)
     assert (remap["image"], remap["camera_info"], remap["points"]) == ("/cam/image", "/cam/info", "/lidar")
     assert remap["image_right"] == declared["image_right"].default_value
+
+
+def test_rgbd_launch_runs_ssc_node_in_rgbd_mode_on_the_nyu_replay_topics(load_launch):
+    from ssc_ros.bag.pipeline import node_parameters
+    from ssc_ros.replay_nyu import NYUReplayNames
+
+    nyu = NYUReplayNames()
+    declared, nodes = _run(load_launch("rgbd.launch.py"), checkpoint="/m/cleaners.pt", grid_origin="[-2.4, 0.5, 0]",
+                           rviz="true")
+    docs = (ROOT / "docs" / "ros.md").read_text()
+    assert all(arg.description for arg in declared.values())
+    assert not [name for name in declared if f"`{name}`" not in docs]
+    nodes = _by_executable(nodes)
+    assert set(nodes) == {"ssc_node", "rviz2"}
+    ssc = nodes["ssc_node"]
+    params_file, overrides = ssc.parameters
+    assert params_file == str(ROOT / "config" / "ssc_node_rgbd.yaml")
+    assert set(overrides) <= SSC_PARAMS and overrides["input.mode"] == "rgbd"
+    assert overrides["rgbd.grid_origin"] == [-2.4, 0.5, 0.0] and overrides["rgbd.grid_frame"] == nyu.grid_frame
+    remap = dict(ssc.remappings)
+    assert (remap["image"], remap["depth"], remap["camera_info"]) == (nyu.image, nyu.depth, nyu.camera_info)
+    node_overrides = {k: v for k, v in overrides.items() if k != "use_sim_time"}  # a ROS built-in
+    assert node_parameters(params_file, node_overrides)["rgbd.grid_origin"] == [-2.4, 0.5, 0.0]  # names and types
+    assert nodes["rviz2"].arguments[-1].endswith("rgbd.rviz") and (ROOT / "rviz" / "rgbd.rviz").is_file()

@@ -25,7 +25,6 @@ from torch.utils.data import Dataset
 
 from ssc_core.data.label_maps import ClassSet, get_class_set
 from ssc_core.data.nyu import (
-    NYU_CAM_K,
     NYUTsdfPaths,
     find_nyu_root,
     mapping_to_pixel_map,
@@ -77,29 +76,26 @@ class NYUDataset(Dataset):
             raise DataFormatError(f"{self.root}: no frames in split {self.split!r}")
         self.augment = bool(self.cfg.get("augment", False)) and self.split == "train"
         self.eval_protocol = self.cfg.get("eval_protocol", "sscnet")
-        self.K = NYU_CAM_K.copy()
+        if self.eval_protocol not in ("sscnet", "monoscene"):
+            raise ConfigError(f"data.eval_protocol must be sscnet or monoscene, got {self.eval_protocol!r}")
 
     def __len__(self) -> int:
         return len(self.frame_ids)
-
-    def tsdf_path(self, frame_id: str, cad: bool) -> Path:
-        """The TSDF file of a frame (``cad``: NYUCAD's)."""
-        return self.paths.tsdf(frame_id, cad=cad)
 
     def __getitem__(self, index: int) -> dict:
         frame_id = self.frame_ids[index]
         image = read_image(self.paths.rgb(frame_id, self.split))
         mapping = read_nyu_mapping(self.paths.mapping(frame_id))
-        tsdf, weight = read_nyu_tsdf(self.tsdf_path(frame_id, cad=False))
+        tsdf, weight = read_nyu_tsdf(self.paths.tsdf(frame_id))
         if self.tsdf_source == "cad":
-            tsdf = read_nyu_tsdf(self.tsdf_path(frame_id, cad=True))[0]
+            tsdf = read_nyu_tsdf(self.paths.tsdf(frame_id, cad=True))[0]
         mapping2d = None
         if self.augment:
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
             image, mapping2d = augment_rgbd(image, mapping_to_pixel_map(mapping, image.shape[:2]), rng)
         sample = rgbd_sample(image, mapping, tsdf, self.cfg, mapping2d)
         if self.load_cad:
-            sample["tsdf_cad"] = torch.from_numpy(read_nyu_tsdf(self.tsdf_path(frame_id, cad=True))[0])[None]
+            sample["tsdf_cad"] = torch.from_numpy(read_nyu_tsdf(self.paths.tsdf(frame_id, cad=True))[0])[None]
         if self.with_labels:
             sample["target"] = torch.from_numpy(read_nyu_label(self.paths.label(frame_id)).astype(np.int64))
             sample["label_weight"] = torch.from_numpy(weight)

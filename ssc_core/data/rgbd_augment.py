@@ -55,10 +55,10 @@ def photometric_distortion(image: np.ndarray, rng: np.random.Generator) -> np.nd
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def augment_rgbd(image_rgb: np.ndarray, mapping2d: np.ndarray, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Augment an (H, W, 3) uint8 RGB image and its (H, W) int64 pixel -> voxel map (-1 = none) together; returns
-    both at the original size."""
+def geometric_augmentation(image_rgb: np.ndarray, mapping2d: np.ndarray, rng: np.random.Generator
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Random resize (p = 0.5), crop / pad back to the size and horizontal flip (p = 0.5) of an (H, W, 3) uint8 image
+    and its (H, W) int64 pixel -> voxel map together; returns both at the original size."""
     hw = mapping2d.shape
     image, mapping2d = np.asarray(image_rgb), np.asarray(mapping2d, dtype=np.int64)
     if rng.random() < 0.5:
@@ -66,4 +66,12 @@ def augment_rgbd(image_rgb: np.ndarray, mapping2d: np.ndarray, rng: np.random.Ge
     image, mapping2d = _crop_or_pad(image, mapping2d, hw, rng)
     if rng.random() < 0.5:
         image, mapping2d = image[:, ::-1], mapping2d[:, ::-1]
-    return photometric_distortion(np.ascontiguousarray(image), rng), np.ascontiguousarray(mapping2d)
+    return np.ascontiguousarray(image), np.ascontiguousarray(mapping2d)
+
+
+def augment_rgbd(image_rgb: np.ndarray, mapping2d: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Augment an (H, W, 3) uint8 RGB image and its (H, W) int64 pixel -> voxel map (-1 = none) together
+    (``geometric_augmentation``, then ``photometric_distortion`` of the image); returns both at the original size."""
+    image, mapping2d = geometric_augmentation(image_rgb, mapping2d, rng)
+    return photometric_distortion(image, rng), mapping2d

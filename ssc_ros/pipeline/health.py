@@ -100,7 +100,7 @@ class InputActivity:
 # Sizes of one message per input kind at KITTI scale (bytes): a 64-beam cloud of ~120k points x 16 B, a
 # 1242x375 rgb8 image. DDS over UDP needs a socket receive buffer of at least twice the largest message: a real
 # Jazzy run with Cyclone DDS lost the 2.2 MB clouds for good with the default 1 MB buffer and kept them with 4 MB.
-TYPICAL_INPUT_BYTES = {"points": 2_000_000, "image": 1_400_000, "image_right": 1_400_000}
+TYPICAL_INPUT_BYTES = {"points": 2_000_000, "image": 1_400_000, "image_right": 1_400_000, "depth": 1_230_000}
 RMEM_MAX_PATH = "/proc/sys/net/core/rmem_max"
 
 

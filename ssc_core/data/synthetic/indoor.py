@@ -8,7 +8,7 @@ one's frames exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -174,8 +174,11 @@ def make_indoor_frame(seed: int, index: int, options: IndoorOptions | None = Non
     frame_seed = room_seed(seed, index)
     room = build_room(frame_seed)
     rng = seed_stream(frame_seed, "camera")
-    T_room_cam = camera_pose(rng, room)
+    # float32, as the MonoScene .bin stores pose and origin: what is computed here equals what a reader of the
+    # files (the NYU replay, the RGB-D node) computes from them
+    T_room_cam = camera_pose(rng, room).astype(np.float32).astype(np.float64)
     grid = grid_in_front(rng, T_room_cam, options.grid_dims, options.voxel_size)
+    grid = replace(grid, origin=tuple(float(np.float32(v)) for v in grid.origin))
     view = render_room(room, T_room_cam)
     noise_rng = seed_stream(frame_seed, "depth_noise")
     noisy = decode_nyu_depth(encode_nyu_depth(kinect_depth(view.depth, view.incidence_cos, view.glass,

@@ -32,6 +32,7 @@ def pixels_to_voxels(features: torch.Tensor, mapping2d: torch.Tensor, dims: tupl
         volumes.append(volume)
     return torch.stack(volumes).transpose(1, 2).reshape(b, c, *dims)
 
+
 def fill_empty_voxels(volume: torch.Tensor) -> torch.Tensor:
     """3D init: where a feature is exactly 0, add the 3x3x3 average (stride 1, zero padding counted) of the volume.
     (B, C, X, Y, Z) -> same shape."""
