@@ -26,12 +26,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssc_core.data.transforms import image_crop_hw
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.losses import geo_scal_loss, resolve_class_weights, sem_scal_loss, weighted_ce_loss
+from ssc_core.losses.depth import depth_kl_loss, num_bins
+from ssc_core.models.blocks.depth_net import DepthNet, camera_features
+from ssc_core.models.blocks.evt import EVT, stereo_proposals
+from ssc_core.models.blocks.image_backbone import build_image_backbone
 from ssc_core.models.blocks.lidar_encoder import LidarVoxelEncoder
+from ssc_core.models.blocks.lss import LiftSplat, depth_bins, lift
 from ssc_core.models.blocks.lss_fpn import GeneralizedLSSFPN
 from ssc_core.models.blocks.occ_head import OccHead
 from ssc_core.models.blocks.resnet3d import ResNet3D
+from ssc_core.models.blocks.second_fpn import SECONDFPN
+from ssc_core.models.blocks.stereo_depth import StereoMonoDepth
 from ssc_core.models.blocks.tpv import TPVNetwork
 from ssc_core.models.registry import register_model
 from ssc_core.types import GridSpec
@@ -148,6 +156,99 @@ class L2COccLidar(L2COccBase):
             raise DataFormatError("L2COcc-L needs the LiDAR scan: the batch has no 'points' (set "
                                   "data.points.source: lidar)")
         return self.lidar_encoder(batch["points"], batch_size(batch)), {}
+
+
+CAMERA_KEYS = {"backbone", "neck", "depth_bins", "depth_net", "aggregation", "evt", "feature_stride"}
+CAMERA_INPUTS = ("img", "P2", "post_rot", "post_tran", "T_cam_velo", "stereo_depth")
+
+
+@register_model("l2cocc_c")
+class L2COccCamera(L2COccBase):
+    """L2COcc-C, the camera model (see the module docstring). forward(batch) reads the current frame's ``img``
+    (B, F, 3, H, W), its raw ``P2`` (B, F, 3, 4), image transform ``post_rot`` (B, F, 3, 3) / ``post_tran``
+    (B, F, 3), ``T_cam_velo`` (B, F, 4, 4) and ``stereo_depth`` (B, H, W) metres in ``img``'s pixels (0 = none);
+    training with the depth loss also needs ``lidar_depth`` (B, H, W). Besides the common outputs it returns
+    ``depth_prob`` (B, D, H/s, W/s) and ``proposals`` (B, X/2, Y/2, Z/2) bool."""
+
+    DEFAULT_LOSS_WEIGHTS = {"ce": 3.0, "sem_scal": 1.0, "geo_scal": 1.0, "depth": 1e-4}
+    DEFAULT_VOXEL_BLOCKS = [1, 1, 1]
+    EXTRA_KEYS = CAMERA_KEYS
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__(cfg)
+        m = cfg.get("model") or {}
+        image_hw = image_crop_hw(cfg.get("data") or {})
+        if image_hw is None:
+            raise ConfigError("L2COcc's camera model needs data.image_crop [H, W] (the size of its image tensor)")
+        stride = int(m.get("feature_stride", 8))
+        if image_hw[0] % (4 * stride) or image_hw[1] % (4 * stride):
+            raise ConfigError(f"data.image_crop {list(image_hw)} must be a multiple of 4 x feature_stride "
+                              f"({4 * stride}): the depth U-Nets halve the feature map twice")
+        self.image_hw = image_hw
+        self.bins = tuple(float(v) for v in m.get("depth_bins", (2.0, 58.0, 0.5)))
+        count = num_bins(self.bins)
+        if count % 4:
+            raise ConfigError(f"model.depth_bins {list(self.bins)} give {count} bins; DepthAggregation's 3D U-Net "
+                              "needs a multiple of 4")
+        self.backbone = build_image_backbone(dict(m.get("backbone") or {}))
+        neck = dict(m.get("neck") or {})
+        levels = len(self.backbone.out_channels)
+        self.neck = SECONDFPN(self.backbone.out_channels, neck.get("out_channels", [128] * levels),
+                              neck.get("strides", [0.5, 1, 2, 4, 4][:levels]))
+        depth_cfg = dict(m.get("depth_net") or {})
+        self.depth_net = DepthNet(self.neck.out_channels, int(depth_cfg.get("mid_channels", self.neck.out_channels)),
+                                  self.channels, count, cam_channels=33, norm="BN", reduce_norm="BN",
+                                  cam_norm={"type": "GN", "num_groups": 1}, pool_norm={"type": "GN", "num_groups": 2},
+                                  block_channels=count)
+        agg = dict(m.get("aggregation") or {})
+        self.depth = StereoMonoDepth(self.bins, int(agg.get("channels", 32)), int(agg.get("kernel", 5)))
+        feature_hw = (image_hw[0] // stride, image_hw[1] // stride)
+        self.lift_splat = LiftSplat(image_hw, feature_hw, depth_bins(*self.bins), self.work_grid)
+        start, stop, step = self.bins
+        self.evt = EVT(self.channels, self.work_grid, (start - step / 2, stop - step / 2), **dict(m.get("evt") or {}))
+
+    def voxel_features(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        missing = [k for k in CAMERA_INPUTS if k not in batch]
+        if missing:
+            raise DataFormatError(f"L2COcc's camera model needs {missing} in the batch (data.image_preprocess: "
+                                  f"resize_bottom_crop and data.stereo_depth.source give them; keys: {sorted(batch)})")
+        img = batch["img"][:, -1]
+        if tuple(img.shape[2:]) != self.image_hw:
+            raise DataFormatError(f"img is {tuple(img.shape[2:])} but the model was built for data.image_crop "
+                                  f"{list(self.image_hw)}")
+        P2, post_rot, post_tran = batch["P2"][:, -1:], batch["post_rot"][:, -1:], batch["post_tran"][:, -1:]
+        T_cam_velo = batch["T_cam_velo"][:, -1:]
+        T_velo_cam = torch.linalg.inv(T_cam_velo.float())
+        b = img.shape[0]
+        cam = camera_features(P2, post_rot, post_tran, T_velo_cam, torch.eye(4, device=img.device).expand(b, 4, 4))
+        mono_logits, context = self.depth_net(self.neck(self.backbone(img)), cam)
+        stereo_depth = batch["stereo_depth"].float()
+        depth_prob = self.depth(mono_logits, stereo_depth)
+        index = self.lift_splat.geometry(P2, post_rot, post_tran, T_velo_cam)
+        volume = self.lift_splat(lift(depth_prob.unsqueeze(1), context.unsqueeze(1)), index)
+        proposals = stereo_proposals(stereo_depth, P2[:, 0], post_rot[:, 0], post_tran[:, 0], T_velo_cam[:, 0],
+                                     self.work_grid)
+        volume = self.evt(volume, proposals, context, depth_prob, P2[:, 0], T_cam_velo[:, 0], post_rot[:, 0],
+                          post_tran[:, 0], self.image_hw)
+        return volume, {"depth_prob": depth_prob, "proposals": proposals}
+
+    def extra_losses(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
+        """``depth``: ``depth_kl_loss`` of the fused depth distribution against ``batch['lidar_depth']``."""
+        if self.loss_weights["depth"] == 0:
+            return {}
+        if "lidar_depth" not in batch:
+            raise DataFormatError("L2COcc's depth loss needs batch['lidar_depth'] (set data.lidar_depth: true, or "
+                                  "model.loss_weights.depth: 0)")
+        return {"depth": depth_kl_loss(outputs["depth_prob"], batch["lidar_depth"], self.bins)}
+
+
+@register_model("l2cocc_d")
+class L2COccDistilled(L2COccCamera):
+    """L2COcc-D: the camera network of L2COcc-C with the student's loss weights (3 CE, 0.5 sem_scal, 1.5
+    geo_scal, 1e-4 depth). The distillation against the frozen L2COcc-L is the Trainer hook named by
+    ``train.distill`` (fact sheet §2.4); the network and its checkpoint keys are L2COcc-C's."""
+
+    DEFAULT_LOSS_WEIGHTS = {"ce": 3.0, "sem_scal": 0.5, "geo_scal": 1.5, "depth": 1e-4}
 
 
 def batch_size(batch: dict) -> int:
