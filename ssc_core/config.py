@@ -60,7 +60,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 CONFIG_SECTIONS = ("model", "data", "train")
 DATA_KEYS = (
     "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "points", "root", "splits",
-    "use_right_image",
+    "stereo_depth", "use_right_image",
 )
 
 
