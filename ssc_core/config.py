@@ -59,8 +59,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 # and TrainSettings, which know them). A misspelt key would otherwise be ignored without a word.
 CONFIG_SECTIONS = ("model", "data", "train")
 DATA_KEYS = (
-    "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "points", "root", "splits",
-    "stereo_depth", "use_right_image",
+    "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "image_preprocess",
+    "labelled_points", "lidar_depth", "points", "root", "splits", "stereo_depth", "use_right_image",
 )
 
 

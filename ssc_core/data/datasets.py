@@ -5,7 +5,11 @@ sample of ``transforms.window_to_sample`` plus the targets:
 
 - ``target`` int64 (X, Y, Z): train ids through the benchmark's remap LUT, ``.invalid`` voxels set to 255;
 - ``target_1_2`` int64 (X/2, Y/2, Z/2): ``target`` downsampled by the SSC rule (``downsample.py``);
-- ``sequence`` (str) and ``frame`` (int).
+- ``sequence`` (str) and ``frame`` (int);
+- with ``data.lidar_depth``: ``lidar_depth`` float32 (H, W), the current scan's sparse depth in ``img``'s pixels;
+- with ``data.labelled_points``: ``labelled_points`` float32 (P, 6) [x, y, z, u, v, label] of the current scan's
+  in-view points with their per-point train ids (``labels/NNNNNN.label``; 0 = unlabelled or ignored)
+  (both from ``lidar_targets.py``; training-only: the live path never builds them).
 
 History frames sit at ``data.history_offsets`` (raw frame offsets such as [-12, -9, -6, -3]); an offset that
 falls outside the sequence reuses the current frame (as SGN does). Each history frame carries T_cur_hist from
@@ -37,12 +41,14 @@ from ssc_core.data.kitti360 import (
     read_kitti360_poses,
 )
 from ssc_core.data.label_maps import ClassSet, get_class_set
+from ssc_core.data.lidar_targets import labelled_points, lidar_depth_map
 from ssc_core.data.point_sources import point_source_name, point_source_requires
 from ssc_core.data.semantic_kitti import (
     SequencePaths,
     read_calib,
     read_image,
     read_packed_bits,
+    read_point_labels,
     read_points,
     read_times,
     read_velo_poses,
@@ -195,7 +201,8 @@ class SemanticKittiDataset(Dataset):
 
     root: the folder holding ``sequences/`` (``<root>/dataset/sequences`` is found too); split: 'train',
     'valid' ('val') or 'test', or ``sequences`` an explicit list; cfg: the ``data:`` section (grid,
-    image_crop, history_offsets, points, use_right_image, splits, class_set, frame_rate_hz).
+    image_crop, image_preprocess, history_offsets, points, use_right_image, lidar_depth, labelled_points,
+    splits, class_set, frame_rate_hz).
     ``with_labels=False`` yields unlabelled frames (every ``voxels/*.bin``, else every image) without targets.
     Subclasses for other layouts override the ``_``-prefixed hooks, ``frame`` and ``read_target``.
     """
@@ -221,7 +228,9 @@ class SemanticKittiDataset(Dataset):
         self.with_labels = with_labels
         self.frame_rate_hz = float(self.cfg.get("frame_rate_hz", KITTI_FRAME_RATE_HZ))
         requires = point_source_requires(point_source_name(self.cfg))
-        self._load_points = "points_velo" in requires
+        self.lidar_depth = bool(self.cfg.get("lidar_depth", False))
+        self.labelled_points = bool(self.cfg.get("labelled_points", False))
+        self._load_points = "points_velo" in requires or self.lidar_depth or self.labelled_points
         self._load_right = bool(self.cfg.get("use_right_image", False)) or "image_right" in requires
         self.sequences = resolve_sequences(split, sequences, self.cfg, self.default_splits, self.normalize_sequence)
         self._infos: dict[str, SequenceInfo] = {}
@@ -275,6 +284,32 @@ class SemanticKittiDataset(Dataset):
         invalid = read_packed_bits(paths.voxel(frame_index, "invalid"), self.grid.dims)
         return remap_voxel_labels(raw, self.class_set, invalid, source=label_path)
 
+    def read_point_labels(self, sequence: str, frame_index: int, num_points: int) -> np.ndarray:
+        """(N,) int64 train ids of a scan's points from ``labels/NNNNNN.label`` (the LUT's 255 -> 0: ignored)."""
+        path = self._infos[sequence].paths.point_labels(frame_index)
+        if not path.is_file():
+            raise DataFormatError(f"{path}: per-point labels not found (needed for data.labelled_points)")
+        semantic, _ = read_point_labels(path, num_points)
+        labels = remap_voxel_labels(semantic, self.class_set, source=path).astype(np.int64)
+        labels[labels == 255] = 0
+        return labels
+
+    def lidar_targets(self, sequence: str, frame: Frame, sample: dict) -> dict:
+        """``lidar_depth`` and/or ``labelled_points`` (as configured) of ``frame`` (the current frame of
+        ``sample``, whose image transform and size they use)."""
+        if frame.points_velo is None:
+            raise DataFormatError(f"frame {frame.index}: data.lidar_depth / labelled_points need its LiDAR scan")
+        hw = tuple(int(v) for v in sample["image_hw"])
+        geometry = (frame.calib.P2, frame.calib.T_cam0_velo, sample["post_rot"][-1].double().numpy(),
+                    sample["post_tran"][-1].double().numpy(), hw)
+        out = {}
+        if self.lidar_depth:
+            out["lidar_depth"] = torch.from_numpy(lidar_depth_map(frame.points_velo, *geometry))
+        if self.labelled_points:
+            labels = self.read_point_labels(sequence, frame.index, len(frame.points_velo))
+            out["labelled_points"] = torch.from_numpy(labelled_points(frame.points_velo, labels, *geometry))
+        return out
+
     def window(self, index: int) -> FrameWindow:
         """The FrameWindow of item ``index``: current frame plus history frames at data.history_offsets
         (the current frame itself where an offset leaves the sequence or lands on a frame without pose)."""
@@ -306,7 +341,10 @@ class SemanticKittiDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         seq, frame_index = self.items[index]
-        sample = window_to_sample(self.window(index), self.point_source_cfg(seq))
+        window = self.window(index)
+        sample = window_to_sample(window, self.point_source_cfg(seq))
+        if self.lidar_depth or self.labelled_points:
+            sample.update(self.lidar_targets(seq, window.current, sample))
         if self.with_labels:
             target = self.read_target(seq, frame_index)
             sample["target"] = torch.from_numpy(target.astype(np.int64))
@@ -405,6 +443,11 @@ class Kitti360Dataset(SemanticKittiDataset):
         info = self._infos[sequence]
         return build_kitti360_frame(info.paths, frame_index, info, load_points=self._load_points,
                                     load_right=self._load_right)
+
+    def read_point_labels(self, sequence: str, frame_index: int, num_points: int) -> np.ndarray:
+        """SSCBench-KITTI-360 ships no per-point labels: DataFormatError."""
+        raise DataFormatError(f"{sequence}: SSCBench-KITTI-360 has no per-point labels; set data.labelled_points: "
+                              "false (the point branch then goes unsupervised)")
 
     def read_target(self, sequence: str, frame_index: int) -> np.ndarray:
         """(X, Y, Z) uint8 KITTI-360 train ids: LUT-remapped .label, 255 where invalid and raw label 0."""

@@ -5,9 +5,18 @@ live Predictor both call it, so training and deployment see identical tensors. `
 a batch for ``model(batch)``. Key reference (shapes per sample, F = frames in the window, history oldest first,
 current last):
 
-- ``img`` float32 (F, 3, H, W): RGB / 255, ImageNet-normalised, top-left cropped to ``data.image_crop``
-  (zero-padded bottom/right, after normalisation, where a frame is smaller than the crop).
-- ``K`` float32 (F, 3, 3): P2[:3, :3] of each frame (a top-left crop leaves it unchanged).
+- ``img`` float32 (F, 3, H, W): RGB / 255, ImageNet-normalised, brought to ``data.image_crop`` = [H, W] by
+  ``data.image_preprocess``: ``top_left_crop`` (default; SGN / VoxFormer / MonoScene: crop, zero-padded
+  bottom/right after normalisation where a frame is smaller) or ``resize_bottom_crop`` (HTCL / L2COcc: bilinear
+  resize, antialiased, to width W keeping the aspect ratio, then keep the bottom H rows, zero-padded at the top
+  where the resized image is shorter).
+- ``K`` float32 (F, 3, 3): intrinsics of ``img``, ``A @ P2[:3, :3]`` with A the image transform below (P2[:3, :3]
+  itself for a top-left crop).
+- ``post_rot`` float32 (F, 3, 3), ``post_tran`` float32 (F, 3): that image transform, raw image pixel ->
+  ``img`` pixel, ``p_img = post_rot @ p_raw + post_tran`` (BEVDepth / HTCL convention; pixel centres at
+  integers, so a resize by s maps u to s (u + 0.5) - 0.5); identity / zero for the top-left crop.
+- ``P2`` float32 (F, 3, 4): the raw left-camera projection of each frame (its 4th column holds the camera-0 ->
+  camera-2 offset that LSS geometry subtracts).
 - ``T_cam_velo`` float32 (F, 4, 4): current LiDAR frame -> frame f's camera 0, ``Tr_f @ inv(T_cur_hist_f)``.
 - ``image_hw`` int64 (2,): [H, W] of ``img``.
 - ``points`` float32 (P, 4) x, y, z, intensity in the current LiDAR frame (only when ``data.points.source`` is
@@ -15,6 +24,9 @@ current last):
 - ``img_right`` float32 (F, 3, H, W) and ``stereo_baseline`` float32 (F,) metres (only with
   ``data.use_right_image``).
 - ``stamp_ns``, ``frame_index``: python ints of the current frame.
+
+The Datasets add targets (``target``, ``target_1_2``; see datasets.py) and, when configured, the training-only
+LiDAR targets ``lidar_depth`` (H, W) and ``labelled_points`` (P, 6) [x, y, z, u, v, label] (``lidar_targets.py``).
 """
 
 from __future__ import annotations
@@ -62,12 +74,49 @@ def normalize_image(image_rgb: np.ndarray, what: str = "image") -> torch.Tensor:
     return img.mul_(scale).sub_(shift)
 
 
-def _image_tensor(image_rgb: np.ndarray, out_hw: tuple[int, int], what: str) -> torch.Tensor:
-    """Normalised (3, H, W) image of ``out_hw``: cropped first (less to normalise), then zero-padded."""
+IMAGE_PREPROCESS_MODES = ("top_left_crop", "resize_bottom_crop")
+
+
+def image_preprocess_mode(data_cfg: dict) -> str:
+    """``data.image_preprocess`` (default ``top_left_crop``); ConfigError for other values."""
+    mode = data_cfg.get("image_preprocess") or "top_left_crop"
+    if mode not in IMAGE_PREPROCESS_MODES:
+        raise ConfigError(f"data.image_preprocess must be one of {IMAGE_PREPROCESS_MODES}, got {mode!r}")
+    return mode
+
+
+def _image_tensor(image_rgb: np.ndarray, out_hw: tuple[int, int], what: str,
+                  mode: str = "top_left_crop") -> tuple[torch.Tensor, np.ndarray]:
+    """Normalised (3, H, W) image of ``out_hw`` and the (3, 3) float64 image transform A (raw pixel -> tensor
+    pixel, homogeneous) that ``mode`` applied (see the module docstring)."""
     image_rgb = np.asarray(image_rgb)
+    if mode == "resize_bottom_crop":
+        return resize_bottom_crop(normalize_image(image_rgb, what), out_hw)
     if image_rgb.ndim == 3:
-        image_rgb = image_rgb[: out_hw[0], : out_hw[1]]
-    return crop_or_pad(normalize_image(image_rgb, what), out_hw)
+        image_rgb = image_rgb[: out_hw[0], : out_hw[1]]  # crop first: less to normalise
+    return crop_or_pad(normalize_image(image_rgb, what), out_hw), np.eye(3)
+
+
+def resize_bottom_crop(img_chw: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, np.ndarray]:
+    """HTCL's preprocessing: resize (C, H, W) to width ``out_hw[1]`` (height round(H * s), s = W_out / W;
+    bilinear, antialiased), keep the bottom ``out_hw[0]`` rows (zero rows on top if it is shorter). Returns the
+    image and the (3, 3) float64 pixel transform A: u' = sx (u + 0.5) - 0.5, v' = sy (v + 0.5) - 0.5 - top."""
+    out_h, out_w = out_hw
+    _, h, w = img_chw.shape
+    new_h = max(1, int(round(h * out_w / w)))
+    resized = img_chw
+    if (new_h, out_w) != (h, w):
+        resized = torch.nn.functional.interpolate(img_chw[None], size=(new_h, out_w), mode="bilinear",
+                                                  align_corners=False, antialias=True)[0]
+    top = new_h - out_h  # rows dropped at the top (negative: zero rows added)
+    if top >= 0:
+        out = resized[:, top:]
+    else:
+        out = resized.new_zeros((resized.shape[0], out_h, out_w))
+        out[:, -top:] = resized
+    sx, sy = out_w / w, new_h / h
+    transform = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5 - top], [0.0, 0.0, 1.0]])
+    return out.contiguous(), transform
 
 
 def crop_or_pad(img_chw: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -126,25 +175,34 @@ def _window_points(frames: list[Frame], transforms: list[np.ndarray], data_cfg: 
 def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
     """Turn a FrameWindow into one model sample (see the module docstring for keys, shapes and frames).
 
-    ``data_cfg`` is the config's ``data:`` section (keys read: image_crop, points.source, use_right_image).
+    ``data_cfg`` is the config's ``data:`` section (keys read: image_crop, image_preprocess, points.source,
+    use_right_image).
     Raises DataFormatError for malformed frames (wrong image shapes/dtypes, non-finite or non-rigid poses).
     """
     frames = window.frames
     transforms = _check_window(window)
     crop = image_crop_hw(data_cfg)
+    mode = image_preprocess_mode(data_cfg)
     out_hw = crop or tuple(np.asarray(window.current.image_left).shape[:2])
 
-    imgs, Ks, T_cam_velo = [], [], []
+    imgs, Ks, T_cam_velo, image_transforms = [], [], [], []
     for frame, T_cur_f in zip(frames, transforms):
         _check_calib(frame)
-        imgs.append(_image_tensor(frame.image_left, out_hw, f"frame {frame.index} image_left"))
-        Ks.append(frame.calib.K)
+        img, A = _image_tensor(frame.image_left, out_hw, f"frame {frame.index} image_left", mode)
+        imgs.append(img)
+        image_transforms.append(A)
+        Ks.append(A @ frame.calib.K)
         T_cam_velo.append(frame.calib.T_cam0_velo @ invert_transform(T_cur_f))
+    post_rot = np.stack(image_transforms)
+    post_rot[:, :2, 2] = 0.0
     sample: dict = {
         "img": torch.stack(imgs),
         "K": torch.from_numpy(np.stack(Ks)).float(),
         "T_cam_velo": torch.from_numpy(np.stack(T_cam_velo)).float(),
         "image_hw": torch.tensor(out_hw, dtype=torch.int64),
+        "post_rot": torch.from_numpy(post_rot).float(),
+        "post_tran": torch.tensor([[A[0, 2], A[1, 2], 0.0] for A in image_transforms], dtype=torch.float32),
+        "P2": torch.from_numpy(np.stack([frame.calib.P2 for frame in frames])).float(),
     }
 
     if data_cfg.get("use_right_image", False):
@@ -153,7 +211,7 @@ def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
             if frame.image_right is None:
                 raise DataFormatError(f"frame {frame.index}: data.use_right_image is set but the frame has no "
                                       "right image")
-            rights.append(_image_tensor(frame.image_right, out_hw, f"frame {frame.index} image_right"))
+            rights.append(_image_tensor(frame.image_right, out_hw, f"frame {frame.index} image_right", mode)[0])
             baseline = frame.calib.stereo_baseline
             if baseline is None:
                 raise DataFormatError(f"frame {frame.index}: data.use_right_image needs P3 in the calibration")
@@ -170,11 +228,16 @@ def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
     return sample
 
 
+POINT_SET_KEYS = ("points", "labelled_points")
+
+
 def collate(samples: list[dict]) -> dict:
     """Stack samples into a batch.
 
-    Tensors/arrays of equal shape are stacked to (B, ...); ``points`` (P_i, 4) become one float32 tensor
-    (sum P_i, 5) = [batch_index, x, y, z, intensity]; anything else (str, int, ...) becomes a list.
+    Tensors/arrays of equal shape are stacked to (B, ...); the per-sample point sets of ``POINT_SET_KEYS``
+    (``points`` (P_i, 4), ``labelled_points`` (P_i, 6)) become one float32 tensor (sum P_i, 1 + columns) with the
+    batch index first (``points``: [batch_index, x, y, z, intensity]); anything else (str, int, ...) becomes a
+    list.
     Raises DataFormatError when samples have different keys or a stacked entry differs in shape.
     """
     if not samples:
@@ -186,7 +249,7 @@ def collate(samples: list[dict]) -> dict:
     batch: dict = {}
     for key in keys:
         values = [s[key] for s in samples]
-        if key == "points":
+        if key in POINT_SET_KEYS:
             batch[key] = torch.cat([
                 torch.cat([torch.full((len(p), 1), float(b)), torch.as_tensor(p, dtype=torch.float32)], dim=1)
                 for b, p in enumerate(values)

@@ -164,7 +164,8 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 # Config keys that change what a model computes; other keys (data roots, splits, train settings, where
 # precomputed depth lives) may differ between the run that wrote a checkpoint and the one that loads it.
 MODEL_DEFINING_KEYS = (
-    "model", "data.grid", "data.history_offsets", "data.image_crop", "data.points.source", "data.use_right_image",
+    "model", "data.grid", "data.history_offsets", "data.image_crop", "data.image_preprocess", "data.points.source",
+    "data.use_right_image",
 )
 
 
