@@ -60,7 +60,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 CONFIG_SECTIONS = ("model", "data", "train")
 DATA_KEYS = (
     "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "image_preprocess",
-    "labelled_points", "lidar_depth", "points", "root", "splits", "stereo_depth", "use_right_image",
+    "labelled_points", "lidar_depth", "points", "root", "splits", "stereo_depth", "use_left_image",
+    "use_right_image",
 )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssc_core.data.stereo_depth import stereo_depth_requires
 from ssc_core.data.transforms import image_crop_hw
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.losses import geo_scal_loss, resolve_class_weights, sem_scal_loss, weighted_ce_loss
@@ -151,6 +152,11 @@ class L2COccLidar(L2COccBase):
         super().__init__(cfg)
         self.lidar_encoder = LidarVoxelEncoder(self.work_grid, self.channels)
 
+    @classmethod
+    def sensor_inputs(cls, cfg: dict) -> frozenset[str]:
+        """The LiDAR scan alone (no camera: live, no image or camera calibration is waited for)."""
+        return frozenset({"points"})
+
     def voxel_features(self, batch: dict) -> tuple[torch.Tensor, dict]:
         if "points" not in batch:
             raise DataFormatError("L2COcc-L needs the LiDAR scan: the batch has no 'points' (set "
@@ -206,6 +212,14 @@ class L2COccCamera(L2COccBase):
         self.lift_splat = LiftSplat(image_hw, feature_hw, depth_bins(*self.bins), self.work_grid)
         start, stop, step = self.bins
         self.evt = EVT(self.channels, self.work_grid, (start - step / 2, stop - step / 2), **dict(m.get("evt") or {}))
+
+    @classmethod
+    def sensor_inputs(cls, cfg: dict) -> frozenset[str]:
+        """The left image, and the right one when the stereo depth source matches the pair; never the LiDAR scan
+        (the -D config's ``data.points`` only feeds its teacher during training)."""
+        data = cfg.get("data") or {}
+        right = bool(data.get("use_right_image")) or "image_right" in stereo_depth_requires(data)
+        return frozenset({"image", "image_right"} if right else {"image"})
 
     def voxel_features(self, batch: dict) -> tuple[torch.Tensor, dict]:
         missing = [k for k in CAMERA_INPUTS if k not in batch]
