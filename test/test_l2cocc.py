@@ -199,3 +199,26 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path, one_threa
     batch = make_batch([3])
     with torch.no_grad():
         assert torch.equal(model(batch)["ssc_logits"], restored(batch)["ssc_logits"])
+
+
+def test_predictor_runs_each_model_on_only_the_streams_it_reads(one_thread):
+    from ssc_core.data.synthetic.options import default_calib, scale_calib
+    from ssc_core.inference.predictor import Predictor
+    from ssc_core.types import Frame, FrameWindow
+
+    points, _ = scene(0)
+    lidar_only = Frame(stamp_ns=5, image_left=None, calib=None, points_velo=points, index=0)
+    teacher = Predictor(build_model(small_config("l2cocc_l")), small_config("l2cocc_l"))
+    assert (teacher.needs_image, teacher.needs_points, teacher.needs_right_image) == (False, True, False)
+    pred = teacher.predict(FrameWindow(current=lidar_only))
+    assert pred.labels.shape == (64, 64, 8) and pred.stamp_ns == 5
+
+    cfg = small_config("l2cocc_d")
+    cfg["data"]["stereo_depth"] = {"source": "precomputed"}  # the frame carries its depth map
+    student = Predictor(build_model(cfg), cfg)
+    assert (student.needs_image, student.needs_points, student.needs_right_image) == (True, False, False)
+    calib = scale_calib(default_calib(), (1226, 370), (IMAGE_HW[1], IMAGE_HW[0]))
+    camera_only = Frame(stamp_ns=6, image_left=np.zeros((*IMAGE_HW, 3), np.uint8), calib=calib,
+                        depth=depth_image(points).numpy(), index=0)
+    assert student.sample_cfg()["points"]["source"] == "none"  # the teacher's points are not built
+    assert student.predict(FrameWindow(current=camera_only)).labels.shape == (64, 64, 8)

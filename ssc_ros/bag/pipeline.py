@@ -138,17 +138,11 @@ class BagPipeline:
         self.predictor = predictor
         self.p = params or node_parameters()
         self.topics = topics or RunTopics()
-        t = self.topics
-        self.inputs = {"image": t.image, "camera_info": t.camera_info}
-        if predictor.needs_points:
-            self.inputs["points"] = t.points
-        if predictor.needs_right_image:
-            self.inputs["image_right"] = t.image_right
-            self.inputs["camera_info_right"] = t.camera_info_right
-        self._key_of = {topic: key for key, topic in self.inputs.items()}
         self.drops = DropCounter()
-        self.sync = FrameSynchronizer(list(self.inputs), self.p["sync.slop_s"], self.p["sync.queue_size"], self.drops)
         self.windows = WindowBuilder(predictor, self.p, self.drops, warn)
+        self.inputs = {key: getattr(self.topics, key) for key in self.windows.keys}
+        self._key_of = {topic: key for key, topic in self.inputs.items()}
+        self.sync = FrameSynchronizer(list(self.inputs), self.p["sync.slop_s"], self.p["sync.queue_size"], self.drops)
         self.builder = OutputBuilder(predictor.class_set, output_options(self.p))
         self.tf = TransformHistory()
         self._pending: deque[SyncedSet] = deque()
@@ -175,10 +169,13 @@ class BagPipeline:
         return self._drain(final=True)
 
     def _ready(self, matched: SyncedSet) -> bool:
-        """A set can go once its camera <- LiDAR transform is known and, with a history window, its pose is
-        known or will never come (the dynamic TF has already moved past its stamp)."""
+        """A set can go once its camera <- LiDAR transform is known (camera models) and, with a history window,
+        its pose is known or will never come (the dynamic TF has already moved past its stamp)."""
         stamp, lidar = matched.stamp_ns, self.windows.lidar_frame(matched.items)
-        if not lidar or self.tf.lookup(matched.items["camera_info"].header.frame_id, lidar, stamp) is None:
+        if not lidar:
+            return False
+        camera = self.windows.inputs.image and matched.items["camera_info"].header.frame_id
+        if camera is not False and self.tf.lookup(camera, lidar, stamp) is None:
             return False
         if not self.windows.needs_pose or self.tf.lookup(self.p["frames.fixed"], lidar, stamp) is not None:
             return True
