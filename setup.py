@@ -47,6 +47,12 @@ setup(
         # spconv: the CPU build from PyPI; GPU users install spconv-cu118 / spconv-cu120 / ... instead.
         "sparse": ["spconv>=2.3"],
         "test": ["pytest>=7", "ruff>=0.5"],
+        # ROS 2 Kilted as PyPI wheels: the real rclpy + message packages (Fast DDS), so the node tests run without
+        # a ROS install (CI, in a venv of their own). Not for a machine with a sourced ROS 2: they would shadow it.
+        "ros-wheels": [
+            "ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-std-msgs", "ros-builtin-interfaces", "ros-rosgraph-msgs",
+            "ros-geometry-msgs", "ros-sensor-msgs", "ros-nav-msgs", "ros-visualization-msgs", "ros-diagnostic-msgs",
+        ],
     },
     zip_safe=True,
     entry_points={

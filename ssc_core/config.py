@@ -2,12 +2,14 @@
 
 A config may name ``_base_: [other.yaml, ...]`` (paths relative to itself); bases are merged first, in order,
 then the file's own keys are deep-merged on top. Names without a path are looked up in the project's
-``config/models`` folder (source tree or installed share/ssc_ros), so ``load_config("sgn_tiny")`` works.
+``config/models`` and ``config`` folders (``config_dirs``: source tree, ament index, installed share/ssc_ros),
+so ``load_config("sgn_tiny")`` works from a checkout, a pip install and a colcon install alike.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,16 +18,31 @@ import yaml
 
 from ssc_core.errors import ConfigError
 
-_PACKAGE_CONFIG_DIRS = (
-    Path(__file__).resolve().parents[1] / "config",
-    Path(sys.prefix) / "share" / "ssc_ros" / "config",
-)
+PACKAGE = "ssc_ros"  # the ROS package (and pip distribution) whose share/ folder holds the configs
+AMENT_INDEX_MARKER = Path("share") / "ament_index" / "resource_index" / "packages" / PACKAGE
+
+
+def package_config_roots() -> list[Path]:
+    """Candidate ``config`` folders, first match wins: the source tree beside ``ssc_core`` (a checkout, an
+    editable or a colcon --symlink-install), ``<prefix>/share/ssc_ros/config`` of every prefix on
+    AMENT_PREFIX_PATH whose ament index lists ssc_ros (a sourced colcon install; the index read as files, the
+    way ament_index_python does, so ssc_core needs no ROS), the prefix the installed package lives in
+    (``<prefix>/lib/pythonX.Y/site-packages/ssc_core``: a colcon install not sourced, pip --prefix / --user) and
+    ``sys.prefix`` (a pip install into an environment)."""
+    package_dir = Path(__file__).resolve().parents[1]
+    roots = [package_dir / "config"] if (package_dir / "package.xml").is_file() else []
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix and (Path(prefix) / AMENT_INDEX_MARKER).is_file():
+            roots.append(Path(prefix) / "share" / PACKAGE / "config")
+    roots += [parent / "share" / PACKAGE / "config" for parent in package_dir.parents[:3]]
+    roots.append(Path(sys.prefix) / "share" / PACKAGE / "config")
+    return list(dict.fromkeys(roots))
 
 
 def config_dirs() -> list[Path]:
-    """Folders searched for configs given by bare name: <config>/models and <config> of source and install."""
+    """Existing folders searched for configs given by bare name: <config>/models then <config> of each root."""
     dirs = []
-    for base in _PACKAGE_CONFIG_DIRS:
+    for base in package_config_roots():
         dirs += [base / "models", base]
     return [d for d in dirs if d.is_dir()]
 

@@ -12,10 +12,7 @@ The reverse direction (PointCloud2 / Image / CameraInfo / Transform -> numpy) va
 from __future__ import annotations
 
 import array
-import gc
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +20,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ssc_core.errors import DataFormatError
+from ssc_ros.cdr import encode_cdr
 
 # Message types the project builds or reads: attribute name -> ROS type name.
 MESSAGE_TYPES: dict[str, str] = {
@@ -82,10 +80,10 @@ class MessageNamespace:
     typestore: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        classes = self.__dict__.get("classes", {})
-        if name in classes:
-            return classes[name]
-        raise AttributeError(f"message namespace has no class {name!r}")
+        try:
+            return self.__dict__["classes"][name]
+        except KeyError:
+            raise AttributeError(f"message namespace has no class {name!r}") from None
 
     def msgtype(self, name: str) -> str:
         """ROS type name ('sensor_msgs/msg/Image') of a namespace attribute name ('Image')."""
@@ -98,7 +96,7 @@ class MessageNamespace:
         if self.kind == "rosbags":
             return np.ascontiguousarray(buf).view(np.uint8).reshape(-1)
         out = array.array("B")
-        out.frombytes(np.ascontiguousarray(buf).tobytes())
+        out.frombytes(memoryview(np.ascontiguousarray(buf).reshape(-1)).cast("B"))  # one copy, no bytes object
         return out
 
     def i8_seq(self, data: np.ndarray) -> Any:
@@ -107,7 +105,7 @@ class MessageNamespace:
         if self.kind == "rosbags":
             return data
         out = array.array("b")
-        out.frombytes(data.tobytes())
+        out.frombytes(memoryview(data).cast("B"))
         return out
 
     def f64_seq(self, data: np.ndarray) -> Any:
@@ -118,29 +116,6 @@ class MessageNamespace:
     def f64_fixed(self, data: np.ndarray) -> np.ndarray:
         """float64[N] (fixed) field (CameraInfo.k/r/p): numpy in both backends."""
         return np.ascontiguousarray(data, dtype=np.float64).reshape(-1).copy()
-
-    def points(self, xyz: np.ndarray) -> list:
-        """geometry_msgs/Point[] from (N, 3) float coordinates (one Python object per point: the costly part).
-        The cyclic garbage collector is paused meanwhile: tens of thousands of new objects would otherwise set off
-        collections that traverse every live object (measured: about half of the MarkerArray time)."""
-        xyz = np.asarray(xyz, dtype=np.float64)
-        with gc_paused():
-            if self.kind == "rosbags":
-                return list(map(self.Point, xyz[:, 0].tolist(), xyz[:, 1].tolist(), xyz[:, 2].tolist()))
-            point = self.Point
-            return [point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector inside the block (restored to its previous state after)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def rosbags_namespace(distro: str = "humble") -> MessageNamespace:
@@ -155,15 +130,23 @@ def rosbags_namespace(distro: str = "humble") -> MessageNamespace:
     return MessageNamespace(kind="rosbags", classes=classes, typestore=typestore)
 
 
-def rclpy_namespace() -> MessageNamespace:
-    """Namespace of the installed ROS 2 message packages (imported here, lazily: needs a sourced ROS 2)."""
-    import importlib
+class _ImportedClasses(dict):
+    """{attribute name: rclpy message class}, each imported on first use: a message package that is missing
+    (tf2_msgs is not among the ROS 2 wheels on PyPI) only matters to code that uses its types."""
 
-    classes = {}
-    for name, msgtype in MESSAGE_TYPES.items():
-        package, _, cls = msgtype.split("/")
-        classes[name] = getattr(importlib.import_module(f"{package}.msg"), cls)
-    return MessageNamespace(kind="rclpy", classes=classes)
+    def __missing__(self, name: str) -> Any:
+        if name not in MESSAGE_TYPES:
+            raise KeyError(name)
+        import importlib
+
+        package, _, cls = MESSAGE_TYPES[name].split("/")
+        self[name] = getattr(importlib.import_module(f"{package}.msg"), cls)
+        return self[name]
+
+
+def rclpy_namespace() -> MessageNamespace:
+    """Namespace of the installed ROS 2 message packages (rclpy classes, imported as they are first used)."""
+    return MessageNamespace(kind="rclpy", classes=_ImportedClasses())
 
 
 # ------------------------------------------------------------------------------------------------ basics
@@ -251,10 +234,8 @@ def make_pointcloud2(
         arr = np.asarray(points, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise DataFormatError(f"point cloud for {frame_id}: expected (N, 4) x, y, z, intensity, got {arr.shape}")
-        structured = np.empty(len(arr), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
-        for i, name in enumerate(structured.dtype.names):
-            structured[name] = arr[:, i]
-        points = structured
+        xyzi = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
+        points = np.ascontiguousarray(arr, dtype="<f4").view(xyzi).reshape(-1)  # same bytes, no copy
     codes = {np.dtype(v): k for k, v in POINTFIELD_DTYPES.items()}
     fields = []
     for name in points.dtype.names:
@@ -420,26 +401,33 @@ def camera_info_to_P(msg: Any, what: str = "CameraInfo") -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- markers
-def make_color(ns: MessageNamespace, rgb_u8: np.ndarray, alpha: float = 1.0) -> Any:
-    """std_msgs/ColorRGBA (0..1 floats) from an RGB uint8 triple."""
-    r, g, b = (float(c) / 255.0 for c in np.asarray(rgb_u8).reshape(3))
-    return ns.ColorRGBA(r=r, g=g, b=b, a=float(alpha))
+def marker_fields(
+    stamp_ns: int, frame_id: str, *, marker_ns: str, marker_id: int, marker_type: int, action: int,
+    scale: float = 1.0, rgb_u8: np.ndarray | None = None, alpha: float = 1.0, points_xyz: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """visualization_msgs/Marker as the nested dict ``make_marker_array`` serialises: identity pose, lifetime 0
+    (forever), colour from an RGB uint8 triple (as 0..1 floats; none: all zero), ``points_xyz`` (N, 3) float
+    coordinates (one float64 block, no Python object per point); every other field zero / empty."""
+    if stamp_ns < 0:
+        raise DataFormatError(f"cannot express negative stamp {stamp_ns} ns as a ROS time")
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    fields: dict[str, Any] = {
+        "header": {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": frame_id}, "ns": marker_ns,
+        "id": int(marker_id), "type": int(marker_type), "action": int(action), "pose": {"orientation": {"w": 1.0}},
+        "scale": {"x": float(scale), "y": float(scale), "z": float(scale)},
+    }
+    if rgb_u8 is not None:
+        r, g, b = (float(c) / 255.0 for c in np.asarray(rgb_u8).reshape(3))
+        fields["color"] = {"r": r, "g": g, "b": b, "a": float(alpha)}
+    if points_xyz is not None:
+        fields["points"] = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
+    return fields
 
 
-def make_marker(
-    ns: MessageNamespace, stamp_ns: int, frame_id: str, *, marker_ns: str, marker_id: int, marker_type: int,
-    action: int, scale: float = 1.0, color: Any = None, points: list | None = None,
-) -> Any:
-    """visualization_msgs/Marker with every field set (identity pose, lifetime 0 = forever)."""
-    return ns.Marker(
-        header=make_header(ns, stamp_ns, frame_id), ns=marker_ns, id=int(marker_id), type=int(marker_type),
-        action=int(action), pose=make_pose(ns), scale=ns.Vector3(x=scale, y=scale, z=scale),
-        color=color if color is not None else ns.ColorRGBA(r=0.0, g=0.0, b=0.0, a=0.0),
-        lifetime=ns.Duration(sec=0, nanosec=0), frame_locked=False, points=points or [], colors=[],
-        texture_resource="", texture=ns.CompressedImage(header=make_header(ns, 0, ""), format="", data=ns.u8_seq(b"")),
-        uv_coordinates=[], text="", mesh_resource="",
-        mesh_file=ns.MeshFile(filename="", data=ns.u8_seq(b"")), mesh_use_embedded_materials=False,
-    )
+def make_marker_array(ns: MessageNamespace, markers: list[dict[str, Any]]) -> bytes:
+    """Serialised visualization_msgs/MarkerArray (CDR bytes, ``ssc_ros.cdr``) of ``marker_fields`` dicts: what
+    rclpy's ``Publisher.publish`` and the bag writers take as they are."""
+    return encode_cdr(ns, "MarkerArray", {"markers": markers})
 
 
 # ------------------------------------------------------------------------------------------- occupancy

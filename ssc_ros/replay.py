@@ -222,14 +222,15 @@ def static_messages(seq: KittiSequence, ns: MessageNamespace, stamp_ns: int,
 
 
 class GroundTruthMarkers:
-    """Ground-truth voxel labels -> MarkerArray (namespace 'gt/<class>'), invalid voxels hidden."""
+    """Ground-truth voxel labels -> serialised MarkerArray (namespace 'gt/<class>'), invalid voxels hidden."""
 
     def __init__(self, class_set: ClassSet = SEMANTIC_KITTI, options: OutputOptions | None = None) -> None:
         opts = options or OutputOptions()
         self.builder = OutputBuilder(class_set, OutputOptions(**{**opts.__dict__, "marker_ns": "gt"}))
 
     def build(self, ns: MessageNamespace, labels: np.ndarray, grid: GridSpec, stamp_ns: int, frame_id: str):
-        """MarkerArray of ``labels`` (train ids, 255 = invalid) on ``grid``."""
+        """MarkerArray of ``labels`` (train ids, 255 = invalid) on ``grid``, as CDR bytes (what rclpy publishers and
+        the bag writer take; ``OutputBuilder.marker_array``)."""
         shown = np.where(labels == IGNORE_LABEL, 0, labels).astype(np.uint8)
         pred = Prediction(labels=shown, confidence=np.ones(shown.shape, np.float32), grid=grid,
                           stamp_ns=stamp_ns, frame_id=frame_id)
@@ -242,7 +243,7 @@ def replay_messages(
 ) -> list[tuple[str, str, object]]:
     """[(topic, type name, message)] of one frame, all stamped ``record.stamp_ns``: /clock, /tf (odom -> velo),
     left (and right) image + camera_info, the cloud (x, y, z, intensity) and, with ``gt_markers`` and labels,
-    the ground-truth MarkerArray."""
+    the ground-truth MarkerArray (serialised: CDR bytes)."""
     stamp = record.stamp_ns
     out: list[tuple[str, str, object]] = []
     if publish_clock:

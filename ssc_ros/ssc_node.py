@@ -14,19 +14,16 @@ Parameters: ssc_ros.pipeline.params.SSC_NODE_PARAMS (documented in docs/ros.md, 
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
 from message_filters import ApproximateTimeSynchronizer, Subscriber
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from tf2_ros import Buffer, TransformException, TransformListener
 
@@ -38,7 +35,8 @@ from ssc_ros.messages import (
     stamp_to_ns,
     transform_to_matrix,
 )
-from ssc_ros.pipeline.health import DropCounter, RateLimitedLogger
+from ssc_ros.node_common import declare_parameters, latched_qos, run_node
+from ssc_ros.pipeline.health import DropCounter, InputActivity, RateLimitedLogger, receive_buffer_warning
 from ssc_ros.pipeline.intake import InputSet, IntakeQueue
 from ssc_ros.pipeline.outputs import OutputBuilder
 from ssc_ros.pipeline.params import SSC_NODE_PARAMS, output_options
@@ -50,26 +48,12 @@ from ssc_ros.pipeline.worker import InferenceWorker, Job, Result
 INTAKE_PERIOD_S = 0.01
 
 
-def declare_parameters(node: Node, specs) -> dict[str, Any]:
-    """Declare every parameter of ``specs`` with its description; returns {name: value}."""
-    values = {}
-    for spec in specs:
-        node.declare_parameter(spec.name, spec.default, ParameterDescriptor(description=spec.description))
-        values[spec.name] = node.get_parameter(spec.name).value
-    return values
-
-
-def latched_qos() -> QoSProfile:
-    """RELIABLE + TRANSIENT_LOCAL, depth 1: late subscribers (RViz) get the last output."""
-    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
 class SSCNode(Node):
     """The SSC node. ``predictor`` may be given (tests); otherwise it is built from the model.* parameters."""
 
     def __init__(self, predictor: Any = None, **kwargs: Any) -> None:
         super().__init__("ssc_node", **kwargs)
+        self.worker: InferenceWorker | None = None  # destroy_node may run on a node whose __init__ raised
         self.p = declare_parameters(self, SSC_NODE_PARAMS)
         self.ns = rclpy_namespace()
         self.drops = DropCounter()
@@ -87,9 +71,14 @@ class SSCNode(Node):
         self._make_subscriptions()
         self.worker = InferenceWorker(self.predictor, self._on_result, self._on_error,
                                       max_staleness_s=self.p["processing.max_staleness_s"], drops=self.drops).start()
-        self.create_timer(INTAKE_PERIOD_S, self._on_intake, callback_group=MutuallyExclusiveCallbackGroup())
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # work timers: they must run when /clock pauses or jumps
+        self.create_timer(INTAKE_PERIOD_S, self._on_intake, callback_group=MutuallyExclusiveCallbackGroup(),
+                          clock=steady)
         self.create_timer(self.p["diagnostics.period_s"], self._on_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+                          callback_group=MutuallyExclusiveCallbackGroup(), clock=steady)
+        buffer_warning = receive_buffer_warning(self.input_names)
+        if buffer_warning:
+            self.get_logger().warning(buffer_warning)
         self.get_logger().info(
             f"ssc_node ready: inputs {self.windows.keys}, history offsets {self.windows.buffer.offsets_ns} ns, "
             f"fixed frame '{self.p['frames.fixed']}'")
@@ -126,14 +115,24 @@ class SSCNode(Node):
         self.input_names = list(self.windows.keys)
         self.subs = [Subscriber(self, types[key], self.p[f"topics.{key}"], qos_profile=qos, callback_group=group)
                      for key in self.input_names]
+        self.activity = InputActivity(self.input_names, time.monotonic())
+        for key, sub in zip(self.input_names, self.subs):
+            sub.registerCallback(self._on_input, key)
         self.sync = ApproximateTimeSynchronizer(self.subs, self.p["sync.queue_size"], self.p["sync.slop_s"])
         self.sync.registerCallback(self._on_set)
 
     # --------------------------------------------------------------------------------------- receive path
+    def _on_input(self, _msg: Any, key: str) -> None:
+        """Every message of every input (before synchronization): when it arrived, for the silence check."""
+        self.activity.seen(key, time.monotonic())
+
     def _on_set(self, *msgs: Any) -> None:
-        """message_filters callback (runs under the synchronizer's lock): store the set and return."""
-        self.intake.push(InputSet(dict(zip(self.input_names, msgs)), stamp_to_ns(msgs[0].header.stamp),
-                                  time.monotonic_ns()))
+        """message_filters callback (runs under the synchronizer's lock): store the set and return. The set's
+        age at arrival (node clock, sim time under use_sim_time) starts its latency."""
+        stamp_ns = stamp_to_ns(msgs[0].header.stamp)
+        now_ns = self.get_clock().now().nanoseconds
+        self.intake.push(InputSet(dict(zip(self.input_names, msgs)), stamp_ns, time.monotonic_ns(),
+                                  age_ns=max(0, now_ns - stamp_ns) if now_ns else 0))
 
     def _tf_ready(self, item: InputSet) -> bool:
         """True when every transform the set needs is in the TF buffer at its stamp."""
@@ -157,14 +156,17 @@ class SSCNode(Node):
             if self.windows.last_push is PushResult.RESET:
                 self.get_logger().info("input time jumped back: temporal window cleared")
             if window is not None:
-                self.worker.submit(Job(window, item.received_ns, meta=self.windows.lidar_frame(item.msgs)))
+                self.worker.submit(Job(window, item.received_ns, meta=self.windows.lidar_frame(item.msgs),
+                                       input_age_ns=item.age_ns))
 
     # ---------------------------------------------------------------------------------------- outputs
     def _wanted(self, pub: Any) -> bool:
         return pub is not None and (self.p["outputs.latch"] or pub.get_subscription_count() > 0)
 
     def _on_result(self, result: Result) -> None:
-        """Worker thread: build and publish the outputs of one prediction."""
+        """Worker thread: build and publish the outputs of one prediction (nothing once shutdown has begun)."""
+        if not self.context.ok():
+            return
         pred = result.prediction
         pred.frame_id = result.job.meta or pred.frame_id
         ns = self.ns
@@ -180,10 +182,15 @@ class SSCNode(Node):
         if self.pub_processing.get_subscription_count():
             self.pub_processing.publish(make_float64(ns, result.processing_s * 1e3))
         if self.pub_latency.get_subscription_count():
-            latency_ms = (self.get_clock().now().nanoseconds - pred.stamp_ns) / 1e6
+            job = result.job
+            latency_ms = (job.input_age_ns + time.monotonic_ns() - job.received_ns) / 1e6
             self.pub_latency.publish(make_float64(ns, latency_ms))
 
     def _on_error(self, exc: BaseException, job: Job) -> None:
+        """Worker thread: a failed prediction or output, logged (rate-limited); silent once shutdown has begun
+        (a publish cut short by Ctrl-C is not a failure)."""
+        if not self.context.ok():
+            return
         stamp = job.window.current.stamp_ns
         self.warn.log(f"error:{type(exc).__name__}",
                       f"inference/output failed for stamp {stamp} ns: {type(exc).__name__}: {exc}")
@@ -192,12 +199,20 @@ class SSCNode(Node):
         stats = self.worker.stats()
         drops = self.drops.as_dict()
         slow = stats.processed and stats.mean_processing_s * 1e3 > self.p["diagnostics.max_processing_ms"]
-        level = "ERROR" if stats.errors and not stats.processed else ("WARN" if slow or stats.errors else "OK")
-        message = {"OK": "running", "WARN": "slow or failing frames", "ERROR": "no prediction succeeded"}[level]
+        silent = self.activity.silent(time.monotonic(), self.p["diagnostics.silent_after_s"])
+        problems = [f"input '{key}' ({self.p[f'topics.{key}']}) silent for {age:.1f} s while others flow"
+                    for key, age in sorted(silent.items())]
+        if stats.errors and not stats.processed:
+            level, problems = "ERROR", ["no prediction succeeded", *problems]
+        else:
+            problems += ["slow or failing frames"] if slow or stats.errors else []
+            level = "WARN" if problems else "OK"
+        message = "; ".join(problems) or "running"
         values = {"received_sets": self.drops.received, "processed": stats.processed,
                   "drop_rate": f"{stats.drop_rate:.3f}", "mean_processing_ms": f"{stats.mean_processing_s * 1e3:.1f}",
                   "max_processing_ms": f"{stats.max_processing_s * 1e3:.1f}",
                   "mean_latency_ms": f"{stats.mean_latency_s * 1e3:.1f}", "inference_errors": stats.errors,
+                  **{f"silent_s.{key}": f"{age:.1f}" for key, age in sorted(silent.items())},
                   **{f"drops.{k}": v for k, v in sorted(drops.items())}}
         self.pub_diag.publish(make_diagnostic_array(self.ns, self.get_clock().now().nanoseconds,
                                                     f"{self.get_name()}: semantic scene completion", level, message,
@@ -205,29 +220,9 @@ class SSCNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the worker thread, then destroy the node."""
-        self.worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
         super().destroy_node()
-
-
-def run_node(make_node: Callable[[], Node], spin: Callable[[Node], None], args: list[str] | None) -> int:
-    """The body of a node's entry point: init rclpy with ``args``, build the node, ``spin`` it until Ctrl-C or
-    shutdown, then destroy it and shut down. Returns 0, or 2 after printing ``error: ...`` when building the
-    node raised SSCError (a missing or invalid parameter)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = make_node()
-        spin(node)
-    except SSCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
 
 def _spin_multithreaded(node: Node) -> None:

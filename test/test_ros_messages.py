@@ -11,14 +11,14 @@ from ssc_ros.messages import (
     image_to_rgb,
     make_camera_info,
     make_clock,
-    make_color,
     make_diagnostic_array,
     make_image,
-    make_marker,
+    make_marker_array,
     make_occupancy_grid,
     make_pointcloud2,
     make_tf_message,
     make_transform_stamped,
+    marker_fields,
     pointcloud2_to_xyzi,
     rosbags_namespace,
     stamp_to_ns,
@@ -88,13 +88,16 @@ def test_transform_roundtrip_is_exact_to_float_precision(ns):
 
 
 def test_marker_occupancy_clock_and_diagnostics_serialise(ns):
-    pts = ns.points(np.array([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]]))
-    marker = make_marker(ns, 9, "velo_link", marker_ns="ssc/car", marker_id=1, marker_type=ns.Marker.CUBE_LIST,
-                         action=ns.Marker.ADD, scale=0.2, color=make_color(ns, [255, 0, 0]), points=pts)
-    back = roundtrip(ns, ns.MarkerArray(markers=[marker]), "MarkerArray").markers[0]
+    marker = marker_fields(9, "velo_link", marker_ns="ssc/car", marker_id=1, marker_type=ns.Marker.CUBE_LIST,
+                           action=ns.Marker.ADD, scale=0.2, rgb_u8=[255, 0, 0],
+                           points_xyz=np.array([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]]))
+    raw = make_marker_array(ns, [marker])
+    back = ns.typestore.deserialize_cdr(raw, ns.msgtype("MarkerArray")).markers[0]
     assert (back.ns, back.id, back.type) == ("ssc/car", 1, ns.Marker.CUBE_LIST)
+    assert stamp_to_ns(back.header.stamp) == 9 and back.header.frame_id == "velo_link"
     assert [(p.x, p.y, p.z) for p in back.points] == [(0.1, 0.2, 0.3), (1.0, 2.0, 3.0)]
-    assert back.color.r == 1.0 and back.color.g == 0.0
+    assert back.color.r == 1.0 and back.color.g == 0.0 and back.color.a == 1.0
+    assert back.pose.orientation.w == 1.0 and back.scale.z == pytest.approx(0.2)
     cells = np.array([[-1, 0], [100, 0], [0, 100]], dtype=np.int8)  # (X=3, Y=2)
     grid = roundtrip(ns, make_occupancy_grid(ns, 9, "velo_link", cells, 0.2, (0.0, -25.6, -2.0)), "OccupancyGrid")
     assert (grid.info.width, grid.info.height) == (3, 2)
@@ -107,10 +110,12 @@ def test_marker_occupancy_clock_and_diagnostics_serialise(ns):
 
 def test_jazzy_namespace_builds_the_same_marker():
     jazzy = rosbags_namespace("jazzy")
-    marker = make_marker(jazzy, 1, "f", marker_ns="x", marker_id=0, marker_type=jazzy.Marker.CUBE_LIST,
-                         action=jazzy.Marker.DELETEALL)
-    raw = jazzy.typestore.serialize_cdr(jazzy.MarkerArray(markers=[marker]), jazzy.msgtype("MarkerArray"))
+    marker = marker_fields(1, "f", marker_ns="x", marker_id=0, marker_type=jazzy.Marker.CUBE_LIST,
+                           action=jazzy.Marker.DELETEALL)
+    raw = make_marker_array(jazzy, [marker])
     assert jazzy.typestore.deserialize_cdr(raw, jazzy.msgtype("MarkerArray")).markers[0].action == 3
+    with pytest.raises(DataFormatError, match="negative stamp"):
+        marker_fields(-1, "f", marker_ns="x", marker_id=0, marker_type=6, action=3)
 
 
 def _cloud(ns, fields=("x", "y", "z", "intensity"), n=4):
@@ -161,17 +166,3 @@ def test_truncated_image_is_rejected(ns):
     msg.data = msg.data[:20]
     with pytest.raises(DataFormatError, match="expected 48"):
         image_to_rgb(msg)
-
-
-def test_points_builds_one_point_per_row_and_leaves_the_gc_as_it_found_it(ns):
-    import gc
-
-    xyz = np.array([[1.0, 2.0, 3.0], [-4.5, 0.25, 7.0]])
-    for enabled in (True, False):
-        (gc.enable if enabled else gc.disable)()
-        try:
-            points = ns.points(xyz)
-            assert gc.isenabled() is enabled
-        finally:
-            gc.enable()
-        assert [(p.x, p.y, p.z) for p in points] == [tuple(row) for row in xyz.tolist()]

@@ -11,9 +11,9 @@ timer callback with its TF lookups, the worker thread publishing stamped outputs
 The fake (below) follows the documented rclpy Humble/Jazzy API for the calls the nodes make (keyword-only
 arguments where rclpy has them, QoSProfile needing a depth or history, publishers refusing messages of another
 type, parameter overrides of another type refused) but is deliberately small: no executor, no DDS, no QoS
-semantics. Its synchronizer matches equal stamps only (the real ApproximateTimeSynchronizer also matches within
-``slop``), and its TF buffer is ssc_ros.bag's TransformHistory (the offline stand-in for tf2 used by
-``ssc-bag run``). Messages are rosbags dataclasses (``rosbags_namespace``) in place of the rclpy message classes.
+semantics. message_filters is test/ros_standins' (the one the rclpy tests use where the real one is missing),
+and its TF buffer is ssc_ros.bag's TransformHistory (the offline stand-in for tf2 used by ``ssc-bag run``).
+Messages are rosbags dataclasses (``rosbags_namespace``) in place of the rclpy message classes.
 A pass here therefore says nothing about rclpy's behaviour; where the real rclpy is importable this file skips
 and test_ros_nodes.py runs the nodes against it.
 
@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 import yaml
 from points_model import POINTS_MODEL_NAME, PointsModel
+from ros_standins import message_filters as standin_message_filters
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.synthetic import SyntheticOptions, generate_sequence
@@ -60,11 +61,7 @@ MODEL_GRID = GridSpec(dims=(16, 16, 4), voxel_size=0.8, origin=(0.0, -6.4, -2.0)
 IMAGE_SIZE = (64, 32)  # (W, H)
 FRAMES = 6
 CAR = 1
-NODE_MODULES = ("ssc_ros.ssc_node", "ssc_ros.kitti_replay_node")
-FAKE_MODULE_NAMES = (
-    "rclpy", "rclpy.node", "rclpy.parameter", "rclpy.callback_groups", "rclpy.executors", "rclpy.qos", "rclpy.time",
-    "rclpy.clock", "rcl_interfaces", "rcl_interfaces.msg", "message_filters", "tf2_ros",
-)
+NODE_MODULES = ("ssc_ros.node_common", "ssc_ros.ssc_node", "ssc_ros.kitti_replay_node")
 
 
 # ================================================================================================ the fake API
@@ -151,6 +148,10 @@ class ParameterDescriptor:
         self.name, self.type, self.description, self.fields = name, type, description, fields
 
 
+class InvalidParameterTypeException(TypeError):
+    """rclpy.exceptions.InvalidParameterTypeException."""
+
+
 class CallbackGroup:
     """rclpy.callback_groups.MutuallyExclusiveCallbackGroup / ReentrantCallbackGroup."""
 
@@ -178,6 +179,10 @@ class Context:
     def shutdown(self) -> None:
         if self.initialised:
             self.initialised, self.shutdowns = False, self.shutdowns + 1
+
+    def ok(self) -> bool:
+        """Running: initialised, or never shut down (the tests make nodes without rclpy.init)."""
+        return self.initialised or not self.shutdowns
 
 
 class Logger:
@@ -209,8 +214,9 @@ class Logger:
 
 
 class Publisher:
-    """A publisher that keeps what it publishes; like rclpy it refuses messages of another type.
-    ``subscribers`` is what get_subscription_count() says (nobody listens until a test says so)."""
+    """A publisher that keeps what it publishes; like rclpy it refuses messages of another type and takes
+    serialised CDR bytes too (kept decoded, for the tests to read). ``subscribers`` is what
+    get_subscription_count() says (nobody listens until a test says so)."""
 
     def __init__(self, msg_type: type, topic: str, qos: QoSProfile | int) -> None:
         self.msg_type, self.topic, self.qos = msg_type, topic, qos
@@ -218,6 +224,8 @@ class Publisher:
         self.subscribers = 0
 
     def publish(self, msg: Any) -> None:
+        if isinstance(msg, bytes):
+            msg = FAKE_NS.typestore.deserialize_cdr(msg, self.msg_type.__msgtype__)
         if not isinstance(msg, self.msg_type):
             raise TypeError(f"Expected {self.msg_type}, got {type(msg)}")
         self.msgs.append(msg)
@@ -267,6 +275,7 @@ class Node:
         self.timers: list[Timer] = []
         self._logger, self._clock = Logger(), Clock(clock_type=ClockType.ROS_TIME)
         self.destroyed = False
+        self.context = CONTEXT
 
     def declare_parameter(self, name: str, value: Any = None, descriptor: ParameterDescriptor | None = None,
                           ignore_override: bool = False) -> Parameter:
@@ -275,7 +284,7 @@ class Node:
         if name in self._overrides and not ignore_override:
             override = self._overrides[name]
             if parameter_type(override) != parameter_type(value):
-                raise TypeError(f"Trying to set parameter '{name}' to '{override}' of type "
+                raise InvalidParameterTypeException(f"Trying to set parameter '{name}' to '{override}' of type "
                                 f"{parameter_type(override)}, expecting type {parameter_type(value)}")
             value = override
         self._parameters[name] = Parameter(name, value=value)
@@ -353,48 +362,6 @@ def spin(node: Node, executor: Any = None) -> None:
     raise KeyboardInterrupt
 
 
-class SimpleFilter:
-    """message_filters.SimpleFilter: registerCallback / signalMessage."""
-
-    def __init__(self) -> None:
-        self.callbacks: list[tuple[Callable, tuple]] = []
-
-    def registerCallback(self, cb: Callable, *args: Any) -> None:  # noqa: N802 - message_filters' name
-        self.callbacks.append((cb, args))
-
-    def signalMessage(self, *msgs: Any) -> None:  # noqa: N802 - message_filters' name
-        for cb, args in self.callbacks:
-            cb(*(msgs + args))
-
-
-class Subscriber(SimpleFilter):
-    """message_filters.Subscriber: subscribes through the node, as the real one does."""
-
-    def __init__(self, node: Node, msg_type: type, topic: str, **kwargs: Any) -> None:
-        super().__init__()
-        self.node, self.topic = node, topic
-        kwargs.setdefault("qos_profile", 10)
-        self.sub = node.create_subscription(msg_type, topic, self.signalMessage, **kwargs)
-
-
-class ApproximateTimeSynchronizer(SimpleFilter):
-    """message_filters.ApproximateTimeSynchronizer, simplified: a set is signalled when every input holds a
-    message with the same stamp (the replay stamps a frame's messages alike)."""
-
-    def __init__(self, fs: list, queue_size: int, slop: float, allow_headerless: bool = False) -> None:
-        super().__init__()
-        self.inputs, self.queue_size, self.slop = fs, queue_size, slop
-        self.pending: list[dict[int, Any]] = [{} for _ in fs]
-        for i, f in enumerate(fs):
-            f.registerCallback(self.add, i)
-
-    def add(self, msg: Any, i: int) -> None:
-        stamp = stamp_to_ns(msg.header.stamp)
-        self.pending[i][stamp] = msg
-        if all(stamp in p for p in self.pending):
-            self.signalMessage(*(p.pop(stamp) for p in self.pending))
-
-
 class TransformException(Exception):
     """tf2_ros.TransformException."""
 
@@ -446,6 +413,24 @@ class TransformListener:
             self.buffer.set_transform_static(t, "default_authority")
 
 
+class TransformBroadcaster:
+    """tf2_ros.TransformBroadcaster: publishes TFMessages on /tf through the node (depth 100)."""
+
+    def __init__(self, node: Node, qos: Any = None) -> None:
+        self.pub = node.create_publisher(FAKE_NS.TFMessage, "/tf", qos or QoSProfile(depth=100))
+
+    def sendTransform(self, transform: Any) -> None:  # noqa: N802 - tf2_ros' name
+        self.pub.publish(FAKE_NS.TFMessage(transforms=list(transform) if isinstance(transform, list) else [transform]))
+
+
+class StaticTransformBroadcaster(TransformBroadcaster):
+    """tf2_ros.StaticTransformBroadcaster: /tf_static, transient local, depth 1."""
+
+    def __init__(self, node: Node, qos: Any = None) -> None:
+        self.pub = node.create_publisher(FAKE_NS.TFMessage, "/tf_static", qos or QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+
 FAKE_NS: MessageNamespace = None  # type: ignore[assignment]  # set by the fixture (rosbags' message classes)
 CONTEXT = Context()
 SPUN: list[Node] = []
@@ -476,13 +461,15 @@ def fake_modules() -> dict[str, types.ModuleType]:
                             DurabilityPolicy=DurabilityPolicy, HistoryPolicy=HistoryPolicy,
                             qos_profile_sensor_data=sensor_data),
         "rclpy.time": module("rclpy.time", Time=Time),
+        "rclpy.exceptions": module("rclpy.exceptions", InvalidParameterTypeException=InvalidParameterTypeException),
         "rclpy.clock": module("rclpy.clock", Clock=Clock, ClockType=ClockType),
         "rcl_interfaces": module("rcl_interfaces"),
         "rcl_interfaces.msg": module("rcl_interfaces.msg", ParameterDescriptor=ParameterDescriptor),
-        "message_filters": module("message_filters", SimpleFilter=SimpleFilter, Subscriber=Subscriber,
-                                  ApproximateTimeSynchronizer=ApproximateTimeSynchronizer),
+        "message_filters": standin_message_filters,
         "tf2_ros": module("tf2_ros", Buffer=Buffer, TransformListener=TransformListener,
-                          TransformException=TransformException, LookupException=LookupException),
+                          TransformException=TransformException, LookupException=LookupException,
+                          TransformBroadcaster=TransformBroadcaster,
+                          StaticTransformBroadcaster=StaticTransformBroadcaster),
     }
     for name, mod in mods.items():  # submodules are attributes of their package, as after a real import
         parent, _, child = name.rpartition(".")
@@ -508,7 +495,8 @@ def fake_ros(monkeypatch):
     saved_attrs = {name: ssc_ros.__dict__.pop(name.rpartition(".")[2], None) for name in NODE_MODULES}
     nodes = types.SimpleNamespace(**{name.rpartition(".")[2]: importlib.import_module(name) for name in NODE_MODULES})
     for mod in vars(nodes).values():
-        monkeypatch.setattr(mod, "rclpy_namespace", lambda: FAKE_NS)
+        if hasattr(mod, "rclpy_namespace"):
+            monkeypatch.setattr(mod, "rclpy_namespace", lambda: FAKE_NS)
     yield nodes
     for name in NODE_MODULES:
         short = name.rpartition(".")[2]
@@ -601,7 +589,7 @@ def test_ssc_node_runs_sets_through_the_worker_publishes_stamped_outputs_and_sur
         assert node.p["tf.wait_s"] == 0.05 and node.p["model.checkpoint"] == str(checkpoint)
         # wiring: inputs the model needs (points model: image, camera_info, points), outputs, timers
         assert node.input_names == ["image", "camera_info", "points"]
-        assert [s.topic for s in node.subs] == [NAMES.left_image, NAMES.left_info, NAMES.cloud]
+        assert [s.sub.topic for s in node.subs] == [NAMES.left_image, NAMES.left_info, NAMES.cloud]
         inputs = {s.topic: s for s in node.subscriptions}
         assert inputs[NAMES.left_image].qos.reliability == ReliabilityPolicy.BEST_EFFORT
         assert inputs[NAMES.left_image].msg_type is FAKE_NS.Image
@@ -616,7 +604,7 @@ def test_ssc_node_runs_sets_through_the_worker_publishes_stamped_outputs_and_sur
         assert intake.period_s == fake_ros.ssc_node.INTAKE_PERIOD_S and diagnostics.period_s == 0.5
         assert intake.callback_group is not diagnostics.callback_group
         assert any(m.startswith("ssc_node ready") for m in log.messages("info"))
-        assert node.worker._thread.is_alive()
+        assert node.worker.running
 
         def feed(msgs: dict[str, Any], n_outputs: int | None) -> None:
             """Publish one frame's messages, run the intake timer (twice when a TF wait has to run out) and,
@@ -636,8 +624,11 @@ def test_ssc_node_runs_sets_through_the_worker_publishes_stamped_outputs_and_sur
         feed(frames[0], 1)
         assert processing.msgs == [] and latency.msgs == []  # nobody subscribed to the debug topics yet
         processing.subscribers = latency.subscribers = 1
-        node.get_clock().sim_ns = stamps[1] + 50_000_000  # /clock 50 ms after frame 1 when its output goes out
+        node.get_clock().sim_ns = stamps[1] + 50_000_000  # /clock 50 ms after frame 1 when its set arrives
+        started = time.monotonic()
         feed(frames[1], 2)
+        node.get_clock().sim_ns += 5_000_000_000  # the clock jumps on (a looping replay): latency must not follow
+        waited_ms = (time.monotonic() - started) * 1e3
         for pub, cls in ((voxels, FAKE_NS.MarkerArray), (cloud_pub, FAKE_NS.PointCloud2),
                          (grid_pub, FAKE_NS.OccupancyGrid)):
             assert len(pub.msgs) == 2 and all(isinstance(m, cls) for m in pub.msgs)
@@ -652,7 +643,8 @@ def test_ssc_node_runs_sets_through_the_worker_publishes_stamped_outputs_and_sur
         assert {m.ns for m in voxels.msgs[1].markers if m.action == 0} == {"ssc/car"}
         assert (grid_pub.msgs[1].info.width, grid_pub.msgs[1].info.height) == MODEL_GRID.dims[:2]
         assert len(processing.msgs) == 1 and processing.msgs[0].data > 0
-        assert [m.data for m in latency.msgs] == [pytest.approx(50.0)]
+        (latency_ms,) = [m.data for m in latency.msgs]
+        assert 50.0 <= latency_ms <= 50.0 + waited_ms  # age at arrival + the steady time since
         # TF was looked up at the input stamps: camera <- LiDAR and the pose odom <- LiDAR
         assert ("camera_color_left", "velo_link", stamps[1]) in node.tf_buffer.lookups
         assert ("odom", "velo_link", stamps[1]) in node.tf_buffer.lookups
@@ -682,7 +674,7 @@ def test_ssc_node_runs_sets_through_the_worker_publishes_stamped_outputs_and_sur
         assert values["inference_errors"] == "0"
     finally:
         node.destroy_node()
-    assert node.destroyed and not node.worker._thread.is_alive()
+    assert node.destroyed and not node.worker.running
 
 
 def test_ssc_node_without_latch_builds_outputs_only_for_subscribers_and_clears_the_window_on_a_jump_back(
@@ -705,7 +697,7 @@ def test_ssc_node_without_latch_builds_outputs_only_for_subscribers_and_clears_t
             stamp_to_ns(frames[i][NAMES.left_image].header.stamp) for i in (3, 0)]
     finally:
         node.destroy_node()
-    assert not node.worker._thread.is_alive()
+    assert not node.worker.running
 
 
 class FailingPredictor:
@@ -737,12 +729,12 @@ def test_ssc_node_keeps_running_when_the_model_fails_and_diagnostics_say_error(f
         assert {kv.key: kv.value for kv in status.values}["inference_errors"] == "2"
     finally:
         node.destroy_node()
-    assert not node.worker._thread.is_alive()
+    assert not node.worker.running
 
 
 def test_ssc_node_refuses_an_override_of_another_type_and_an_unknown_input_qos(fake_ros, checkpoint):
     base = {"model.checkpoint": str(checkpoint), "model.device": "cpu"}
-    with pytest.raises(TypeError, match="tf.wait_s"):  # rclpy: InvalidParameterTypeException (1 is an integer)
+    with pytest.raises(SSCError, match=r"tf.wait_s must be of type float .*write 2.0"):  # 1 is an integer
         fake_ros.ssc_node.SSCNode(parameter_overrides=[Parameter(k, value=v) for k, v in
                                                        {**base, "tf.wait_s": 1}.items()])
     with pytest.raises(SSCError, match="input.qos"):
@@ -754,7 +746,7 @@ def test_ssc_node_main_spins_until_interrupted_and_reports_a_missing_checkpoint(
     main = fake_ros.ssc_node.main
     assert main(["--ros-args", "-p", f"model.checkpoint:={checkpoint}", "-p", "model.device:=cpu"]) == 0
     (node,) = SPUN
-    assert isinstance(node, fake_ros.ssc_node.SSCNode) and node.destroyed and not node.worker._thread.is_alive()
+    assert isinstance(node, fake_ros.ssc_node.SSCNode) and node.destroyed and not node.worker.running
     assert CONTEXT.shutdowns == 1 and not CONTEXT.initialised
     assert main([]) == 2
     assert "model.checkpoint is required" in capsys.readouterr().err
@@ -762,6 +754,12 @@ def test_ssc_node_main_spins_until_interrupted_and_reports_a_missing_checkpoint(
 
 
 # ========================================================================================= kitti_replay_node
+def tick(node: Node) -> None:
+    """One timer tick of the replay node once its reader thread has the next frame ready (or has finished)."""
+    assert node.reader.wait()
+    node.timers[0].callback()
+
+
 def test_replay_node_publishes_each_frame_per_tick_skips_a_corrupt_one_and_finishes(fake_ros, sequence, tmp_path):
     import shutil
 
@@ -782,7 +780,7 @@ def test_replay_node_publishes_each_frame_per_tick_skips_a_corrupt_one_and_finis
     assert timer.period_s == pytest.approx(0.05) and timer.clock.clock_type == ClockType.STEADY_TIME
 
     for _ in range(FRAMES):
-        timer.callback()
+        tick(node)
     assert log.messages("error") and "skipping frame 3" in log.messages("error")[0]
     published = [0, 1, 2, 4, 5]
     per_frame = (NAMES.clock, NAMES.tf, NAMES.left_image, NAMES.left_info, NAMES.right_image, NAMES.right_info,
@@ -803,7 +801,7 @@ def test_replay_node_publishes_each_frame_per_tick_skips_a_corrupt_one_and_finis
     assert [stamp_to_ns(m.markers[-1].header.stamp) for m in gt.msgs] == [stamps[0], stamps[-1]]
     assert all(m.ns.startswith("gt/") for m in gt.msgs[0].markers if m.action == 0)
 
-    timer.callback()  # past the last frame, no loop: finished
+    tick(node)  # past the last frame, no loop: finished
     assert timer.is_canceled() and "replay finished" in log.messages("info")
     node.destroy_node()
 
@@ -814,7 +812,7 @@ def test_replay_node_loops_with_time_going_on(fake_ros, sequence):
         Parameter("loop", value=True), Parameter("publish_ground_truth", value=False),
         Parameter("publish_right", value=False), Parameter("publish_clock", value=False)])
     for _ in range(5):
-        node.timers[0].callback()
+        tick(node)
     stamps = [stamp_to_ns(m.header.stamp) for m in node.publisher(NAMES.left_image).msgs]
     assert len(stamps) == 5 and all(b > a for a, b in zip(stamps, stamps[1:]))
     images = [image_to_rgb(m) for m in node.publisher(NAMES.left_image).msgs]
@@ -828,7 +826,7 @@ def test_replay_node_publishes_frames_without_ground_truth_of_another_grid_and_w
         Parameter("sequence_dir", value=str(sequence)), Parameter("grid.dims", value=[128, 128, 16]),
         Parameter("grid.voxel_size", value=0.4)])
     for _ in range(FRAMES):
-        node.timers[0].callback()
+        tick(node)
     assert len(node.publisher(NAMES.left_image).msgs) == FRAMES  # frames 0 and 5 keep their sensor messages
     assert NAMES.gt_voxels not in {p.topic for p in node.publishers}
     warnings = [m for m in node.get_logger().messages("warning") if "ground truth left out" in m]

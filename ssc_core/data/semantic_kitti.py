@@ -123,7 +123,7 @@ def remap_voxel_labels(
     ``invalid`` set become 255. Returns uint8 of raw's shape. Raises DataFormatError for ids beyond the LUT
     (naming ``source``, the file the ids came from, when given)."""
     lut = class_set.remap_lut()
-    raw = np.asarray(raw).astype(np.int64)
+    raw = np.asarray(raw)  # indexes the LUT as it is (uint16 from the files): no int64 copy of 2M voxels
     if raw.size and (raw.max() >= lut.size or raw.min() < 0):
         where = f"{source}: " if source is not None else ""
         raise DataFormatError(f"{where}label id {int(raw.max())} is outside the {class_set.name} label map "

@@ -159,8 +159,10 @@ class BagWriter:
         return conn
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, msg: Any, qos: Any = None) -> None:
-        """Serialise ``msg`` (a typestore message of ``msgtype``) and write it at ``stamp_ns`` (receive time)."""
-        self.write_raw(topic, msgtype, stamp_ns, self.typestore.serialize_cdr(msg, msgtype), qos)
+        """Write ``msg`` at ``stamp_ns`` (receive time): a typestore message of ``msgtype`` (serialised here) or
+        its CDR bytes already (the MarkerArrays of ssc_ros.pipeline.outputs)."""
+        data = msg if isinstance(msg, bytes) else self.typestore.serialize_cdr(msg, msgtype)
+        self.write_raw(topic, msgtype, stamp_ns, data, qos)
 
     def write_raw(
         self,

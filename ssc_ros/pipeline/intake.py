@@ -19,11 +19,13 @@ from ssc_ros.pipeline.health import DropCounter
 
 @dataclass
 class InputSet:
-    """One synchronized set: msgs {input name: message}, stamp_ns of the image, received_ns (monotonic clock)."""
+    """One synchronized set: msgs {input name: message}, stamp_ns of the image, received_ns (monotonic clock),
+    age_ns: how old the set was by its stamp when it arrived (node clock; 0 when unknown)."""
 
     msgs: dict[str, Any]
     stamp_ns: int
     received_ns: int
+    age_ns: int = 0
 
 
 class IntakeQueue:

@@ -24,10 +24,10 @@ from ssc_core.types import IGNORE_LABEL, Prediction
 from ssc_ros.messages import (
     FLOAT32,
     MessageNamespace,
-    make_color,
-    make_marker,
+    make_marker_array,
     make_occupancy_grid,
     make_pointcloud2,
+    marker_fields,
 )
 
 DEFAULT_GROUND_CLASSES = ("road", "parking", "sidewalk", "other-ground", "terrain", "lane-marking")
@@ -38,6 +38,19 @@ VOXEL_CLOUD_DTYPE = np.dtype({
     "offsets": [0, 4, 8, 12, 16, 20],
     "itemsize": 24,
 })
+
+
+def any_last_axis(mask: np.ndarray) -> np.ndarray:
+    """``mask.any(axis=-1)`` of a bool array, 8 entries at a time as uint64 words (numpy's ``any`` over a short
+    last axis costs ~10x more: 1.3 ms against 0.13 ms for a 256x256x32 grid)."""
+    z = mask.shape[-1]
+    if z % 8:
+        mask = np.concatenate([mask, np.zeros((*mask.shape[:-1], 8 - z % 8), dtype=bool)], axis=-1)
+    words = np.ascontiguousarray(mask, dtype=bool).view(np.uint64)
+    out = words[..., 0].copy()
+    for i in range(1, words.shape[-1]):
+        out |= words[..., i]
+    return out != 0
 
 
 @dataclass
@@ -178,39 +191,41 @@ class OutputBuilder:
     # ---------------------------------------------------------------------------------------- markers
     def marker_arrays_data(self, sel: VoxelSelection) -> list[tuple[int, np.ndarray]]:
         """Per-class cube centres [(class id, (M, 3) float64)] in class order, after culling and the cap."""
-        keep = self._visible(sel) if self.options.cull_hidden and len(sel.labels) else np.ones(len(sel.labels), bool)
-        labels, centers, conf = sel.labels[keep], sel.centers[keep], sel.confidence[keep]
+        keep = np.flatnonzero(self._visible(sel)) if self.options.cull_hidden and len(sel.labels) else None
+        labels = sel.labels if keep is None else sel.labels[keep]
         cap = self.options.max_marker_voxels
         if cap and len(labels) > cap:
-            top = np.argpartition(-conf, cap - 1)[:cap]
-            labels, centers = labels[top], centers[top]
-        order = np.argsort(labels, kind="stable")
-        labels, centers = labels[order], centers[order].astype(np.float64)
-        classes, starts = np.unique(labels, return_index=True)
-        bounds = [*starts[1:], len(labels)]
-        return [(int(c), centers[s:e]) for c, s, e in zip(classes, starts, bounds)]
+            conf = sel.confidence if keep is None else sel.confidence[keep]
+            keep = (np.arange(len(sel.labels)) if keep is None else keep)[np.argpartition(-conf, cap - 1)[:cap]]
+            labels = sel.labels[keep]
+        order = np.argsort(labels, kind="stable")  # uint8: a radix sort
+        rows = order if keep is None else keep[order]
+        centers = sel.centers[rows].astype(np.float64)
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=256))])
+        return [(int(c), centers[bounds[c]:bounds[c + 1]]) for c in np.flatnonzero(bounds[1:] - bounds[:-1])]
 
-    def marker_array(self, ns: MessageNamespace, prediction: Prediction, sel: VoxelSelection | None = None):
-        """visualization_msgs/MarkerArray: one CUBE_LIST per shown class (ns '<marker_ns>/<class>', id = class id,
-        colour from the ClassSet), preceded by a DELETEALL marker whenever the set of classes differs from the
-        previous call's (so vanished classes disappear)."""
+    def marker_array(self, ns: MessageNamespace, prediction: Prediction, sel: VoxelSelection | None = None) -> bytes:
+        """Serialised visualization_msgs/MarkerArray (CDR bytes: rclpy publishers and bag writers take them as
+        they are): one CUBE_LIST per shown class (ns '<marker_ns>/<class>', id = class id, colour from the
+        ClassSet), preceded by a DELETEALL marker whenever the set of classes differs from the previous call's (so
+        vanished classes disappear). The cube centres go out as one block, no Python object per cube."""
         sel = sel if sel is not None else self.select(prediction)
         per_class = self.marker_arrays_data(sel)
         frame, stamp = self.frame_id(prediction), prediction.stamp_ns
         markers = []
         classes = frozenset(c for c, _ in per_class)
         if classes != self._last_marker_classes:
-            markers.append(make_marker(ns, stamp, frame, marker_ns="", marker_id=0,
-                                       marker_type=ns.Marker.CUBE_LIST, action=ns.Marker.DELETEALL))
+            markers.append(marker_fields(stamp, frame, marker_ns="", marker_id=0, marker_type=ns.Marker.CUBE_LIST,
+                                         action=ns.Marker.DELETEALL))
         self._last_marker_classes = classes
         size = float(prediction.grid.voxel_size)
         for cls, centers in per_class:
-            markers.append(make_marker(
-                ns, stamp, frame, marker_ns=f"{self.options.marker_ns}/{self.class_set.names[cls]}", marker_id=cls,
-                marker_type=ns.Marker.CUBE_LIST, action=ns.Marker.ADD, scale=size,
-                color=make_color(ns, self._colors[cls], self.options.marker_alpha), points=ns.points(centers),
+            markers.append(marker_fields(
+                stamp, frame, marker_ns=f"{self.options.marker_ns}/{self.class_set.names[cls]}", marker_id=cls,
+                marker_type=ns.Marker.CUBE_LIST, action=ns.Marker.ADD, scale=size, rgb_u8=self._colors[cls],
+                alpha=self.options.marker_alpha, points_xyz=centers,
             ))
-        return ns.MarkerArray(markers=markers)
+        return make_marker_array(ns, markers)
 
     # ------------------------------------------------------------------------------------------ cloud
     def cloud_array(self, sel: VoxelSelection) -> np.ndarray:
@@ -242,11 +257,11 @@ class OutputBuilder:
             confident = np.asarray(prediction.confidence) >= self.options.min_confidence
         band_labels = np.ascontiguousarray(labels[:, :, k0:k1])  # a gather from a strided view is much slower
         obstacle = np.take(self._obstacle, band_labels)
-        known = (labels != 0) & (labels != IGNORE_LABEL)
+        known = (labels.astype(np.uint8, copy=False) - np.uint8(1)) < IGNORE_LABEL - 1  # 1..254 (0 wraps to 255)
         if confident is not None:
             obstacle &= confident[:, :, k0:k1]
             known &= confident
-        cells = np.where(obstacle.any(axis=2), 100, np.where(known.any(axis=2), 0, -1)).astype(np.int8)
+        cells = np.where(any_last_axis(obstacle), 100, np.where(any_last_axis(known), 0, -1)).astype(np.int8)
         if self.options.crop_min is not None:
             lo, hi = self._crop_index_bounds(prediction)
             inside = np.zeros(cells.shape, dtype=bool)

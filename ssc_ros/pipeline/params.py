@@ -75,6 +75,8 @@ SSC_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("occupancy.z_max", 1.0, "Upper edge of the obstacle height band (m, grid frame)."),
     ParamSpec("diagnostics.period_s", 1.0, "Period of /diagnostics messages (s)."),
     ParamSpec("diagnostics.max_processing_ms", 500.0, "Mean processing time above this reports WARN."),
+    ParamSpec("diagnostics.silent_after_s", 2.0, "An input silent this long while another still arrives reports "
+              "WARN naming it (s)."),
     ParamSpec("log.period_s", 5.0, "Each kind of dropped-input warning is logged at most once per period (s)."),
 )
 

@@ -8,13 +8,13 @@ to it is counted as ``superseded``; memory holds at most one pending and one run
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ssc_core.types import FrameWindow, Prediction
+from ssc_ros.pipeline.background import BackgroundLoop
 from ssc_ros.pipeline.health import DropCounter
 
 
@@ -28,11 +28,13 @@ class PredictorLike(Protocol):
 @dataclass
 class Job:
     """A window to process; received_ns: when its input arrived (worker clock, ns); meta: caller data
-    (e.g. the ROS header stamp) passed through to the result."""
+    (e.g. the ROS header stamp) passed through to the result; input_age_ns: how old the input was by its stamp
+    when it arrived (the part of its latency before received_ns)."""
 
     window: FrameWindow
     received_ns: int
     meta: Any = None
+    input_age_ns: int = 0
 
 
 @dataclass
@@ -72,7 +74,7 @@ class WorkerStats:
         return self.dropped / self.submitted if self.submitted else 0.0
 
 
-class InferenceWorker:
+class InferenceWorker(BackgroundLoop):
     """Background inference thread. predictor: anything with ``predict(FrameWindow) -> Prediction``;
     on_result(Result) and on_error(Exception, Job) run in the worker thread; clock returns ns (monotonic).
     ``drops`` (optional) receives 'superseded' / 'stale' / 'inference_error' counts as well."""
@@ -90,27 +92,12 @@ class InferenceWorker:
         self.clock = clock
         self.drops = drops
         self._keep_stamps = keep_stamps
-        self._cond = threading.Condition()
+        super().__init__(name)
         self._pending: Job | None = None
-        self._stop = False
         self._busy = False
         self._stats = WorkerStats()
         self._proc_sum = 0.0
         self._lat_sum = 0.0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> InferenceWorker:
-        """Start the thread; returns self."""
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Ask the thread to finish (after the running job) and wait up to ``timeout`` seconds."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
     def submit(self, job: Job) -> bool:
         """Queue ``job`` as the newest work (O(1), never blocks on inference). Returns False when it replaced a

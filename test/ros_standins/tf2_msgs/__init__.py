@@ -1,0 +1,1 @@
+"""Stand-in for tf2_msgs (tests only; see ../README.md)."""
