@@ -43,9 +43,6 @@ class SensorInputs:
     @property
     def keys(self) -> list[str]:
         """The subscribed stream keys, in synchronizer order (the first one is the reference)."""
-        keys = ["image", "camera_info"] if self.image else []
-        if self.points:
-            keys.append("points")
-        if self.image_right:
-            keys += ["image_right", "camera_info_right"]
-        return keys
+        wanted = {"image": self.image, "camera_info": self.image, "points": self.points,
+                  "image_right": self.image_right, "camera_info_right": self.image_right}
+        return [key for key in INPUT_KEYS if wanted[key]]
