@@ -10,7 +10,16 @@ uint8 images, LiDAR-like random points inside the grid volume, the real KITTI se
 ``ssc_core.data.synthetic.default_calib``, plausible forward motion between frames) goes through
 ``window_to_sample`` and ``collate``. Grid = ``data.grid``, images = ``data.image_crop``, frames = current +
 ``data.history_offsets``. The point source is forced to ``lidar`` (the synthetic points stand in for SGN-T/S/L's
-stereo pseudo-points; stereo matching is not timed).
+stereo pseudo-points; stereo matching is not timed). Models that read a stereo depth map (L2COcc-C/-D,
+``data.stereo_depth``) get the frame's own ``depth``, a plausible dense one (``plausible_depth``: the road plane
+below the horizon, a wall 40 m ahead above it), instead of running the stereo matcher; training rows of models
+with a depth loss get a sparse ``lidar_depth`` from it.
+
+Distilled students (``DISTILL_TEACHERS``, e.g. l2cocc_d <- l2cocc_l): their training step also runs the frozen
+teacher (random weights, built from the teacher's config) and the KD terms of the student's ``distill:`` section,
+as ``ssc-train`` does through the distillation hook. After the table, ``--ratios`` prints each row's latency and
+tensor peak divided by the same-mode, same-device, same-dtype rows of the reference configs (default sgn_t and
+htcl) measured in the same run.
 
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
@@ -64,13 +73,17 @@ if str(REPO) not in sys.path:
 
 from ssc_core.config import config_dirs, load_config, resolve_config_path  # noqa: E402
 from ssc_core.data.downsample import downsample_labels  # noqa: E402
+from ssc_core.data.stereo_depth import stereo_depth_source  # noqa: E402
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
-from ssc_core.data.transforms import collate, image_crop_hw, window_to_sample  # noqa: E402
+from ssc_core.data.transforms import collate, image_crop_hw, uses_left_image, window_to_sample  # noqa: E402
 from ssc_core.errors import ConfigError  # noqa: E402
 from ssc_core.models import build_model  # noqa: E402
 from ssc_core.types import Calib, Frame, FrameWindow, GridSpec  # noqa: E402
 
 DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny")
+DEFAULT_REFERENCES = ("sgn_t", "htcl")
+# Distilled students and the teacher config their training step runs (random weights, as the student's).
+DISTILL_TEACHERS = {"l2cocc_d": "l2cocc_l", "l2cocc_d_kitti360": "l2cocc_l_kitti360", "l2cocc_d_tiny": "l2cocc_l_tiny"}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 METRES_PER_FRAME = 1.0  # forward motion between raw frames (10 m/s at KITTI's 10 Hz)
 GROUND_Z = -1.7  # LiDAR height above the road in KITTI (m)
@@ -119,6 +132,21 @@ def benchmark_calib(crop_hw: tuple[int, int]) -> tuple[Calib, tuple[int, int]]:
     return scale_calib(default_calib(), SEQ08_IMAGE_SIZE, (crop_w, crop_h)), (crop_h, crop_w)
 
 
+def plausible_depth(calib: Calib, image_hw: tuple[int, int], wall_m: float = 40.0) -> np.ndarray:
+    """(H, W) float32 depth of a raw left image of a flat road: pixels whose ray meets the ground plane (z = -1.7 m
+    in the LiDAR frame) within ``wall_m`` metres ahead get that depth, the others a wall ``wall_m`` ahead."""
+    h, w = image_hw
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays_cam = np.linalg.inv(calib.K) @ np.stack([u.ravel(), v.ravel(), np.ones(h * w)])  # z_cam = 1
+    T_velo_cam = np.linalg.inv(calib.T_cam0_velo)
+    origin = T_velo_cam[:3, 3]
+    rays = T_velo_cam[:3, :3] @ rays_cam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ground = (GROUND_Z - origin[2]) / rays[2]  # metres along z_cam to the road
+    depth = np.where((ground > 0) & (ground < wall_m), ground, wall_m)
+    return depth.reshape(h, w).astype(np.float32)
+
+
 def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
     """A FrameWindow for ``cfg``: current frame plus ``data.history_offsets`` frames (oldest first), random
     images, LiDAR-like points in each frame's own LiDAR frame, and T_cur_hist of straight forward motion."""
@@ -130,9 +158,12 @@ def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
     current_index = 100
     offsets = sorted(int(o) for o in data.get("history_offsets") or [])
 
+    depth = plausible_depth(calib, (img_h, img_w))
+
     def frame(index: int) -> Frame:
         return Frame(stamp_ns=index * 100_000_000, image_left=rng.integers(0, 256, (img_h, img_w, 3), dtype=np.uint8),
-                     calib=calib, points_velo=lidar_like_points(grid, points_per_frame, rng), index=index)
+                     calib=calib, points_velo=lidar_like_points(grid, points_per_frame, rng), index=index,
+                     depth=depth)
 
     history, transforms = [], []
     for offset in offsets:
@@ -156,6 +187,8 @@ def make_batch(cfg: dict, points_per_frame: int, with_targets: bool, seed: int =
         target = np.where(u > 0.95, 255, target).astype(np.int64)
         sample["target"] = torch.from_numpy(target)
         sample["target_1_2"] = torch.from_numpy(downsample_labels(target, 2).astype(np.int64))
+        if cfg["data"].get("lidar_depth") and "stereo_depth" in sample:  # every 20th pixel: a sparse scan's depth
+            sample["lidar_depth"] = sample["stereo_depth"] * (torch.rand(sample["stereo_depth"].shape) < 0.05)
     return collate([sample])
 
 
@@ -347,9 +380,32 @@ def time_runs(step: Callable[[], torch.Tensor], device: torch.device, warmup: in
         result.memory_exact = host.exact
 
 
+def build_bench_teacher(name: str, cfg: dict) -> tuple[torch.nn.Module, list] | None:
+    """(teacher, KD terms) for a distilled student's training rows (``DISTILL_TEACHERS``), None for other
+    configs: the teacher built with random weights from its own config (frozen, eval mode, as the distillation
+    hook holds it) on the student's grid, the terms from the student's ``distill.terms``."""
+    teacher_name = DISTILL_TEACHERS.get(name)
+    if teacher_name is None:
+        return None
+    from ssc_core.training.distill import build_terms
+
+    teacher_cfg = load_config(teacher_name, {"data": {"grid": cfg["data"].get("grid")}})
+    teacher = build_model(teacher_cfg).eval()
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    return teacher, build_terms((cfg.get("distill") or {}).get("terms"))
+
+
+def seeds_of(outputs: dict) -> torch.Tensor | None:
+    """SGN's seed coordinates (the column 'seeds'), None for models without seeds."""
+    return outputs.get("seed_coords")
+
+
 def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, device: torch.device, dtype_name: str,
-            mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str) -> Result:
-    """One (config, device, dtype, mode) measurement; an exception becomes the row's error."""
+            mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str,
+            distill: tuple[torch.nn.Module, list] | None = None) -> Result:
+    """One (config, device, dtype, mode) measurement; an exception becomes the row's error. ``distill``: (frozen
+    teacher, KD terms) run in the training step of a distilled student."""
     grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
     result = Result(name, device.type, dtype_name, mode, params[0] / 1e6, params[1] / 1e6, shape,
                     voxels_1_2=grid.num_voxels // 8)
@@ -367,24 +423,34 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
         if train:
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                           weight_decay=0.01)
+            clip = (cfg.get("train") or {}).get("grad_clip", GRAD_CLIP)
+            if distill is not None:
+                distill[0].to(device)
 
-            def step() -> torch.Tensor:
+            def step() -> torch.Tensor | None:
                 optimizer.zero_grad(set_to_none=True)  # as Trainer.train_group: before the forward pass
                 with autocast_ctx(device, dtype):
                     outputs = model(batch)
                 if dtype is not None:  # as Trainer.train_step: losses in float32
                     outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
                                for k, v in outputs.items()}
-                total = sum(v.float() for v in model.losses(outputs, batch).values())
+                losses = model.losses(outputs, batch)
+                if distill is not None:  # as the distillation hook: frozen teacher, KD terms
+                    teacher, terms = distill
+                    with torch.no_grad(), autocast_ctx(device, dtype):
+                        teacher_out = teacher(batch)
+                    losses.update({t.name: t.weight * t.fn(outputs, teacher_out, batch) for t in terms})
+                total = sum(v.float() for v in losses.values())
                 total.backward()
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], GRAD_CLIP)
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
                 optimizer.step()
-                return outputs["seed_coords"]
+                return seeds_of(outputs)
         else:
 
-            def step() -> torch.Tensor:
+            def step() -> torch.Tensor | None:
                 with torch.no_grad(), autocast_ctx(device, dtype):
-                    return model(batch)["seed_coords"]
+                    return seeds_of(model(batch))
 
         if args.flops:
             result.gflop = count_gflop(step)
@@ -490,6 +556,32 @@ def target_lines(results: list[Result]) -> list[str]:
     return lines
 
 
+def ratio_lines(results: list[Result], references: list[str]) -> list[str]:
+    """For every row of a config that is not a reference: its median latency and its tensor peak (else its peak
+    memory) divided by those of each reference config's row of the same device, dtype and mode, e.g.
+    ``l2cocc_d cpu fp32 forward: latency 0.42x sgn_t, 0.61x htcl; tensor peak 1.3x sgn_t, 0.50x htcl``."""
+    def key(r: Result) -> tuple[str, str, str]:
+        return r.device, r.dtype, r.mode
+
+    def memory(r: Result) -> tuple[int | None, str]:
+        return (r.tensor_peak_bytes, "tensor peak") if r.tensor_peak_bytes else (r.peak_bytes, "peak mem")
+
+    good = [r for r in results if not r.error and r.times_s]
+    lines = []
+    for row in good:
+        if row.config in references:
+            continue
+        refs = [r for ref in references for r in good if r.config == ref and key(r) == key(row)]
+        if not refs:
+            continue
+        latency = ", ".join(f"{statistics.median(row.times_s) / statistics.median(r.times_s):.2f}x {r.config}"
+                            for r in refs)
+        mem, what = memory(row)
+        mems = ", ".join(f"{mem / memory(r)[0]:.2f}x {r.config}" for r in refs if mem and memory(r)[0])
+        lines.append(f"{row.config} {' '.join(key(row))}: latency {latency}; {what} {mems or '—'}")
+    return lines
+
+
 def header_lines(args: argparse.Namespace, devices: list[torch.device]) -> list[str]:
     """What was measured, on what."""
     seeds = ("seeds: the random-weight model's own proposals (the fraction depends on the initialisation and the "
@@ -566,6 +658,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--live-tensors", action="store_true",
                         help="also measure each row's peak of live tensor bytes in one extra untimed run (the CPU "
                              "stand-in for torch.cuda.max_memory_allocated; bench/tensor_memory.py)")
+    parser.add_argument("--ratios", nargs="*", metavar="CONFIG", default=None,
+                        help="after the table, each other row's latency and tensor peak divided by these reference "
+                             "configs' rows of the same device / dtype / mode (given alone: sgn_t htcl)")
     parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.points < 1:
@@ -580,7 +675,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_configs(names: list[str]) -> dict[str, dict]:
-    """Parsed configs by name, with ``data.points.source`` forced to lidar; a clear error for unknown names."""
+    """Parsed configs by name, with ``data.points.source`` forced to lidar and a stereo depth source to the frames'
+    own depth maps; a clear error for unknown names."""
     configs = {}
     for name in names:
         try:
@@ -590,7 +686,10 @@ def load_configs(names: list[str]) -> dict[str, dict]:
                             if Path(d).name == "models"})
             raise ConfigError(f"unknown config {name!r}: not a file and not in config/models/ "
                               f"(known: {', '.join(known)})") from None
-        configs[name] = load_config(name, {"data": {"points": {"source": "lidar"}}})
+        cfg = load_config(name, {"data": {"points": {"source": "lidar"}}})
+        if stereo_depth_source(cfg["data"]) != "none":  # the frame's own depth map: no stereo matcher run
+            cfg["data"]["stereo_depth"] = {"source": "precomputed"}
+        configs[name] = cfg
         if not (configs[name].get("model") or {}).get("name"):
             raise ConfigError(f"config {name!r} has no model.name (is it a data config?)")
     return configs
@@ -617,20 +716,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, cfg in configs.items():
         torch.manual_seed(0)
         model = build_model(cfg)
+        distill = build_bench_teacher(name, cfg) if "train" in modes else None
         params = count_parameters(model)
         grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
-        crop = image_crop_hw(cfg["data"])
+        crop = image_crop_hw(cfg["data"]) if uses_left_image(cfg["data"]) else None
         frames = len(cfg["data"].get("history_offsets") or []) + 1
         batch = make_batch(cfg, args.points, with_targets="train" in modes)
         shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / "
-                 f"{'×'.join(map(str, crop)) if crop else 'raw'} / {frames} / {len(batch['points'])}")
+                 f"{'×'.join(map(str, crop)) if crop else 'raw' if uses_left_image(cfg['data']) else 'no camera'}"
+                 f" / {frames} / {len(batch['points'])}")
         threshold = getattr(model, "seed_threshold", None)
         for device in devices:
             model.to(device)
             for dtype_name in args.dtypes:
                 for mode in modes:
                     print(f"{name} {device.type} {dtype_name} {mode} ...", file=sys.stderr, flush=True)
-                    r = measure(name, cfg, model, batch, device, dtype_name, mode, args, params, shape)
+                    r = measure(name, cfg, model, batch, device, dtype_name, mode, args, params, shape, distill)
                     if threshold is not None:
                         model.seed_threshold = threshold
                     results.append(r)
@@ -644,12 +745,17 @@ def main(argv: list[str] | None = None) -> int:
     cells = rows(results)
     header = header_lines(args, devices)
     verdicts = target_lines(results)
+    ratios = [] if args.ratios is None else ratio_lines(results, args.ratios or list(DEFAULT_REFERENCES))
     print("\n".join(header))
     print(text_table(cells))
     print("targets:\n" + "\n".join(f"  {line}" for line in verdicts))
+    if ratios:
+        print("ratios (same run):\n" + "\n".join(f"  {line}" for line in ratios))
     if args.markdown:
         text = ("\n".join(f"- {line}" for line in header) + "\n\n" + markdown_table(cells) + "\n\nTargets:\n\n"
                 + "\n".join(f"- {line}" for line in verdicts) + "\n")
+        if ratios:
+            text += "\nRatios (same run):\n\n" + "\n".join(f"- {line}" for line in ratios) + "\n"
         Path(args.markdown).write_text(text)
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 1 if any(r.error for r in results) else 0
