@@ -60,3 +60,15 @@ def test_target_verdicts_compare_the_right_row_against_each_limit(bench):
     failed = result("sgn_t", "cuda", "bf16", "forward", 0.04)
     failed.times_s, failed.error = [], "RuntimeError: out of memory"
     assert "not measured (RuntimeError: out of memory)" in bench.target_lines([failed])[0]
+
+
+def test_ratios_divide_each_row_by_the_reference_rows_of_the_same_device_dtype_and_mode(bench):
+    def result(config, mode, seconds, tensor_gb, device="cpu"):
+        r = bench.Result(config, device, "fp32", mode, 1.0, 1.0, "")
+        r.times_s, r.tensor_peak_bytes = [seconds], int(tensor_gb * 1e9)
+        return r
+
+    lines = bench.ratio_lines([result("sgn_t", "forward", 2.0, 4.0), result("htcl", "forward", 8.0, 10.0),
+                               result("l2cocc_d", "forward", 4.0, 5.0), result("l2cocc_d", "train", 9.0, 9.0),
+                               result("l2cocc_d", "forward", 1.0, 1.0, device="cuda")], ["sgn_t", "htcl"])
+    assert lines == ["l2cocc_d cpu fp32 forward: latency 2.00x sgn_t, 0.50x htcl; tensor peak 1.25x sgn_t, 0.50x htcl"]
