@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from points_model import POINTS_MODEL_NAME, PointsModel
+from points_model import LIDAR_POINTS_MODEL_NAME, POINTS_MODEL_NAME, LidarPointsModel, PointsModel
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.semantic_kitti import (
@@ -365,6 +365,22 @@ def test_run_reports_a_bag_without_the_topics_the_model_needs(tiny_sequence, poi
     with pytest.raises(DataFormatError, match=r"missing topic\(s\) \['/kitti/velo/pointcloud'\] needed by the model"):
         run(tmp_path / "stripped", tmp_path / "out.mcap", points_checkpoint, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_lidar_only_model_runs_on_a_bag_without_any_camera_topic(tiny_sequence, tmp_path, ns):
+    cfg = {"model": {"name": LIDAR_POINTS_MODEL_NAME},
+           "data": {"grid": TINY_GRID.to_dict(), "use_left_image": False, "points": {"source": "lidar"}}}
+    checkpoint = save_checkpoint(tmp_path / "lidar.pt", LidarPointsModel(cfg), cfg, SEMANTIC_KITTI, TINY_GRID)
+    bag = kitti2bag(tiny_sequence, tmp_path / "full.mcap", grid=TINY_GRID, progress=False)
+    camera = {NAMES.left_image, NAMES.left_info, NAMES.right_image, NAMES.right_info}
+    with BagReader(bag.path, ns.typestore) as reader, BagWriter(tmp_path / "lidar_only", ns.typestore) as writer:
+        for raw in reader.raw_messages():
+            if raw.topic not in camera:
+                writer.write_raw(raw.topic, raw.msgtype, raw.stamp_ns, raw.data)
+    summary = run(tmp_path / "lidar_only", tmp_path / "out.mcap", checkpoint, progress=False)
+    assert summary.frames == 3 and summary.extra["drops"] == {}
+    _, messages = read_all(summary.path, ns, [RunTopics().voxel_cloud])
+    assert [raw.stamp_ns for raw, _ in messages] == [1_000_000_000, 1_100_000_000, 1_200_000_000]
 
 
 # ------------------------------------------------------------------------------------------------ CLI
