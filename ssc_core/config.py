@@ -72,13 +72,16 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-# The sections of a config and the keys of its data: section (model: and train: keys are checked by the model
-# and TrainSettings, which know them). A misspelt key would otherwise be ignored without a word.
-CONFIG_SECTIONS = ("model", "data", "train")
+# The sections of a config and the keys of its data: section (model:, train: and distill: keys are checked by the
+# model, TrainSettings and ssc_core.training.distill, which know them). A misspelt key would otherwise be ignored
+# without a word.
+CONFIG_SECTIONS = ("model", "data", "train", "distill")
 DATA_KEYS = (
     "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "image_preprocess",
     "labelled_points", "lidar_depth", "points", "root", "splits", "stereo_depth", "use_left_image",
     "use_right_image",
+    # RGB-D (NYU) datasets: docs/datasets.md
+    "augment", "cad_root", "eval_protocol", "image_size", "load_tsdf_cad", "tsdf_source",
 )
 
 

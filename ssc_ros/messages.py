@@ -368,6 +368,53 @@ def image_to_rgb(msg: Any, what: str = "Image") -> np.ndarray:
     return np.repeat(img, 3, axis=2)
 
 
+DEPTH_ENCODINGS = {"32fc1": ("<f4", 1.0), "16uc1": ("<u2", 1e-3), "mono16": ("<u2", 1e-3)}
+
+
+def make_depth_image(ns: MessageNamespace, stamp_ns: int, frame_id: str, depth_m: np.ndarray,
+                     encoding: str = "32FC1") -> Any:
+    """sensor_msgs/Image of an (H, W) depth map in metres (0 = no depth): 32FC1 metres as they are, or 16UC1
+    millimetres (rounded, clipped to 65535), the cv_bridge / REP 118 conventions."""
+    depth = np.asarray(depth_m, dtype=np.float64)
+    if depth.ndim != 2:
+        raise DataFormatError(f"depth image for {frame_id}: expected (H, W), got {depth.shape}")
+    if encoding.lower() == "32fc1":
+        values = np.where(np.isfinite(depth), depth, 0.0).astype("<f4")
+    elif encoding.lower() == "16uc1":
+        values = np.clip(np.round(np.nan_to_num(depth) * 1000.0), 0, 65535).astype("<u2")
+    else:
+        raise DataFormatError(f"depth image for {frame_id}: encoding must be 32FC1 or 16UC1, got {encoding!r}")
+    h, w = depth.shape
+    return ns.Image(
+        header=make_header(ns, stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
+        step=values.itemsize * w, data=ns.u8_seq(np.ascontiguousarray(values).view(np.uint8).reshape(-1)),
+    )
+
+
+def depth_image_to_metres(msg: Any, what: str = "depth image") -> np.ndarray:
+    """sensor_msgs/Image depth -> (H, W) float32 metres, 0 = no depth: 32FC1 in metres (NaN/inf/negative -> 0),
+    16UC1 (or mono16) in millimetres (0 = no depth), respecting ``step`` padding. DataFormatError for other
+    encodings, big-endian data, a zero size, a short step or truncated data."""
+    encoding = str(msg.encoding).lower()
+    if encoding not in DEPTH_ENCODINGS:
+        raise DataFormatError(f"{what}: unsupported depth encoding {msg.encoding!r} (32FC1 metres or 16UC1 mm)")
+    if int(msg.is_bigendian):
+        raise DataFormatError(f"{what}: big-endian depth data is not supported")
+    dtype, scale = DEPTH_ENCODINGS[encoding]
+    size = np.dtype(dtype).itemsize
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise DataFormatError(f"{what}: empty image ({w}x{h})")
+    if step < w * size:
+        raise DataFormatError(f"{what}: step {step} < width {w} x {size} bytes")
+    data = _u8_view(msg.data)
+    if data.size < h * step:
+        raise DataFormatError(f"{what}: data has {data.size} bytes, expected {h * step} (height x step)")
+    rows = data[: h * step].reshape(h, step)[:, : w * size]
+    values = np.ascontiguousarray(rows).view(dtype).reshape(h, w).astype(np.float32) * np.float32(scale)
+    return np.where(np.isfinite(values) & (values > 0), values, 0.0).astype(np.float32)
+
+
 def make_camera_info(ns: MessageNamespace, stamp_ns: int, frame_id: str, P: np.ndarray, width: int, height: int):
     """sensor_msgs/CameraInfo of a rectified camera from its (3, 4) projection P: k = P[:3, :3], r = I, d = 0."""
     P = np.asarray(P, dtype=np.float64)

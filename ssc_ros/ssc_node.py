@@ -3,6 +3,7 @@
 Wiring (the logic lives in ssc_ros.pipeline and is tested without ROS):
 
     image, camera_info [, points] [, image_right, camera_info_right]      (sensor-data QoS)
+    (input.mode rgbd: image, depth, camera_info; the grid frame in place of the LiDAR's: pipeline/rgbd.py)
       -> message_filters.ApproximateTimeSynchronizer -> _on_set: IntakeQueue.push (O(1))
       -> intake timer (own callback group): TF (camera <- LiDAR, fixed <- LiDAR) -> FrameAssembler -> Frame
          (WindowBuilder) -> TemporalBuffer.push / window -> InferenceWorker.submit (newest first, stale dropped)
@@ -41,8 +42,8 @@ from ssc_ros.pipeline.intake import InputSet, IntakeQueue
 from ssc_ros.pipeline.outputs import OutputBuilder
 from ssc_ros.pipeline.params import SSC_NODE_PARAMS, output_options
 from ssc_ros.pipeline.predictor_setup import build_predictor
+from ssc_ros.pipeline.rgbd import input_pipeline
 from ssc_ros.pipeline.temporal_buffer import PushResult
-from ssc_ros.pipeline.window_builder import WindowBuilder
 from ssc_ros.pipeline.worker import InferenceWorker, Job, Result
 
 INTAKE_PERIOD_S = 0.01
@@ -61,8 +62,7 @@ class SSCNode(Node):
         if predictor is None:
             predictor = build_predictor(self.p["model.checkpoint"], self.p["model.config"], self.p["model.device"],
                                         self.p["model.precision"])
-        self.predictor = predictor
-        self.windows = WindowBuilder(self.predictor, self.p, self.drops, warn=self.get_logger().warning)
+        self.predictor, self.windows = input_pipeline(predictor, self.p, self.drops, warn=self.get_logger().warning)
         self.builder = OutputBuilder(self.predictor.class_set, output_options(self.p))
         self.intake = IntakeQueue(maxlen=self.p["sync.queue_size"], wait_s=self.p["tf.wait_s"], drops=self.drops)
         self.tf_buffer = Buffer()
@@ -111,7 +111,7 @@ class SSCNode(Node):
         group = MutuallyExclusiveCallbackGroup()
         ns = self.ns
         types = {"image": ns.Image, "camera_info": ns.CameraInfo, "points": ns.PointCloud2,
-                 "image_right": ns.Image, "camera_info_right": ns.CameraInfo}
+                 "image_right": ns.Image, "camera_info_right": ns.CameraInfo, "depth": ns.Image}
         self.input_names = list(self.windows.keys)
         self.subs = [Subscriber(self, types[key], self.p[f"topics.{key}"], qos_profile=qos, callback_group=group)
                      for key in self.input_names]

@@ -23,3 +23,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present beside the checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_nyu_root(tmp_path_factory) -> Path:
+    """Synthetic NYU rooms written once per session (ssc-make-synthetic --layout nyu --small): training rooms 0001,
+    0002 and test room 0003 of seed 3 under <root>/NYU and <root>/NYUCAD."""
+    from ssc_core.data.synthetic.indoor import IndoorOptions
+    from ssc_core.data.synthetic.nyu_writer import generate_nyu
+
+    root = tmp_path_factory.mktemp("synthetic_nyu")
+    generate_nyu(root, frames=2, seed=3, test_frames=1, options=IndoorOptions(subdivision=2))
+    return root

@@ -1,6 +1,7 @@
 """``ssc-bag``: the offline ROS 2 bag path, no ROS installation needed.
 
   ssc-bag kitti2bag --sequence-dir S --output X.mcap     a SemanticKITTI sequence as the replay node's topics
+  ssc-bag nyu2bag --nyu ROOT --output X.mcap            an NYU split (RGB-D) for ssc_node's rgbd mode
   ssc-bag run --input X.mcap --output Y.mcap --checkpoint K [--config C]
                                                           the ssc_node pipeline over a bag, outputs added
 
@@ -13,13 +14,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from ssc_core.errors import SSCError
+from ssc_core.errors import ConfigError, SSCError
 from ssc_core.types import GridSpec
 
 EPILOG = """examples:
   ssc-bag kitti2bag --sequence-dir data/sequences/08 --output out/seq08.mcap --end 100
   ssc-bag run --input out/seq08.mcap --output out/seq08_ssc.mcap --checkpoint ckpt.pt
   ros2 bag play out/seq08_ssc --clock    # then RViz (use_sim_time), or open out/seq08_ssc/seq08_ssc.mcap in Foxglove
+  ssc-bag nyu2bag --nyu /tmp/nyu --output out/rooms.mcap
+  ssc-bag run --input out/rooms.mcap --output out/rooms_ssc.mcap --checkpoint student.pt \\
+      --params-file config/ssc_node_rgbd.yaml
 
 A bag is a folder: --output out/x.mcap writes out/x/ (x.mcap + metadata.yaml); --output out/x.db3 or
 --storage sqlite3 writes sqlite3. Bags are rosbag2 version 8 (readable by Humble and newer).
@@ -34,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{kitti2bag,run}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{kitti2bag,nyu2bag,run}")
 
     k2b = sub.add_parser(
         "kitti2bag",
@@ -73,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(k2b)
 
+    n2b = sub.add_parser(
+        "nyu2bag",
+        help="NYU split (e.g. ssc-make-synthetic --layout nyu rooms) -> ROS 2 bag for ssc_node's RGB-D mode",
+        description="Write every frame of an NYU split as /tf (room -> camera_rgb_optical_frame, room -> nyu_grid), "
+        "/camera/rgb/image_raw, /camera/depth_registered/image_raw (32FC1 m), /camera/rgb/camera_info and the "
+        "ground-truth voxels (/nyu/voxels_gt, latched), one room per --period seconds. Needs the MonoScene "
+        "NYU<split>/*.bin beside the 3D-Sketch files (camera pose and grid origin), as the generator writes them.",
+    )
+    n2b.add_argument("--nyu", required=True, type=Path, help="NYU folder (holding Label/) or its parent")
+    n2b.add_argument("--output", required=True, type=Path, help="bag to create (x.mcap, x.db3 or a folder name)")
+    n2b.add_argument("--split", choices=["train", "test"], default="test", help="split (default: %(default)s)")
+    n2b.add_argument("--period", type=float, default=1.0, help="seconds per room (default: %(default)s)")
+    n2b.add_argument("--no-gt", action="store_true", help="leave out the ground-truth voxel markers")
+    _add_common(n2b)
     run = sub.add_parser(
         "run",
         help="bag -> ssc_node pipeline -> bag with the input topics plus the node's outputs",
@@ -100,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image-topic", default=None, help="camera image topic (default: the replay's)")
     run.add_argument("--camera-info-topic", default=None, help="camera_info topic (default: the replay's)")
     run.add_argument("--points-topic", default=None, help="PointCloud2 topic (default: the replay's)")
+    run.add_argument("--depth-topic", default=None, help="depth image topic, RGB-D mode (default: nyu2bag's)")
+    run.add_argument("--input-mode", choices=["camera", "rgbd"], default=None,
+                     help="input.mode over the params file: rgbd for indoor models on image + depth bags "
+                          "(config/ssc_node_rgbd.yaml holds the rest for nyu2bag bags)")
     run.add_argument("--slop", type=float, default=None, help="synchronizer slop in seconds (sync.slop_s)")
     _add_common(run)
     return parser
@@ -138,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ssc_ros import bag
 
-        if args.command == "kitti2bag":
+        if args.command == "nyu2bag":
+            if args.period <= 0:
+                raise ConfigError(f"--period must be > 0, got {args.period}")
+            summary = bag.nyu2bag(args.nyu, args.output, args.split, storage=args.storage, distro=args.distro,
+                                  period_s=args.period, with_gt=not args.no_gt, progress=not args.no_progress)
+        elif args.command == "kitti2bag":
             x, y, z = args.grid_dims
             origin = args.grid_origin or (0.0, -y * args.voxel_size / 2, -2.0)
             grid = GridSpec(dims=(x, y, z), voxel_size=args.voxel_size, origin=tuple(origin))
@@ -162,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                     ("image", args.image_topic),
                     ("camera_info", args.camera_info_topic),
                     ("points", args.points_topic),
+                    ("depth", args.depth_topic),
                 )
                 if value
             }
+            params = {"sync.slop_s": args.slop} if args.slop is not None else {}
+            if args.input_mode:
+                params["input.mode"] = args.input_mode
             summary = bag.run(
                 args.input,
                 args.output,
@@ -173,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                 storage=args.storage,
                 device=args.device,
                 distro=args.distro,
-                topics=bag.RunTopics(**overrides),
+                topic_overrides=overrides,
                 params_file=args.params_file,
-                params={"sync.slop_s": args.slop} if args.slop is not None else None,
+                params=params,
                 progress=not args.no_progress,
                 warn=lambda line: print(f"warning: {line}", file=sys.stderr),
             )

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequences", nargs="+", metavar="XX", default=None,
                         help="evaluate exactly these sequences instead of --split's (SemanticKITTI kind only; "
                              "e.g. a synthetic sequence)")
+    parser.add_argument("--nyu-protocol", choices=["sscnet", "monoscene"], default=None,
+                        help="NYU only: sscnet = SC on occluded voxels and SSC on label_weight > 0 (depth/TSDF "
+                             "methods: SSCNet, 3D-Sketch, CleanerS; needs Label/ TSDF/ Mapping/), monoscene = every "
+                             "voxel with label != 255 (RGB methods). Default: sscnet where TSDF/ exists, else "
+                             "monoscene. The two give numbers that are not comparable; every table names its protocol")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(
             args.dataset_kind, args.dataset, args.predictions, args.split, datacfg=args.datacfg,
             progress=not args.no_progress, dims=tuple(args.grid_dims) if args.grid_dims else None,
-            sequences=args.sequences,
+            sequences=args.sequences, nyu_protocol=args.nyu_protocol,
         )
         print(format_report(result))
         path = write_scores(result, args.output)

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config name or YAML path; must match the checkpoint's model and data "
                         "definition (default: the config stored in the checkpoint)")
     parser.add_argument("--data-root", help="dataset folder holding sequences/ (default: data.root of the config)")
-    parser.add_argument("--sequence", nargs="+", required=True, help="sequence id(s), e.g. 08")
+    parser.add_argument("--sequence", nargs="+", required=True,
+                        help="sequence id(s), e.g. 08; NYU checkpoints: a split (train, test) or frame ids (0001)")
     parser.add_argument("--output", required=True, type=Path, help="folder to write sequences/XX/predictions/ into")
     parser.add_argument("--render", action="store_true",
                         help="also write a PNG per frame to <output>/render/XX/NNNNNN.png (prediction beside the "
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> dict:
     ensure_output_dir(args.output)
     config = load_config(args.config) if args.config else None
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, config=config)
+    if (predictor.cfg.get("data") or {}).get("dataset") == "nyu":
+        return infer_nyu(args, predictor)
     dataset = build_dataset(predictor.cfg.get("data") or {}, None, args.data_root, sequences=args.sequence,
                             with_labels=False)
     items = list(range(len(dataset)))
@@ -109,6 +112,27 @@ def run(args: argparse.Namespace) -> dict:
         if args.render:
             _render(dataset, sequence, frame, prediction.labels, predictor,
                     args.output / "render" / sequence / f"{frame:06d}.png")
+    return {"frames": len(items), "seconds_per_frame": round(seconds / max(len(items), 1), 3),
+            "output": str(args.output)}
+
+
+def infer_nyu(args: argparse.Namespace, predictor: Predictor) -> dict:
+    """NYU checkpoints: ``--sequence`` names a split (train / test) or frame ids; predictions go to
+    ``<output>/predictions/<id>.label`` (uint16 train ids, 60 x 36 x 60 C order), where ssc-eval --dataset-kind nyu
+    reads them."""
+    data_cfg = dict(predictor.cfg.get("data") or {}, augment=False)
+    if len(args.sequence) == 1 and args.sequence[0] in ("train", "test", "valid", "val"):
+        dataset = build_dataset(data_cfg, args.sequence[0], args.data_root, with_labels=False)
+    else:
+        dataset = build_dataset(data_cfg, "test", args.data_root, sequences=args.sequence, with_labels=False)
+    items = list(range(len(dataset)))[: args.limit]
+    seconds = 0.0
+    for i in tqdm(items, desc="ssc-infer nyu", dynamic_ncols=True):
+        sample = dataset[i]
+        start = time.perf_counter()
+        prediction = predictor.predict_sample(sample)
+        seconds += time.perf_counter() - start
+        write_prediction(args.output, "", sample["frame_id"], prediction.labels, predictor.class_set)
     return {"frames": len(items), "seconds_per_frame": round(seconds / max(len(items), 1), 3),
             "output": str(args.output)}
 

@@ -136,8 +136,11 @@ def run(args: argparse.Namespace) -> dict | None:
         train_set = build_dataset(data_cfg, args.train_split, args.data_root, sequences=args.train_sequences)
         val_set = None if args.no_val else build_dataset(data_cfg, args.val_split, args.data_root,
                                                          sequences=args.val_sequences)
+        from ssc_core.training.distill import build_distillation
+
+        distillation = build_distillation(cfg, getattr(train_set, "class_set", None))
         trainer = Trainer(model, cfg, train_set, val_set, work_dir=work_dir, dist_info=info,
-                          progress=not args.no_progress)
+                          hooks=[distillation] if distillation is not None else [], progress=not args.no_progress)
         if resume is not None:
             trainer.resume(resume)
         if info.is_main:
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> dict | None:
                "best_metric": None if val_set is None else trainer.best_metric,
                "last": str(work_dir / "last.pt"), "best": None if val_set is None else str(work_dir / "best.pt")}
     if history and "val" in history[-1]:
-        summary["last_val"] = {k: history[-1]["val"][k] for k in ("iou", "miou") if k in history[-1]["val"]}
+        summary["last_val"] = {k: history[-1]["val"][k] for k in ("iou", "miou", "protocol") if k in history[-1]["val"]}
     return summary
 
 

@@ -42,6 +42,7 @@ from ssc_core.data.kitti360 import (
 )
 from ssc_core.data.label_maps import ClassSet, get_class_set
 from ssc_core.data.lidar_targets import labelled_points, lidar_depth_map
+from ssc_core.data.nyu_dataset import NYUDataset
 from ssc_core.data.point_sources import point_source_name, point_source_requires
 from ssc_core.data.semantic_kitti import (
     SequencePaths,
@@ -463,13 +464,12 @@ class Kitti360Dataset(SemanticKittiDataset):
         return kitti360_eval_target(raw, invalid, self.class_set)
 
 
-DATASETS: dict[str, type[SemanticKittiDataset]] = {"semantic_kitti": SemanticKittiDataset, "kitti360": Kitti360Dataset}
+DATASETS: dict[str, type[Dataset]] = {"semantic_kitti": SemanticKittiDataset, "kitti360": Kitti360Dataset,
+                                      "nyu": NYUDataset}
 
 
-def build_dataset(
-    data_cfg: dict, split: str | None = None, root: str | Path | None = None, **kwargs
-) -> SemanticKittiDataset:
-    """The Dataset named by ``data.dataset`` (semantic_kitti | kitti360) at ``root`` (else ``data.root``) for
+def build_dataset(data_cfg: dict, split: str | None = None, root: str | Path | None = None, **kwargs) -> Dataset:
+    """The Dataset named by ``data.dataset`` (semantic_kitti | kitti360 | nyu) at ``root`` (else ``data.root``) for
     a split; ``kwargs`` go to the class (``sequences``, ``with_labels``). ConfigError for unknown names/no root."""
     name = data_cfg.get("dataset", "semantic_kitti")
     if name not in DATASETS:

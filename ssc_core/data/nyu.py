@@ -62,6 +62,9 @@ NYU_SEG_CLASS_MAP: tuple[int, ...] = (
     11, 8, 10, 11, 9, 11, 11, 11,
 )
 
+# One 37-class NYU id per SSC class (the smallest id NYU_SEG_CLASS_MAP sends to it), for writing .bin files.
+NYU_CLASS_TO_NYU37: tuple[int, ...] = tuple(NYU_SEG_CLASS_MAP.index(c) for c in range(12))
+
 # MonoScene's fixed cross-entropy weights for NYU (not frequency based) and its 1:4 class voxel counts.
 MONOSCENE_NYU_CLASS_WEIGHTS: tuple[float, ...] = (0.05, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
 NYU_CLASS_FREQ_1_4: tuple[float, ...] = (
@@ -206,21 +209,34 @@ def read_nyu_mapping(path: PathLike) -> np.ndarray:
     return mapping
 
 
+def save_npz(path: PathLike, *arrays: np.ndarray) -> None:
+    """Write ``arrays`` as arr_0, arr_1, ... of a compressed .npz, byte for byte the same for the same arrays
+    (``np.savez_compressed`` stamps the current time into the zip; this stamps 1980-01-01)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(ensure_parent(path), "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for i, array in enumerate(arrays):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"arr_{i}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
 def write_nyu_label(path: PathLike, labels: np.ndarray) -> None:
     """Write (60, 36, 60) labels as ``Label/<id>.npz`` (flat arr_0)."""
-    np.savez_compressed(ensure_parent(path), np.asarray(labels).astype(np.uint8).ravel())
+    save_npz(path, np.asarray(labels).astype(np.uint8).ravel())
 
 
 def write_nyu_tsdf(path: PathLike, tsdf: np.ndarray, label_weight: np.ndarray) -> None:
     """Write ``TSDF/<id>.npz`` with arr_0 = TSDF and arr_1 = label_weight (both flat float32)."""
-    np.savez_compressed(
-        ensure_parent(path), np.asarray(tsdf, np.float32).ravel(), np.asarray(label_weight, np.float32).ravel()
-    )
+    save_npz(path, np.asarray(tsdf, np.float32).ravel(), np.asarray(label_weight, np.float32).ravel())
 
 
 def write_nyu_mapping(path: PathLike, mapping: np.ndarray) -> None:
     """Write ``Mapping/<id>.npz`` (flat int64 arr_0, 307200 = not visible)."""
-    np.savez_compressed(ensure_parent(path), np.asarray(mapping, np.int64).ravel())
+    save_npz(path, np.asarray(mapping, np.int64).ravel())
 
 
 def mapping_to_pixel_map(mapping: np.ndarray, image_hw: tuple[int, int] = NYU_IMAGE_HW) -> np.ndarray:
@@ -230,6 +246,16 @@ def mapping_to_pixel_map(mapping: np.ndarray, image_hw: tuple[int, int] = NYU_IM
     visible = np.flatnonzero(flat != image_hw[0] * image_hw[1])
     out[flat[visible]] = visible
     return out.reshape(image_hw)
+
+
+def encode_nyu_depth(depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) metres -> the uint16 values of a NYU depth PNG: round(metres * 8000), clipped to 0..65535 (8.19 m)."""
+    return np.clip(np.round(np.asarray(depth_m, np.float64) * NYU_DEPTH_SCALE), 0, 65535).astype(np.uint16)
+
+
+def decode_nyu_depth(values: np.ndarray) -> np.ndarray:
+    """The uint16 values of a NYU depth PNG -> (H, W) float32 metres (value / 8000, 0 = no depth)."""
+    return (np.asarray(values).astype(np.float32) / NYU_DEPTH_SCALE).astype(np.float32)
 
 
 def read_nyu_depth(path: PathLike) -> np.ndarray:
@@ -246,15 +272,14 @@ def read_nyu_depth(path: PathLike) -> np.ndarray:
         raise DataFormatError(f"{path}: cannot decode depth image ({exc})") from None
     if raw.ndim != 2:
         raise DataFormatError(f"{path}: depth must be a single-channel image, got shape {raw.shape}")
-    return (raw.astype(np.float32) / NYU_DEPTH_SCALE).astype(np.float32)
+    return decode_nyu_depth(raw)
 
 
 def write_nyu_depth(path: PathLike, depth_m: np.ndarray) -> None:
     """Write (H, W) metres as a uint16 PNG of metres * 8000 (values beyond 8.19 m are clipped)."""
     from PIL import Image
 
-    scaled = np.clip(np.round(np.asarray(depth_m, np.float64) * NYU_DEPTH_SCALE), 0, 65535).astype(np.uint16)
-    Image.fromarray(scaled).save(ensure_parent(path))
+    Image.fromarray(encode_nyu_depth(depth_m)).save(ensure_parent(path))
 
 
 def nyu_id(name: str) -> str:
@@ -263,6 +288,16 @@ def nyu_id(name: str) -> str:
     if match is None:
         raise DataFormatError(f"cannot find a 4-digit NYU frame id in {name!r}")
     return match.group(1)
+
+
+def find_nyu_root(path: PathLike) -> Path:
+    """The 3D-Sketch / CleanerS NYU folder (holding ``Label/``): ``path`` itself or ``path/NYU`` (the layout
+    ``ssc-make-synthetic --layout nyu`` writes, with ``NYUCAD/`` beside it). DataFormatError when neither."""
+    path = Path(path)
+    for cand in (path, path / "NYU"):
+        if (cand / "Label").is_dir():
+            return cand
+    raise DataFormatError(f"{path}: no NYU SSC folder (expected {path}/Label/ or {path}/NYU/Label/)")
 
 
 @dataclass(frozen=True)

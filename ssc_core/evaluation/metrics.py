@@ -130,15 +130,17 @@ class NYUMetrics:
         self.ssc.reset()
         self.sc.reset()
 
-    def add(self, pred: np.ndarray, target: np.ndarray, label_weight: np.ndarray, mapping: np.ndarray) -> None:
-        """Add one scene: pred/target (60, 36, 60) (or flat) train ids, label_weight and mapping of that size."""
+    def add(self, pred: np.ndarray, target: np.ndarray, label_weight: np.ndarray, mapping: np.ndarray,
+            not_visible: int = NYU_NOT_VISIBLE) -> None:
+        """Add one scene: pred/target (60, 36, 60) (or flat) train ids, label_weight and mapping of that size;
+        ``not_visible``: the mapping's "no pixel" value (H * W of the image: 307200 for NYU's 640 x 480)."""
         pred = np.asarray(pred).ravel()
         target = np.asarray(target).ravel()
         weighted = np.asarray(label_weight).ravel() > 0
         visible_to = np.asarray(mapping).ravel()
         if weighted.shape != target.shape or visible_to.shape != target.shape:
             raise DataFormatError(f"label_weight/mapping must have {target.size} values like the target")
-        occluded = weighted & (visible_to == NYU_NOT_VISIBLE)
+        occluded = weighted & (visible_to == not_visible)
         self.ssc.add(pred, target, weighted)
         keep = occluded & (target != self.ssc.ignore_index)
         if keep.any() and (pred[keep].min() < 0 or pred[keep].max() >= self.ssc.num_classes):

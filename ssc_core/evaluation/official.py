@@ -325,15 +325,25 @@ def evaluate_nyu(
     predictions: PathLike | None = None,
     split: str = "test",
     progress: bool = False,
+    protocol: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate NYUv2 SSC. With ``Label/`` + ``TSDF/`` + ``Mapping/`` (3D-Sketch/CleanerS files) the SSCNet
-    protocol (SC on occluded voxels, SSC on label_weight > 0); with ``NYU<split>/*.bin`` (MonoScene files) the
-    MonoScene protocol (every voxel with label != 255). 'valid' means 'test' (NYU has no separate val set).
-    Predictions: ``<predictions>/predictions/<id or scene name>.label``, uint16 train ids 0..11."""
+    """Evaluate NYUv2 SSC with ``protocol`` 'sscnet' (SC on occluded voxels, SSC on label_weight > 0; needs the
+    3D-Sketch/CleanerS files ``Label/`` + ``TSDF/`` + ``Mapping/``) or 'monoscene' (every voxel with label != 255;
+    from ``Label/`` or from the MonoScene ``NYU<split>/*.bin`` files). None: sscnet where the npz files exist, else
+    monoscene. ``dataset`` may also be a folder holding ``NYU/`` (ssc-make-synthetic --layout nyu). 'valid' means
+    'test' (NYU has no separate val set). Predictions: ``<predictions>/predictions/<id or scene name>.label``,
+    uint16 train ids 0..11."""
+    from ssc_core.evaluation.scorers import PROTOCOLS
+
     split = "test" if split == "valid" else split
     root = Path(dataset)
+    if not (root / "Label").is_dir() and (root / "NYU").is_dir():
+        root = root / "NYU"
+    if protocol not in (None, "sscnet", "monoscene"):
+        raise EvaluationError(f"NYU protocol must be 'sscnet' or 'monoscene', got {protocol!r}")
     pred_root = Path(predictions) if predictions is not None else root
     if (root / "Label").is_dir():
+        protocol = protocol or "sscnet"
         paths = NYUTsdfPaths(root)
         names = paths.frame_ids(split)
         pairs = [(paths.label(n), nyu_prediction_path(pred_root, n)) for n in names]
@@ -341,12 +351,21 @@ def evaluate_nyu(
         nyu_metrics = NYUMetrics(NYU.num_classes)
         for name in tqdm(names, desc=f"ssc-eval nyu {split}", unit="scene", disable=not progress):
             pred = _read_nyu_prediction(nyu_prediction_path(pred_root, name))
-            _, weight = read_nyu_tsdf(paths.tsdf(name))
-            nyu_metrics.add(pred, read_nyu_label(paths.label(name)), weight, read_nyu_mapping(paths.mapping(name)))
-        confusion = nyu_metrics.ssc.confusion.copy()
-        metrics = nyu_metrics.compute()
-        protocol = "SSCNet: SC on occluded voxels, SSC on label_weight > 0"
+            labels = read_nyu_label(paths.label(name))
+            if protocol == "sscnet":
+                _, weight = read_nyu_tsdf(paths.tsdf(name))
+                nyu_metrics.add(pred, labels, weight, read_nyu_mapping(paths.mapping(name)))
+            else:
+                nyu_metrics.ssc.add(pred, labels.ravel())
+        if protocol == "sscnet":
+            confusion, metrics = nyu_metrics.ssc.confusion.copy(), nyu_metrics.compute()
+        else:
+            confusion, metrics = nyu_metrics.ssc.confusion.copy(), nyu_metrics.ssc.compute()
     elif NYUMonoScenePaths(root).split_dir(split).is_dir():
+        if protocol == "sscnet":
+            raise EvaluationError(f"{root}: the sscnet protocol needs Label/, TSDF/ and Mapping/ (label_weight and "
+                                  "the mapping); the MonoScene .bin files support --nyu-protocol monoscene only")
+        protocol = "monoscene"
         paths = NYUMonoScenePaths(root)
         names = paths.names(split)
         pairs = [(paths.scene(split, n), nyu_prediction_path(pred_root, n)) for n in names]
@@ -357,12 +376,11 @@ def evaluate_nyu(
             ssc.add(pred, nyu_target(read_nyu_bin(scene)[2]).ravel())
         confusion = ssc.confusion.copy()
         metrics = ssc.compute()
-        protocol = "MonoScene: every voxel with label != 255"
     else:
         raise EvaluationError(
             f"{root}: not a NYU SSC folder (expected Label/, TSDF/, Mapping/ or NYU{split}/*.bin)"
         )
-    return EvaluationResult(metrics, confusion, NYU, len(names), "nyu", protocol, list(names))
+    return EvaluationResult(metrics, confusion, NYU, len(names), "nyu", PROTOCOLS[protocol], list(names))
 
 
 def evaluate(
@@ -374,11 +392,15 @@ def evaluate(
     progress: bool = False,
     dims: tuple[int, int, int] | None = None,
     sequences: list[str] | None = None,
+    nyu_protocol: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a dataset of ``kind`` in DATASET_KINDS; ``datacfg`` (SemanticKITTI only) replaces the built-in
     label maps and split table with an official-style YAML; ``dims`` overrides the 256x256x32 grid of the
     KITTI kinds (NYU's grid is fixed at 60x36x60); ``sequences`` (SemanticKITTI only) evaluates exactly these
-    sequences instead of the split's (one confusion matrix over all of them, as for a split)."""
+    sequences instead of the split's (one confusion matrix over all of them, as for a split); ``nyu_protocol``
+    (NYU only) 'sscnet' or 'monoscene' (``evaluate_nyu``)."""
+    if nyu_protocol is not None and kind != "nyu":
+        raise EvaluationError(f"--nyu-protocol applies to --dataset-kind nyu, not {kind!r}")
     if sequences and kind != "semantic_kitti":
         raise EvaluationError(f"explicit sequences are supported for semantic_kitti only, not {kind!r}")
     if kind == "semantic_kitti":
@@ -392,6 +414,6 @@ def evaluate(
     if kind == "nyu":
         if dims is not None and tuple(dims) != NYU_DIMS:
             raise EvaluationError(f"NYU's grid is {NYU_DIMS}; --grid-dims {tuple(dims)} does not apply")
-        return evaluate_nyu(dataset, predictions, split, progress)
+        return evaluate_nyu(dataset, predictions, split, progress, nyu_protocol)
     raise EvaluationError(f"unknown dataset kind {kind!r}; choose one of {DATASET_KINDS}")
 

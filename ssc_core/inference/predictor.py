@@ -7,6 +7,7 @@ This is what ``ssc-infer``, ``ssc-bag`` and the ROS node call. The window goes t
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
+from ssc_core.data.rgbd import RGBDFrame, rgbd_frame_to_sample
 from ssc_core.data.transforms import collate, window_to_sample
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.models.registry import model_inputs
@@ -131,11 +133,10 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------ inference
     @torch.inference_mode()
-    def predict_logits(self, window: FrameWindow, data_cfg: dict | None = None) -> torch.Tensor:
-        """The model's ``ssc_logits`` for one window: (C, X, Y, Z) float32 on the predictor's device.
-        ``data_cfg`` replaces the config's ``data:`` section for building the inputs (e.g. a dataset's
-        ``point_source_cfg(sequence)``, which tells file-based point sources where the frame's files are)."""
-        batch = collate([window_to_sample(window, self.sample_cfg(data_cfg))])
+    def sample_logits(self, sample: dict) -> torch.Tensor:
+        """The model's ``ssc_logits`` for one sample (``window_to_sample`` or ``rgbd_sample`` output): (C, X, Y, Z)
+        float32 on the predictor's device. DataFormatError when they do not fit the class set and grid."""
+        batch = collate([sample])
         batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         logits = self.model(batch)["ssc_logits"]
         expected = (1, self._class_set.num_classes, *self._grid.dims)
@@ -144,16 +145,34 @@ class Predictor:
                                   "(classes x data.grid.dims)")
         return logits[0].float()
 
+    def predict_logits(self, window: FrameWindow, data_cfg: dict | None = None) -> torch.Tensor:
+        """The model's ``ssc_logits`` for one window: (C, X, Y, Z) float32 on the predictor's device.
+        ``data_cfg`` replaces the config's ``data:`` section for building the inputs (e.g. a dataset's
+        ``point_source_cfg(sequence)``, which tells file-based point sources where the frame's files are)."""
+        return self.sample_logits(window_to_sample(window, self.sample_cfg(data_cfg)))
+
+    def _prediction(self, logits: torch.Tensor, grid: GridSpec, stamp_ns: int) -> Prediction:
+        probs = torch.softmax(logits, dim=0)
+        confidence, labels = probs.max(dim=0)
+        return Prediction(labels=labels.to(torch.uint8).cpu().numpy(),
+                          confidence=confidence.cpu().numpy().astype(np.float32), grid=grid, stamp_ns=int(stamp_ns))
+
     def predict(self, window: FrameWindow, data_cfg: dict | None = None) -> Prediction:
         """Labels (X, Y, Z) uint8 train ids = argmax, and confidence (X, Y, Z) float32 = softmax probability of
         that label, on ``self.grid`` in the current frame's LiDAR frame, stamped with the current frame's stamp.
         ``data_cfg``: see ``predict_logits``. Raises DataFormatError for malformed windows (``window_to_sample``)."""
-        probs = torch.softmax(self.predict_logits(window, data_cfg), dim=0)
-        confidence, labels = probs.max(dim=0)
-        return Prediction(
-            labels=labels.to(torch.uint8).cpu().numpy(),
-            confidence=confidence.cpu().numpy().astype(np.float32),
-            grid=self._grid,
-            stamp_ns=int(window.current.stamp_ns),
-        )
+        return self._prediction(self.predict_logits(window, data_cfg), self._grid, window.current.stamp_ns)
 
+    def predict_sample(self, sample: dict, stamp_ns: int = 0) -> Prediction:
+        """The Prediction of a ready-made sample (e.g. an NYU dataset item) on ``self.grid``."""
+        return self._prediction(self.sample_logits(sample), self._grid, stamp_ns)
+
+    def predict_rgbd(self, frame: RGBDFrame, origin: tuple[float, float, float] | None = None,
+                     subdivision: int = 4) -> Prediction:
+        """Predict an RGB-D view (indoor models, ``data.dataset: nyu``): the depth's TSDF and voxel -> pixel mapping
+        are computed on the grid (``rgbd_frame_to_sample``), placed at ``origin`` (room-frame corner of voxel
+        (0, 0, 0); default ``data.grid.origin``). The Prediction's arrays are in the grid's NYU index order
+        (room x, z, y) with that origin; ``rgbd.to_room_xyz`` turns them into an x, y, z grid for outputs."""
+        grid = self._grid if origin is None else replace(self._grid, origin=tuple(float(v) for v in origin))
+        sample = rgbd_frame_to_sample(frame, grid, self.data_cfg, subdivision)
+        return self._prediction(self.sample_logits(sample), grid, frame.stamp_ns)

@@ -1,4 +1,5 @@
-"""Teacher -> student distillation terms of L2COcc (fact sheet §2.4), unweighted; the caller applies the ratios.
+"""Teacher -> student distillation terms, unweighted (the caller applies the ratios): L2COcc's (fact sheet §2.4) and
+CleanerS's (§3.3). The Trainer runs them through ``ssc_core.training.distill.DistillationHook``.
 
 Every function takes the student's tensors first and the teacher's second (the teacher's are used as targets and
 never receive gradients here: they are detached), and returns a scalar that is exactly 0 when the student's
@@ -13,6 +14,16 @@ or ``target_1_2`` of the 1:2 work grid, 255 = ignore, 0 = empty.
 - ``relation_loss``: L1 between the cosine self-similarity matrices (HW x HW) of student and teacher plane
   features, summed over the planes.
 - ``aggregator_kl_loss``: the PAD form on the TPV aggregator's four weight logits at non-empty work voxels.
+
+CleanerS:
+
+- ``feature_mse_loss`` (KD-T): mean squared difference of two feature volumes over every voxel and channel
+  (unmasked, as the official code);
+- ``class_centre_kd_losses`` (KD-SC, KD-SA): per sample, over the voxels V with label_weight > 0 and label != 255,
+  class centres in logit space (mean logits of V's voxels of each class present, empty excluded), computed with
+  the ground truth for teacher and student alike; KD-SC = mean over classes of KL(softmax(teacher centre / T) ||
+  softmax(student centre / T)) * T^2; KD-SA = mean over V x classes of the squared difference of the cosine
+  similarities between each voxel's logits and each class centre. Both are averaged over the batch.
 """
 
 from __future__ import annotations
@@ -150,3 +161,38 @@ def relation_loss(student_planes: Sequence[torch.Tensor], teacher_planes: Sequen
         _check_pair(feat_s, feat_t, "relation distillation")
         total = total + F.l1_loss(self_similarity(feat_s), self_similarity(feat_t.detach()))
     return total
+
+
+def feature_mse_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean of (student - teacher)^2 over all elements; both (B, C, ...) of one shape."""
+    _check_pair(student, teacher, "feature MSE distillation")
+    return F.mse_loss(student.float(), teacher.detach().float())
+
+
+def class_centre_kd_losses(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
+                           label_weight: torch.Tensor, temperature: float = 1.0,
+                           ignore_index: int = IGNORE_LABEL) -> tuple[torch.Tensor, torch.Tensor]:
+    """(KD-SC, KD-SA) scalars (module docstring). Logits (B, C, X, Y, Z) float; target (B, X, Y, Z) int64;
+    label_weight (B, X, Y, Z) (> 0 = voxel used). A sample without a non-empty class contributes 0."""
+    _check_pair(student_logits, teacher_logits, "class-centre distillation")
+    b, c = student_logits.shape[:2]
+    centre_kl = affinity = _zero(student_logits)
+    for i in range(b):
+        used = ((label_weight[i] > 0) & (target[i] != ignore_index)).reshape(-1)
+        labels = target[i].reshape(-1)[used]
+        classes = torch.unique(labels)
+        classes = classes[classes != 0]
+        if classes.numel() == 0:
+            continue
+        ys = student_logits[i].reshape(c, -1)[:, used].t().float()
+        yt = teacher_logits[i].detach().reshape(c, -1)[:, used].t().float()
+        member = (labels[:, None] == classes[None]).float()  # (V, K)
+        count = member.sum(0)[:, None]
+        centre_s, centre_t = member.t() @ ys / count, member.t() @ yt / count  # (K, C)
+        log_p_s = F.log_softmax(centre_s / temperature, dim=1)
+        log_p_t = F.log_softmax(centre_t / temperature, dim=1)
+        centre_kl = centre_kl + (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean() * temperature**2
+        sim_s = F.normalize(ys, dim=1, eps=1e-8) @ F.normalize(centre_s, dim=1, eps=1e-8).t()
+        sim_t = F.normalize(yt, dim=1, eps=1e-8) @ F.normalize(centre_t, dim=1, eps=1e-8).t()
+        affinity = affinity + F.mse_loss(sim_s, sim_t)
+    return centre_kl / b, affinity / b

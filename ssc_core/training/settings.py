@@ -22,6 +22,7 @@ class TrainSettings:
     num_workers: int = 0
     lr: float = 2e-4
     weight_decay: float = 0.01
+    no_weight_decay_1d: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = 35.0
     warmup_iters: int = 500

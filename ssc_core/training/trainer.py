@@ -126,12 +126,6 @@ def _default_collate() -> Callable[[list[dict]], dict]:
     return collate
 
 
-def _new_metrics(num_classes: int) -> Any:
-    from ssc_core.evaluation.metrics import SSCMetrics
-
-    return SSCMetrics(num_classes)
-
-
 class Trainer:
     """Trains ``model`` on ``train_dataset`` and validates on ``val_dataset`` (may be None).
 
@@ -208,7 +202,11 @@ class Trainer:
         if not params:
             raise ConfigError("the model has no trainable parameters")
         self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
+        groups: list[Any] = params
+        if s.no_weight_decay_1d:  # biases and norm weights (every parameter of at most one dimension): no decay
+            groups = [{"params": [p for p in params if p.ndim > 1]},
+                      {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
         self.schedule = build_schedule(self.optimizer, s, total_steps=s.epochs * self.steps_per_epoch,
                                        steps_per_epoch=self.steps_per_epoch)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.amp)
@@ -408,16 +406,19 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self, dataset: Dataset | None = None) -> dict[str, Any]:
-        """Score the model on ``dataset`` (default: the validation set) with SSCMetrics. Under DDP every rank
-        scores every world_size-th sample and the confusion matrices are summed, so each rank returns the
-        metrics of the whole set: iou, precision, recall, iou_per_class, miou."""
+        """Score the model on ``dataset`` (default: the validation set) with the protocol the dataset asks for
+        (``evaluation.scorers.scorer_for``: the official one unless it names another). Under DDP every rank scores
+        every world_size-th sample and the confusion matrices are summed, so each rank returns the metrics of the
+        whole set: iou, precision, recall, iou_per_class, miou and protocol (its name in words)."""
+        from ssc_core.evaluation.scorers import scorer_for
+
         dataset = dataset if dataset is not None else self.val_dataset
         if dataset is None:
             return {}
         model = self.core_model
         was_training = model.training
         model.eval()
-        scorer = _new_metrics(self.class_set.num_classes)
+        scorer = scorer_for(dataset, self.class_set.num_classes)
         shard = Subset(dataset, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
         loader = DataLoader(shard, batch_size=self.settings.batch_size, shuffle=False,
                             num_workers=self.settings.num_workers, collate_fn=self.collate_fn)
@@ -426,15 +427,14 @@ class Trainer:
             batch = move_to_device(batch, self.device)
             with self.autocast():
                 logits = model(batch)["ssc_logits"]
-            pred = logits.argmax(dim=1).cpu().numpy()
-            target = batch["target"].cpu().numpy()
-            for b in range(pred.shape[0]):
-                scorer.add(pred[b], target[b])
+            scorer.add_batch(logits.argmax(dim=1).cpu().numpy(), batch)
         if self.dist.is_distributed:
-            confusion = torch.from_numpy(scorer.confusion).to(self.device)
-            dist.all_reduce(confusion)
-            scorer.reset()
-            scorer.add_confusion(confusion.cpu().numpy())
+            summed = []
+            for confusion in scorer.confusions():
+                confusion = torch.from_numpy(confusion).to(self.device)
+                dist.all_reduce(confusion)
+                summed.append(confusion.cpu().numpy())
+            scorer.set_confusions(summed)
         metrics = plain(scorer.compute())
         model.train(was_training)
         if self.is_main:

@@ -2,6 +2,8 @@
 
 - ``kitti2bag`` (from_kitti.py): a SemanticKITTI-layout sequence (real or synthetic) as a ROS 2 bag with exactly
   the topics, frames, stamps and QoS the live replay node publishes.
+- ``nyu2bag`` (from_nyu.py): an NYU split (e.g. synthetic rooms) as image, depth, camera_info and /tf for the
+  RGB-D mode of ``ssc_node``.
 - ``run`` (pipeline.py): reads a bag, feeds it through the same FrameSynchronizer, TemporalBuffer, Predictor and
   OutputBuilder as ``ssc_node`` and writes a bag holding the input topics plus the node's output topics under
   their live names.
@@ -24,6 +26,7 @@ from ssc_ros.bag.files import (
     to_rosbags_qos,
 )
 from ssc_ros.bag.from_kitti import kitti2bag, replay_qos
+from ssc_ros.bag.from_nyu import nyu2bag
 from ssc_ros.bag.pipeline import BagPipeline, RunTopics, node_parameters, run
 from ssc_ros.bag.tf_history import TransformHistory
 
@@ -40,6 +43,7 @@ __all__ = [
     "input_bag_dir",
     "kitti2bag",
     "node_parameters",
+    "nyu2bag",
     "output_bag_dir",
     "replay_qos",
     "run",

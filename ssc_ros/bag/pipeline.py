@@ -22,10 +22,11 @@ from ssc_ros.bag.tf_history import TransformHistory
 from ssc_ros.messages import make_float64, rosbags_namespace, stamp_to_ns
 from ssc_ros.pipeline.health import DropCounter
 from ssc_ros.pipeline.outputs import OutputBuilder
+from ssc_ros.pipeline.rgbd import input_pipeline
 from ssc_ros.pipeline.sync import FrameSynchronizer, SyncedSet
 from ssc_ros.pipeline.temporal_buffer import PushResult
-from ssc_ros.pipeline.window_builder import WindowBuilder
 from ssc_ros.replay import ReplayNames
+from ssc_ros.replay_nyu import NYUReplayNames
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RunTopics:
     image: str = ReplayNames.left_image
     camera_info: str = ReplayNames.left_info
     points: str = ReplayNames.cloud
+    depth: str = NYUReplayNames.depth
     image_right: str = ReplayNames.right_image
     camera_info_right: str = ReplayNames.right_info
     tf: str = ReplayNames.tf
@@ -44,6 +46,12 @@ class RunTopics:
     voxel_cloud: str = "/ssc_node/voxel_cloud"
     occupancy_grid: str = "/ssc_node/occupancy_grid"
     processing_time: str = "/ssc_node/processing_time_ms"
+
+    @classmethod
+    def rgbd(cls, **overrides: str) -> RunTopics:
+        """The input topics of ``ssc-bag nyu2bag`` (image, depth, camera_info; input.mode rgbd)."""
+        names = NYUReplayNames()
+        return cls(**{"image": names.image, "camera_info": names.camera_info, "depth": names.depth, **overrides})
 
 
 OUTPUT_QOS = LATCHED_QOS  # ssc_node's outputs with outputs.latch (the default): reliable, transient local, depth 1
@@ -121,7 +129,9 @@ class BagPipeline:
     The same steps as the node's intake and worker (see ssc_node.py): FrameSynchronizer -> WindowBuilder (TF at
     the set's stamp from the bag, FrameAssembler, TemporalBuffer) -> Predictor -> OutputBuilder; every set is
     processed (nothing is stale offline). predictor: the Predictor contract;
-    params: ssc_node parameter values (``node_parameters``); topics: RunTopics; warn: log function.
+    params: ssc_node parameter values (``node_parameters``; ``input.mode`` picks camera or RGB-D inputs); topics:
+    RunTopics (default: the replay's names of the mode, ``topic_overrides`` {field: topic} on top); warn: log
+    function.
     ``on_tf`` / ``on_input`` take decoded messages in bag order and return the (Prediction, processing seconds)
     pairs that became ready; ``finish`` flushes what still waits for TF at the end of the bag.
     """
@@ -132,18 +142,20 @@ class BagPipeline:
         params: dict[str, Any] | None = None,
         topics: RunTopics | None = None,
         warn: Callable[[str], None] = print,
+        topic_overrides: dict[str, str] | None = None,
     ) -> None:
         from ssc_ros.pipeline.params import output_options
 
-        self.predictor = predictor
         self.p = params or node_parameters()
-        self.topics = topics or RunTopics()
         self.drops = DropCounter()
-        self.windows = WindowBuilder(predictor, self.p, self.drops, warn)
-        self.inputs = {key: getattr(self.topics, key) for key in self.windows.keys}
+        self.predictor, self.windows = input_pipeline(predictor, self.p, self.drops, warn)
+        self.rgbd = self.p["input.mode"] == "rgbd"
+        self.topics = topics or (RunTopics.rgbd if self.rgbd else RunTopics)(**(topic_overrides or {}))
+        t = self.topics
+        self.inputs = {key: getattr(t, key) for key in self.windows.keys}
         self._key_of = {topic: key for key, topic in self.inputs.items()}
         self.sync = FrameSynchronizer(list(self.inputs), self.p["sync.slop_s"], self.p["sync.queue_size"], self.drops)
-        self.builder = OutputBuilder(predictor.class_set, output_options(self.p))
+        self.builder = OutputBuilder(self.predictor.class_set, output_options(self.p))
         self.tf = TransformHistory()
         self._pending: deque[SyncedSet] = deque()
         self.processed = 0
@@ -237,6 +249,7 @@ def run(
     warn: Callable[[str], None] = print,
     predictor: Any = None,
     on_prediction: Callable[[Any], None] | None = None,
+    topic_overrides: dict[str, str] | None = None,
 ) -> BagSummary:
     """Run the SSC pipeline over a bag: copy every input message to ``output`` and add ssc_node's outputs
     (voxels MarkerArray, voxel_cloud PointCloud2, occupancy_grid OccupancyGrid, processing_time_ms), stamped
@@ -244,7 +257,8 @@ def run(
     ready ``predictor``; node parameters from ``params_file`` (ROS YAML) and ``params`` over the node defaults.
     DataFormatError when the bag lacks a topic the model needs or /tf_static, or already holds output topics.
     ``on_prediction(prediction)`` is called with every Prediction (in the LiDAR frame of its input) after its
-    outputs are written, e.g. to score or render it without running the model again.
+    outputs are written, e.g. to score or render it without running the model again. ``topic_overrides``: input
+    topics by RunTopics field over the mode's defaults (when ``topics`` is None).
     Returns a BagSummary (``extra``: sets received, drops by reason)."""
     values = node_parameters(params_file, params)
     if predictor is None:
@@ -254,14 +268,15 @@ def run(
             raise ConfigError("ssc-bag run needs a checkpoint (--checkpoint)")
         predictor = build_predictor(str(checkpoint), str(config or ""), device, values["model.precision"])
     ns = rosbags_namespace(distro)
-    pipeline = BagPipeline(predictor, values, topics, warn)
+    pipeline = BagPipeline(predictor, values, topics, warn, topic_overrides)
     t = pipeline.topics
     stamps: list[int] = []
     with BagReader(input_bag, ns.typestore) as reader:
         reader.require(pipeline.inputs.values(), "by the model")
-        reader.require([t.tf_static], "for the camera <- LiDAR transform")
+        if not pipeline.rgbd:  # an RGB-D camera moves: its camera <- grid transform comes on /tf
+            reader.require([t.tf_static], "for the camera <- LiDAR transform")
         info = reader.topics
-        reader.check_types([*pipeline.inputs.values(), t.tf_static] + ([t.tf] if t.tf in info else []))
+        reader.check_types([*pipeline.inputs.values()] + [x for x in (t.tf_static, t.tf) if x in info])
         outputs = (t.voxels, t.voxel_cloud, t.occupancy_grid, t.processing_time)
         clash = [topic for topic in outputs if topic in info]
         if clash:

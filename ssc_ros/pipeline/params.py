@@ -80,6 +80,16 @@ SSC_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics.silent_after_s", 2.0, "An input silent this long while another still arrives reports "
               "WARN naming it (s)."),
     ParamSpec("log.period_s", 5.0, "Each kind of dropped-input warning is logged at most once per period (s)."),
+    ParamSpec("input.mode", "camera", "camera: images (+ LiDAR) of the outdoor models; rgbd: image + depth + "
+              "camera_info of the indoor models (CleanerS)."),
+    ParamSpec("topics.depth", "depth", "rgbd mode: depth image registered to the colour image (16UC1 mm or "
+              "32FC1 m)."),
+    ParamSpec("rgbd.grid_frame", "room", "rgbd mode: the frame the voxel grid is anchored in (z up); TF must "
+              "give camera <- grid_frame."),
+    ParamSpec("rgbd.grid_origin", [0.0, 0.0, 0.0], "rgbd mode: corner of the grid's first voxel in grid_frame "
+              "(m); the grid spans the model's dims x voxel size along x, y and z (up)."),
+    ParamSpec("rgbd.tsdf_subdivision", 4, "rgbd mode: sub-voxels per voxel edge for the TSDF (4 = as the NYU "
+              "files; 2 is about 8x cheaper and a little different from training)."),
 )
 
 REPLAY_NODE_PARAMS: tuple[ParamSpec, ...] = (

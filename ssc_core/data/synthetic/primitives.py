@@ -140,3 +140,26 @@ def intersect(prims: Primitives, index: int, origins: np.ndarray, dirs: np.ndarr
     else:
         t, normal = _ellipsoid(p, q, size)
     return t, _rotate_z(normal, yaw)
+
+
+def contains(prims: Primitives, index: int, points: np.ndarray, grow: float = 0.0) -> np.ndarray:
+    """(N,) bool: which world points (N, 3) lie inside (or on) solid ``index`` grown by ``grow`` metres on every
+    side (box half extents, cylinder radius and half height, ellipsoid radii)."""
+    local = _rotate_z(np.asarray(points, dtype=np.float64) - prims.center[index], -float(prims.yaw[index]))
+    size = prims.size[index] + grow
+    kind = prims.kind[index]
+    if kind == BOX:
+        return np.all(np.abs(local) <= size, axis=1)
+    if kind == CYLINDER:
+        return (local[:, 0] ** 2 + local[:, 1] ** 2 <= size[0] ** 2) & (np.abs(local[:, 2]) <= size[2])
+    return np.sum((local / size) ** 2, axis=1) <= 1.0
+
+
+def bounding_boxes(prims: Primitives, grow: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned world bounds of every solid grown by ``grow`` metres: ((n, 3) lower, (n, 3) upper) corners."""
+    c, s = np.abs(np.cos(prims.yaw)), np.abs(np.sin(prims.yaw))
+    size = prims.size + grow
+    half_x = c * size[:, 0] + s * size[:, 1]
+    half_y = s * size[:, 0] + c * size[:, 1]
+    half = np.stack([half_x, half_y, size[:, 2]], axis=1)
+    return prims.center - half, prims.center + half

@@ -141,15 +141,17 @@ def intersect_ground(street: Street, origin: np.ndarray, dirs: np.ndarray, max_t
     return t
 
 
-def cast(grid: RayGrid, street: Street, prims: Primitives, max_t: float, ground_colors: dict,
-         ground_reflectance: dict) -> Hits:
-    """Nearest hit of every ray of ``grid`` among the ground and ``prims``, within ray parameter ``max_t``."""
+def cast_solids(grid: RayGrid, prims: Primitives, max_t: float, t: np.ndarray | None = None,
+                solid: np.ndarray | None = None, normal: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest hit of every ray of ``grid`` among ``prims`` within ray parameter ``max_t``, starting from earlier
+    hits (``t`` (R, C), ``solid`` (R, C) int32, ``normal`` (R, C, 3); None = nothing hit yet). Returns the updated
+    (t, solid, normal): t inf and solid NOTHING where no hit."""
     rows, cols = grid.shape
+    t = np.full((rows, cols), np.inf) if t is None else t
+    solid = np.full((rows, cols), NOTHING, np.int32) if solid is None else solid
+    normal = np.zeros((rows, cols, 3)) if normal is None else normal
     dirs = grid.dirs.reshape(-1, 3)
-    t = intersect_ground(street, grid.origin, dirs, max_t).reshape(rows, cols)
-    solid = np.where(np.isfinite(t), GROUND, NOTHING).astype(np.int32)
-    normal = np.zeros((rows, cols, 3))
-    normal[..., 2] = 1.0
     radius = prims.bounding_radius
     reach = np.linalg.norm(prims.center - grid.origin, axis=1) - radius
     for i in np.nonzero(reach < max_t * float(np.max(np.linalg.norm(dirs, axis=1))))[0]:
@@ -167,6 +169,18 @@ def cast(grid: RayGrid, street: Street, prims: Primitives, max_t: float, ground_
         t[r_idx, c_idx] = np.where(closer, ti, t[r_idx, c_idx])
         solid[r_idx, c_idx] = np.where(closer, i, solid[r_idx, c_idx])
         normal[r_idx, c_idx] = np.where(closer[..., None], ni, normal[r_idx, c_idx])
+    return t, solid, normal
+
+
+def cast(grid: RayGrid, street: Street, prims: Primitives, max_t: float, ground_colors: dict,
+         ground_reflectance: dict) -> Hits:
+    """Nearest hit of every ray of ``grid`` among the ground and ``prims``, within ray parameter ``max_t``."""
+    rows, cols = grid.shape
+    t = intersect_ground(street, grid.origin, grid.dirs.reshape(-1, 3), max_t).reshape(rows, cols)
+    solid = np.where(np.isfinite(t), GROUND, NOTHING).astype(np.int32)
+    normal = np.zeros((rows, cols, 3))
+    normal[..., 2] = 1.0
+    t, solid, normal = cast_solids(grid, prims, max_t, t, solid, normal)
     return _shade_inputs(grid, street, prims, t, solid, normal, ground_colors, ground_reflectance)
 
 

@@ -24,6 +24,7 @@ a ResNet's unused layer4.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,11 @@ class ImageBackbone(nn.Module):
         """Load local weights for the timm model (the classifier is ignored).
 
         Accepts a bare state dict or one under 'state_dict'/'model'; strips ``module.``/``backbone.``/
-        ``img_backbone.``/``model.`` prefixes; raises CheckpointMismatchError naming missing, unexpected or
+        ``img_backbone.``/``model.`` prefixes; converts a file in the model's original naming (``mit_b2.pth`` for
+        ``pvt_v2_b2``) with timm's converter; raises CheckpointMismatchError naming missing, unexpected or
         mis-shaped keys, ConfigError when the file does not exist."""
-        state = {_strip_prefixes(k): v for k, v in read_weights_file(path, "backbone.pretrained_path").items()}
+        state = self._from_original_names(
+            {_strip_prefixes(k): v for k, v in read_weights_file(path, "backbone.pretrained_path").items()})
         classifier = self._classifier_keys()
         state = {k: v for k, v in state.items() if k.split(".")[0] not in classifier}
         own = self.model.state_dict()
@@ -153,6 +156,15 @@ class ImageBackbone(nn.Module):
                 f"unexpected {unexpected[:5]} ({len(unexpected)}), shape mismatch {wrong[:5]} ({len(wrong)})"
             )
         self.model.load_state_dict(state, strict=False)
+
+    def _from_original_names(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A file whose names share nothing with the timm model's goes through timm's own converter for the model's
+        original checkpoints (``checkpoint_filter_fn`` of its module), e.g. SegFormer's ``mit_b2.pth`` for
+        ``pvt_v2_b2`` (MiT keeps PVT's names: ``patch_embed1``, ``block1.0``, ``norm1``, ``dwconv.dwconv``)."""
+        if set(state) & set(self.model.state_dict()):
+            return state
+        convert = getattr(sys.modules.get(type(self.model).__module__), "checkpoint_filter_fn", None)
+        return state if convert is None else dict(convert(state, self.model))
 
     def _classifier_keys(self) -> set[str]:
         """Top-level names of the classifier a full weights file holds and ``num_classes=0`` removed."""
