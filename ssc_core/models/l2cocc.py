@@ -146,7 +146,7 @@ class L2COccBase(nn.Module):
 @register_model("l2cocc_l")
 class L2COccLidar(L2COccBase):
     """L2COcc-L, the LiDAR teacher. forward(batch) reads ``points`` (P, 5) [batch, x, y, z, intensity] in the
-    LiDAR frame (``data.points.source: lidar``) and ``target`` only for its batch size when there is no image."""
+    LiDAR frame (``data.points.source: lidar``); the batch size comes from ``frame_index`` (``batch_size``)."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__(cfg)
