@@ -63,6 +63,8 @@ setup(
             "ssc-make-synthetic = ssc_core.cli.make_synthetic:main",
             "ssc-demo = ssc_core.cli.demo:main",
             "ssc-bag = ssc_core.cli.bag:main",
+            "ssc-import-checkpoint = ssc_core.cli.import_checkpoint:main",
+            "ssc-precompute-depth = ssc_core.cli.precompute_depth:main",
             "ssc_node = ssc_ros.ssc_node:main",
             "kitti_replay_node = ssc_ros.kitti_replay_node:main",
         ],

@@ -3,6 +3,7 @@
     python bench/models.py                                   # sgn_t sgn_l sgn_s sgn_tiny, CPU fp32 + bf16
     python bench/models.py --configs sgn_tiny sgn_l --repeats 3 --warmup 1 --train --markdown /tmp/bench.md
     python bench/models.py --device cuda --seed-fraction 0.1
+    python bench/models.py --configs --depth sgbm msnet2d msnet3d --dtypes fp32 --live-tensors   # depth sources
 
 For each config (a name in config/models/ or a path) the model is built with ``build_model(cfg)`` (random
 weights) and fed one batch made the way the data layer makes it: a ``FrameWindow`` of synthetic frames (random
@@ -46,6 +47,12 @@ seed) to most of them. ``--seed-fraction F`` sets ``model.seed_threshold`` (the 
 key ``model.seed_threshold``) to the proposal logit that keeps the top F of the 1:2 voxels, computed on the
 benchmark batch in the measured mode and dtype; ``--seed-fraction 1`` is the worst case for SGN's sparse SGB.
 The table reports the seed fraction actually measured.
+
+Depth sources (``--depth sgbm msnet2d msnet3d``, mode ``depth``): the cost of turning one rectified stereo pair of
+``--depth-size`` (default 370 x 1220, SemanticKITTI's crop) into pseudo-LiDAR the way the point sources do it:
+``stereo_sgbm`` (OpenCV SGBM on the CPU, then back-projection; fp32 only) and ``stereo_msnet`` (MobileStereoNet
+with random weights on the device, input padded to multiples of 32, then depth and back-projection on the CPU).
+Images: random texture with a 24-pixel shift between the eyes; calibration: KITTI seq-08 scaled to the size.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny")
 DEFAULT_REFERENCES = ("sgn_t", "htcl")
 # Distilled students and the teacher config their training step runs (random weights, as the student's).
 DISTILL_TEACHERS = {"l2cocc_d": "l2cocc_l", "l2cocc_d_kitti360": "l2cocc_l_kitti360", "l2cocc_d_tiny": "l2cocc_l_tiny"}
+DEPTH_SOURCES = ("sgbm", "msnet2d", "msnet3d")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 METRES_PER_FRAME = 1.0  # forward motion between raw frames (10 m/s at KITTI's 10 Hz)
 GROUND_Z = -1.7  # LiDAR height above the road in KITTI (m)
@@ -468,6 +476,52 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
     return result
 
 
+def stereo_pair(size_hw: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A rectified (H, W, 3) uint8 pair of blocky random texture, the right eye seeing it 24 pixels further left."""
+    h, w = size_hw
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, ((h + 3) // 4, (w + 24 + 3) // 4, 3), dtype=np.uint8)
+    wide = np.repeat(np.repeat(texture, 4, axis=0), 4, axis=1)[:h, : w + 24]
+    return np.ascontiguousarray(wide[:, 24:]), np.ascontiguousarray(wide[:, :w])
+
+
+def measure_depth(source: str, device: torch.device, dtype_name: str, args: argparse.Namespace) -> Result:
+    """One depth-source row: stereo pair -> disparity -> depth -> pseudo-LiDAR points (see the docstring)."""
+    from ssc_core.data.depth_sources import depth_to_points_velo, stereo_sgbm_points
+    from ssc_core.data.stereo_msnet import disparity_to_depth_clipped
+    from ssc_core.models.stereo.msnet import build_msnet, padded_size, predict_disparity
+
+    h, w = args.depth_size
+    calib = scale_calib(default_calib(), SEQ08_IMAGE_SIZE, (w, h))
+    left, right = stereo_pair((h, w))
+    net = None if source == "sgbm" else build_msnet(source).to(device).eval()
+    params = 0 if net is None else sum(p.numel() for p in net.parameters())
+    shape = f"{h}×{w} pair" + ("" if net is None else " (net {}×{})".format(*padded_size(h, w)))
+    result = Result(f"depth: {source}", device.type, dtype_name, "depth", params / 1e6, 0.0, shape)
+    dtype = DTYPES[dtype_name]
+    frame = Frame(stamp_ns=0, image_left=left, calib=calib, image_right=right)
+
+    def step() -> None:
+        if net is None:
+            stereo_sgbm_points(frame, {"points": {"source": "stereo_sgbm"}})
+            return None
+        with autocast_ctx(device, dtype):
+            disparity = predict_disparity(net, left, right)
+        depth_to_points_velo(disparity_to_depth_clipped(disparity, 0.54 * float(calib.P2[0, 0])), calib)
+        return None
+
+    try:
+        time_runs(step, device, args.warmup, args.repeats, result)
+        if args.live_tensors and net is not None:
+            result.tensor_peak_bytes = live_tensor_peak(step, net, {}, None)
+    except Exception as exc:  # noqa: BLE001 - a failed row must not stop the other rows
+        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return result
+
+
 # ----------------------------------------------------------------------------------------------------- report
 
 
@@ -635,8 +689,13 @@ def text_table(cells: list[list[str]]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
-                        help=f"config names in config/models/ or paths (default: {' '.join(DEFAULT_CONFIGS)})")
+    parser.add_argument("--configs", nargs="*", default=list(DEFAULT_CONFIGS),
+                        help=f"config names in config/models/ or paths (default: {' '.join(DEFAULT_CONFIGS)}; "
+                             "none with --configs alone)")
+    parser.add_argument("--depth", nargs="+", choices=DEPTH_SOURCES, default=[],
+                        help="also measure these depth sources (stereo pair -> pseudo-LiDAR)")
+    parser.add_argument("--depth-size", type=int, nargs=2, metavar=("H", "W"), default=[370, 1220],
+                        help="stereo image size of the depth rows (default: 370 1220)")
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                         help="cpu, cuda, or all = cpu plus cuda when torch.cuda.is_available() (default)")
     parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=list(DTYPES),
@@ -669,8 +728,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--seed-fraction must be in (0, 1], got {args.seed_fraction}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    if args.no_forward and not args.train:
-        parser.error("--no-forward without --train leaves nothing to measure")
+    if args.no_forward and not args.train and not args.depth:
+        parser.error("--no-forward without --train or --depth leaves nothing to measure")
+    if not args.configs and not args.depth:
+        parser.error("no --configs and no --depth: nothing to measure")
+    if min(args.depth_size) < 16:
+        parser.error(f"--depth-size must be at least 16 16, got {args.depth_size}")
     return args
 
 
@@ -699,6 +762,10 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every config on every requested device and dtype; print (and optionally write) the table."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.depth:
+        import cv2
+
+        cv2.setNumThreads(torch.get_num_threads())
     try:
         configs = load_configs(args.configs)
     except ConfigError as exc:
@@ -741,6 +808,16 @@ def main(argv: list[str] | None = None) -> int:
             model.to("cpu")
         del model, batch
         release_host_memory()
+
+    for source in args.depth:
+        for device in devices if source != "sgbm" else [torch.device("cpu")]:
+            for dtype_name in args.dtypes if source != "sgbm" else ["fp32"]:
+                print(f"depth {source} {device.type} {dtype_name} ...", file=sys.stderr, flush=True)
+                r = measure_depth(source, device, dtype_name, args)
+                results.append(r)
+                print("  " + (r.error or f"median {_secs(r.times_s, statistics.median)} s"), file=sys.stderr,
+                      flush=True)
+                release_host_memory()
 
     cells = rows(results)
     header = header_lines(args, devices)

@@ -48,11 +48,13 @@ def config_dirs() -> list[Path]:
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A config path: the path itself if it exists, else ``<name>[.yaml]`` in the project's config folders."""
+    """A config path: the path itself if it exists, else ``<name>[.yaml]`` in the project's config folders
+    (a relative name such as ``data/kitti360`` is looked up below them too)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    candidates = [path.name, f"{path.name}.yaml"] if path.suffix != ".yaml" else [path.name]
+    names = dict.fromkeys([str(path), path.name])
+    candidates = [c for n in names for c in ([n] if path.suffix == ".yaml" else [n, f"{n}.yaml"])]
     for folder in config_dirs():
         for cand in candidates:
             if (folder / cand).is_file():

@@ -72,3 +72,21 @@ def test_ratios_divide_each_row_by_the_reference_rows_of_the_same_device_dtype_a
                                result("l2cocc_d", "forward", 4.0, 5.0), result("l2cocc_d", "train", 9.0, 9.0),
                                result("l2cocc_d", "forward", 1.0, 1.0, device="cuda")], ["sgn_t", "htcl"])
     assert lines == ["l2cocc_d cpu fp32 forward: latency 2.00x sgn_t, 0.50x htcl; tensor peak 1.25x sgn_t, 0.50x htcl"]
+
+
+def test_depth_rows_time_sgbm_and_mobilestereonet_from_a_stereo_pair_to_points(bench, tmp_path, capsys):
+    md = tmp_path / "depth.md"
+    code = bench.main(["--configs", "--depth", "sgbm", "msnet3d", "--depth-size", "48", "256", "--device", "cpu",
+                       "--dtypes", "fp32", "--repeats", "1", "--warmup", "0", "--threads", "1", "--live-tensors",
+                       "--markdown", str(md)])
+    assert code == 0, capsys.readouterr().err
+    columns = bench.COLUMNS
+    rows = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")]
+                                    for line in md.read_text().splitlines() if line.startswith("| depth:"))}
+    assert set(rows) == {"depth: sgbm", "depth: msnet3d"}
+    assert rows["depth: msnet3d"][columns.index("params M (trained)")] == "1.77 (0.00)"
+    assert "net 64×256" in rows["depth: msnet3d"][columns.index("grid / image / frames / points")]
+    for row in rows.values():
+        assert row[columns.index("mode")] == "depth" and float(row[columns.index("median s")]) > 0
+    assert float(rows["depth: msnet3d"][columns.index("tensor peak GB")]) > 0
+    assert rows["depth: sgbm"][columns.index("tensor peak GB")] == "—"  # OpenCV's buffers are not torch tensors

@@ -48,9 +48,15 @@ SCORED_RAW_IDS = np.array([0, 10, 11, 13, 15, 16, 18, 20, 30, 31, 32, 40, 44, 48
 
 
 # ------------------------------------------------------------------ independent reference of the official script
-def official_reference(dataset: Path, predictions: Path, sequences: list[str]) -> dict[str, float]:
+# SGN / VoxFormer's eval_range: the target is set to 255 outside these index boxes of the 256 x 256 x 32 grid
+EVAL_RANGE_BOXES = {25.6: (slice(0, 128), slice(64, 192)), 12.8: (slice(0, 64), slice(96, 160))}
+
+
+def official_reference(dataset: Path, predictions: Path, sequences: list[str],
+                       eval_range: float | None = None) -> dict[str, float]:
     """Straightforward per-frame evaluation written from the protocol description: listdir of every .label,
-    re-read per frame, shift-based MSB-first unpacking, np.add.at into a 20x20 int64 confusion."""
+    re-read per frame, shift-based MSB-first unpacking, np.add.at into a 20x20 int64 confusion; with
+    ``eval_range`` only the voxels of its EVAL_RANGE_BOXES box count."""
     lut = np.zeros(max(SEMANTIC_KITTI_LEARNING_MAP) + 100, dtype=np.int32)
     for raw, train in SEMANTIC_KITTI_LEARNING_MAP.items():
         lut[raw] = train
@@ -69,6 +75,10 @@ def official_reference(dataset: Path, predictions: Path, sequences: list[str]) -
             for bit in range(8):
                 invalid[bit::8] = (packed >> (7 - bit)) & 1
             pred, gt = lut[pred], lut[gt]
+            if eval_range is not None:
+                inside = np.zeros(DIMS, dtype=bool)
+                inside[EVAL_RANGE_BOXES[eval_range]] = True
+                gt = np.where(inside.ravel(), gt, 255)
             keep = (gt != 255) & (invalid != 1)
             np.add.at(conf, (pred[keep], gt[keep]), 1)
     tp = np.diag(conf)
@@ -128,6 +138,33 @@ def test_ssc_eval_matches_the_per_frame_official_procedure(kitti_folder, tmp_pat
     assert 0.05 < scores["iou_mean"] < 0.95  # the data is neither trivial nor hopeless
     out = capsys.readouterr().out
     assert "4 frame(s)" in out and "traffic-sign" in out
+
+
+@pytest.mark.parametrize("eval_range", [25.6, 12.8])
+def test_eval_range_scores_the_sgn_box_under_names_that_say_the_range(kitti_folder, tmp_path, eval_range, capsys):
+    assert ssc_eval(["-d", str(kitti_folder), "-s", "valid", "--output", str(tmp_path), "--no-progress",
+                     "--eval-range", str(eval_range)]) == 0
+    scores = yaml.safe_load((tmp_path / "scores.txt").read_text())
+    reference = official_reference(kitti_folder, kitti_folder, ["08"], eval_range)
+    assert set(scores) == {f"{k}_{eval_range}m" for k in reference}
+    for key, value in reference.items():
+        assert abs(scores[f"{key}_{eval_range}m"] - value) <= 1e-9, key
+    assert f"within {eval_range} m" in capsys.readouterr().out
+    full = official_reference(kitti_folder, kitti_folder, ["08"])
+    assert scores[f"iou_mean_{eval_range}m"] != full["iou_mean"]
+
+
+def test_eval_range_full_is_the_standard_protocol_and_other_values_are_refused(kitti_folder, tmp_path, capsys):
+    assert ssc_eval(["-d", str(kitti_folder), "--output", str(tmp_path), "--no-progress", "--eval-range",
+                     "51.2"]) == 0
+    assert set(yaml.safe_load((tmp_path / "scores.txt").read_text())) == set(
+        official_reference(kitti_folder, kitti_folder, ["08"]))
+    with pytest.raises(SystemExit):
+        ssc_eval(["-d", str(kitti_folder), "--output", str(tmp_path), "--eval-range", "30"])
+    assert "invalid choice" in capsys.readouterr().err
+    assert ssc_eval(["-d", str(tmp_path), "--dataset-kind", "nyu", "--output", str(tmp_path), "--eval-range",
+                     "25.6"]) == 2
+    assert "NYU" in capsys.readouterr().err
 
 
 def test_hand_computed_frame_with_msb_first_invalid_bit(tmp_path):

@@ -145,7 +145,7 @@ def test_depth_back_projection_reprojects_to_the_same_pixels():
     depth[0, 0] = 0.0
     depth[1, 1] = np.nan
     pts = depth_to_points_cam(depth, K)
-    assert pts.shape == (22, 3) and pts.dtype == np.float32
+    assert pts.shape == (22, 3) and pts.dtype == np.float64
     pix, z = project_points(pts, K, np.eye(4))
     v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
     np.testing.assert_allclose(pix, np.stack([u, v], axis=1), atol=1e-4)

@@ -92,6 +92,18 @@ def test_spconv_backend_matches_torch_backend_on_cuda():
                                ref(SparseVoxels(feats, coords, shape, batch)).features, rtol=1e-4, atol=1e-4)
 
 
+def test_one_by_one_conv_is_the_same_matmul_in_every_backend():
+    """spconv 2.x would read a 1x1x1 weight (out, 1, 1, 1, in) as (in, out); the backends must not differ."""
+    coords = _random_sites(1, (4, 4, 4), 0.5)
+    feats = torch.randn(len(coords), 3)
+    torch_conv = SubMConv3d(3, 3, 1, bias=False, backend="torch")
+    spconv_conv = SubMConv3d(3, 3, 1, bias=False, backend="spconv")  # no spconv call: CPU works here too
+    spconv_conv.load_state_dict(torch_conv.state_dict())
+    expected = feats @ torch_conv.weight.reshape(3, 3).t()
+    for conv in (torch_conv, spconv_conv):
+        torch.testing.assert_close(conv(SparseVoxels(feats, coords, (4, 4, 4), 1)).features, expected)
+
+
 def test_auto_backend_is_torch_on_cpu_and_unknown_backend_is_a_config_error():
     assert resolve_backend("auto", torch.device("cpu")) == "torch"
     with pytest.raises(ConfigError, match="sparse backend"):

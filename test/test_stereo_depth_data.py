@@ -34,5 +34,6 @@ def test_frames_carrying_depth_feed_the_precomputed_source():
     assert out.dtype.is_floating_point and out.shape == (4, 6) and float(out.min()) == 7.0
     assert stereo_depth_source({}) == "none"
     assert stereo_depth_requires({"stereo_depth": {"source": "stereo_sgbm"}}) == ("image_right",)
+    assert stereo_depth_requires({"stereo_depth": {"source": "stereo_msnet"}}) == ("image_right",)  # MobileStereoNet
     with pytest.raises(ConfigError, match="unknown data.stereo_depth.source"):
         stereo_depth_requires({"stereo_depth": {"source": "lidar"}})

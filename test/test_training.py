@@ -157,6 +157,45 @@ def test_fit_lowers_the_loss_and_writes_history_checkpoints_and_tensorboard(tmp_
     assert "val_class/01_car" in tags
 
 
+def test_validation_also_scores_the_short_eval_ranges_under_names_that_say_them(tmp_path):
+    from ssc_core.evaluation.metrics import SSCMetrics
+
+    cfg = _cfg(epochs=1, eval_ranges=[25.6, 12.8], best_metric="miou_25.6m")
+    cfg["data"]["grid"] = {"dims": list(DIMS), "voxel_size": 6.4, "origin": [0.0, -25.6, -2.0]}  # 51.2 m wide
+    data = TinyData()
+    trainer = Trainer(TinySSC(), cfg, data, data, work_dir=tmp_path, device="cpu", progress=False)
+    trainer.fit()
+    metrics = trainer.validate()
+    trainer.close()
+    with torch.no_grad():
+        trainer.core_model.eval()
+        preds = [trainer.core_model({k: v.unsqueeze(0) if isinstance(v, torch.Tensor) else v
+                                     for k, v in data[i].items()})["ssc_logits"][0].argmax(0).numpy()
+                 for i in range(len(data))]
+    for eval_range, (x_end, y_range) in {25.6: (4, slice(2, 6)), 12.8: (2, slice(3, 5))}.items():
+        box = np.zeros(DIMS, dtype=bool)
+        box[:x_end, y_range] = True  # voxels of 6.4 m: x < R ahead, |y| < R / 2
+        reference = SSCMetrics(C)
+        for pred, target in zip(preds, data.targets):
+            reference.add(pred, target, box)
+        expected = reference.compute()
+        for key in ("iou", "miou", "precision", "recall"):
+            assert metrics[f"{key}_{eval_range}m"] == pytest.approx(expected[key], abs=1e-12), (eval_range, key)
+    assert metrics["miou"] != metrics["miou_12.8m"]
+    assert load_checkpoint(tmp_path / "best.pt")["best_metric"] == pytest.approx(metrics["miou_25.6m"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert {"val/miou", "val_25.6m/miou", "val_12.8m/iou", "val_25.6m_class/01_car"} <= set(events.Tags()["scalars"])
+    with pytest.raises(ConfigError, match="eval_ranges"):
+        TrainSettings.from_config({"train": {"eval_ranges": [30.0]}})
+    indoor = TinyData()
+    indoor.eval_protocol = "monoscene"  # an NYU-style dataset: the short ranges are an outdoor protocol
+    with pytest.raises(ConfigError, match="outdoor"):
+        Trainer(TinySSC(), cfg, data, indoor, work_dir=tmp_path / "indoor", device="cpu", progress=False).validate()
+
+
 def test_resume_continues_the_same_loss_curve_as_an_uninterrupted_run(tmp_path):
     torch.manual_seed(0)
     straight = Trainer(TinySSC(), _cfg(epochs=2), TinyData(), TinyData(), work_dir=tmp_path / "a", device="cpu")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from ssc_core.errors import SSCError
+from ssc_core.errors import ConfigError, SSCError
 
 
 def run_and_report(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict | None],
@@ -23,3 +23,15 @@ def run_and_report(parser: argparse.ArgumentParser, run: Callable[[argparse.Name
     if summary is not None:
         print("\n".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
+
+
+def apply_num_threads(num_threads: int | None) -> None:
+    """``torch.set_num_threads(num_threads)`` for a ``--num-threads`` option (None: leave torch's choice);
+    ConfigError below 1."""
+    if num_threads is None:
+        return
+    if num_threads < 1:
+        raise ConfigError(f"--num-threads must be >= 1, got {num_threads}")
+    import torch
+
+    torch.set_num_threads(num_threads)

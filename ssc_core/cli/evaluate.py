@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from ssc_core.errors import ConfigError, SSCError
+from ssc_core.evaluation.eval_range import EVAL_RANGES, FULL_RANGE
 from ssc_core.evaluation.official import DATASET_KINDS, EvaluationResult, evaluate, write_scores
 from ssc_core.output_paths import ensure_output_dir
 
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequences", nargs="+", metavar="XX", default=None,
                         help="evaluate exactly these sequences instead of --split's (SemanticKITTI kind only; "
                              "e.g. a synthetic sequence)")
+    parser.add_argument("--eval-range", type=float, choices=EVAL_RANGES, default=FULL_RANGE,
+                        help="score only voxels less than this many metres ahead and half of it to each side, the "
+                             "short-range protocol of SGN / VoxFormer / HASSC (default: %(default)s = everything); "
+                             "at 25.6 or 12.8 the scores.txt names end in the range, e.g. iou_mean_25.6m")
     parser.add_argument("--nyu-protocol", choices=["sscnet", "monoscene"], default=None,
                         help="NYU only: sscnet = SC on occluded voxels and SSC on label_weight > 0 (depth/TSDF "
                              "methods: SSCNet, 3D-Sketch, CleanerS; needs Label/ TSDF/ Mapping/), monoscene = every "
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(
             args.dataset_kind, args.dataset, args.predictions, args.split, datacfg=args.datacfg,
             progress=not args.no_progress, dims=tuple(args.grid_dims) if args.grid_dims else None,
-            sequences=args.sequences, nyu_protocol=args.nyu_protocol,
+            sequences=args.sequences, nyu_protocol=args.nyu_protocol, eval_range=args.eval_range,
         )
         print(format_report(result))
         path = write_scores(result, args.output)

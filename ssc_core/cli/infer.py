@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from ssc_core.cli.entry import run_and_report
+from ssc_core.cli.entry import apply_num_threads, run_and_report
 from ssc_core.config import load_config
 from ssc_core.data.datasets import build_dataset
 from ssc_core.data.label_maps import ClassSet
@@ -78,10 +77,7 @@ def _render(dataset, sequence: str, frame: int, labels, predictor: Predictor, pa
 
 def run(args: argparse.Namespace) -> dict:
     """Predict and write as ``args`` say. Returns a summary (frames written, seconds per frame, output)."""
-    if args.num_threads is not None:
-        if args.num_threads < 1:
-            raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
-        torch.set_num_threads(args.num_threads)
+    apply_num_threads(args.num_threads)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     ensure_output_dir(args.output)

@@ -7,10 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import yaml
 
-from ssc_core.cli.entry import run_and_report
+from ssc_core.cli.entry import apply_num_threads, run_and_report
 from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
 from ssc_core.errors import ConfigError
@@ -122,10 +121,7 @@ def run(args: argparse.Namespace) -> dict | None:
     if os.environ.get("RANK", "0") == "0":  # rank 0 writes the work dir (torchrun sets RANK)
         ensure_output_dir(work_dir, "--work-dir")
 
-    if args.num_threads is not None:
-        if args.num_threads < 1:
-            raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
-        torch.set_num_threads(args.num_threads)
+    apply_num_threads(args.num_threads)
     info = init_distributed(args.device)
     try:
         seed_everything(int((cfg.get("train") or {}).get("seed", 0)))

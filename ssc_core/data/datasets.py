@@ -274,6 +274,10 @@ class SemanticKittiDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def image_frames(self, sequence: str) -> list[int]:
+        """Every frame number of a sequence of this dataset that has a left image, sorted."""
+        return self._infos[sequence].paths.image_frames()
+
     def frame(self, sequence: str, frame_index: int) -> Frame:
         """Load one Frame of a sequence of this dataset (with points/right image as the config needs)."""
         info = self._infos[sequence]

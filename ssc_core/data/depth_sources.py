@@ -13,7 +13,7 @@ Registered on import in the point-source registry (``ssc_core.data.point_sources
 
 The same depth maps, before back-projection, are depth-map sources for models that read a stereo depth map
 (``data.stereo_depth.source``; L2COcc): ``stereo_sgbm`` and ``precomputed`` (``.npy`` files or ``Frame.depth``);
-``register_depth_map_source`` adds more.
+``register_depth_map_source`` adds more (``ssc_core.data.stereo_msnet``: ``stereo_msnet``).
 
 Options live in the config's ``data.points`` section (documented in docs/training.md): ``stride`` (keep every
 n-th pixel row and column, default 1), ``max_depth`` (metres, default none), ``max_height`` (default 80),
@@ -22,6 +22,7 @@ n-th pixel row and column, default 1), ``max_depth`` (metres, default none), ``m
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 from ssc_core.data.point_sources import register_point_source
 from ssc_core.data.semantic_kitti import read_points
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_core.geometry.poses import invert_transform, transform_points
+from ssc_core.geometry.poses import invert_transform
 from ssc_core.geometry.projection import depth_to_points_cam
 from ssc_core.types import Calib, Frame
 
@@ -49,7 +50,8 @@ SGBM_MODES = {"sgbm": 0, "hh": 1, "sgbm_3way": 2, "hh4": 3}
 PRECOMPUTED_FORMATS = ("npy", "bin")
 
 
-def _points_cfg(cfg: dict) -> dict:
+def points_section(cfg: dict) -> dict:
+    """The ``data.points`` mapping of a ``data:`` section ({} when absent; ConfigError when not a mapping)."""
     points = cfg.get("points") or {}
     if not isinstance(points, dict):
         raise ConfigError(f"data.points must be a mapping, got {points!r}")
@@ -73,9 +75,11 @@ def depth_to_points_velo(
     """Back-project an (H, W) metric depth map of the left colour camera into the LiDAR frame, SGN's way.
 
     Every ``stride``-th pixel with finite depth > 0 (and <= ``max_depth`` when given) becomes a point
-    (x, y, z) = (u - cx) d / fx + P2[0,3] / -fx, (v - cy) d / fy, d in the rectified camera, then inv(Tr)
-    moves it to the LiDAR frame; points with x_velo < 0 or z_velo >= ``max_height`` are dropped.
-    Returns (N, 4) float32 x, y, z, intensity=1 in the frame's LiDAR frame.
+    (x, y, z) = (u - cx) d / fx + P2[0,3] / -fx, (v - cy) d / fy + P2[1,3] / -fy, d in the rectified camera;
+    [x, y, z, 1] @ [R^T | -R^T t]^T (Tr = [R | t]) moves it to the LiDAR frame; points with x_velo < 0 or
+    z_velo >= ``max_height`` are dropped. Everything runs in float64 with the operations of SGN's
+    ``depth2lidar.py``, so with the defaults the result equals its ``.bin`` files bit for bit.
+    Returns (N, 4) float32 x, y, z, intensity=1 in the frame's LiDAR frame, in row-major pixel order.
     """
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
@@ -87,16 +91,18 @@ def depth_to_points_velo(
         depth = np.where(keep, depth, 0.0).astype(np.float32)
     if max_depth is not None:
         depth = np.where(depth <= max_depth, depth, 0.0).astype(np.float32)
-    K = calib.K
-    points_cam = depth_to_points_cam(depth, K, baseline_x=float(calib.P2[0, 3] / -K[0, 0]))
-    points_velo = transform_points(invert_transform(calib.T_cam0_velo), points_cam)
+    P2 = calib.P2
+    points_cam = depth_to_points_cam(depth, calib.K, baseline_x=float(P2[0, 3] / -P2[0, 0]),
+                                     baseline_y=float(P2[1, 3] / -P2[1, 1]))
+    homogeneous = np.hstack([points_cam, np.ones((len(points_cam), 1))])
+    points_velo = np.dot(homogeneous, np.transpose(invert_transform(calib.T_cam0_velo)[:3]))
     keep = (points_velo[:, 0] >= 0) & (points_velo[:, 2] < max_height)
-    out = np.ones((int(keep.sum()), 4), dtype=np.float32)
-    out[:, :3] = points_velo[keep, :3]
-    return out
+    return np.hstack([points_velo[keep], np.ones((int(keep.sum()), 1))]).astype(np.float32)
 
 
-def _depth_options(points: dict) -> dict:
+def depth_options(points: dict) -> dict:
+    """The back-projection options of ``data.points`` for ``depth_to_points_velo``: stride, max_depth,
+    max_height (checked; ConfigError naming the bad key)."""
     max_depth = points.get("max_depth")
     if max_depth is not None and not (isinstance(max_depth, int | float) and max_depth > 0):
         raise ConfigError(f"data.points.max_depth must be a positive number or null, got {max_depth!r}")
@@ -181,8 +187,8 @@ def sgbm_depth(frame: Frame, options: dict) -> np.ndarray:
 def stereo_sgbm_points(frame: Frame, cfg: dict) -> np.ndarray:
     """Point source ``stereo_sgbm``: (N, 4) float32 pseudo-LiDAR points of ``frame`` in its LiDAR frame from
     ``sgbm_depth``. ``cfg`` is the ``data:`` section."""
-    points = _points_cfg(cfg)
-    options = _depth_options(points)
+    points = points_section(cfg)
+    options = depth_options(points)  # checked before the matcher runs
     return depth_to_points_velo(sgbm_depth(frame, points), frame.calib, **options)
 
 
@@ -224,12 +230,23 @@ def read_depth_npy(path: Path) -> np.ndarray:
     return depth.astype(np.float32)
 
 
+def write_depth_npy(path: Path, depth: np.ndarray) -> Path:
+    """Save an (H, W) depth map as the original preprocessing does (``np.save`` of a C-ordered float32 array),
+    creating the folder. Returns the path."""
+    depth = np.asarray(depth)
+    if depth.ndim != 2 or depth.dtype != np.float32:
+        raise DataFormatError(f"{path}: depth map must be a 2-D float32 array, got {depth.shape} {depth.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.ascontiguousarray(depth))
+    return path
+
+
 def precomputed_points(frame: Frame, cfg: dict) -> np.ndarray:
     """Point source ``precomputed``: (N, 4) float32 points in ``frame``'s LiDAR frame from ``frame.depth`` when
     set, else from the frame's file (``precomputed_path``): ``.npy`` depth back-projected like
     ``stereo_sgbm``, ``.bin`` pseudo-LiDAR (x, y, z, 1 in the LiDAR frame) returned as stored."""
-    points = _points_cfg(cfg)
-    options = _depth_options(points)
+    points = points_section(cfg)
+    options = depth_options(points)
     if frame.depth is not None:
         return depth_to_points_velo(frame.depth, frame.calib, **options)
     path = precomputed_path(cfg, frame.index)
@@ -251,6 +268,11 @@ def precomputed_depth(frame: Frame, cfg: dict) -> np.ndarray:
     return read_depth_npy(path)
 
 
+def sgbm_depth_map(frame: Frame, cfg: dict) -> np.ndarray:
+    """Depth-map source ``stereo_sgbm``: ``sgbm_depth`` with the matcher settings of ``data.stereo_depth.sgbm``."""
+    return sgbm_depth(frame, cfg.get("stereo_depth") or {})
+
+
 @dataclass(frozen=True)
 class DepthMapSource:
     """A registered depth-map source: ``fn(frame, data_cfg) -> (H, W) float32`` metric depth of the frame's raw
@@ -262,17 +284,22 @@ class DepthMapSource:
 
 
 _DEPTH_MAP_SOURCES: dict[str, DepthMapSource] = {}
+# Modules that register further depth-map sources on import (tried once when a name is unknown).
+_DEPTH_MAP_PLUGINS = ("ssc_core.data.stereo_msnet",)
 
 
 def register_depth_map_source(name: str, fn: Callable[[Frame, dict], np.ndarray],
                               requires: tuple[str, ...] = ()) -> None:
     """Register a depth-map source under ``name`` for ``data.stereo_depth.source`` (a stereo network adds its
-    own, e.g. MobileStereoNet)."""
+    own, as MobileStereoNet's ``stereo_msnet``)."""
     _DEPTH_MAP_SOURCES[name] = DepthMapSource(name, fn, tuple(requires))
 
 
 def get_depth_map_source(name: str) -> DepthMapSource:
     """The source registered under ``name``; ConfigError listing the known ones otherwise."""
+    if name not in _DEPTH_MAP_SOURCES:
+        for module in _DEPTH_MAP_PLUGINS:
+            importlib.import_module(module)
     if name not in _DEPTH_MAP_SOURCES:
         raise ConfigError(f"unknown data.stereo_depth.source {name!r}; known: {sorted(_DEPTH_MAP_SOURCES)}")
     return _DEPTH_MAP_SOURCES[name]
@@ -280,10 +307,5 @@ def get_depth_map_source(name: str) -> DepthMapSource:
 
 register_point_source("stereo_sgbm", stereo_sgbm_points, requires=("image_right",))
 register_point_source("precomputed", precomputed_points)
-def sgbm_depth_map(frame: Frame, cfg: dict) -> np.ndarray:
-    """Depth-map source ``stereo_sgbm``: ``sgbm_depth`` with the matcher settings of ``data.stereo_depth.sgbm``."""
-    return sgbm_depth(frame, cfg.get("stereo_depth") or {})
-
-
 register_depth_map_source("stereo_sgbm", sgbm_depth_map, requires=("image_right",))
 register_depth_map_source("precomputed", precomputed_depth)

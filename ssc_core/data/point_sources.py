@@ -5,8 +5,9 @@ that frame's LiDAR frame. ``cfg`` is the config's ``data:`` section; a source re
 ``cfg["points"]``. Sources are looked up by the name in ``data.points.source``.
 
 This module provides ``lidar`` (the frame's own scan) and ``none`` (no points). Other modules register more
-on import (``ssc_core.data.depth_sources``: ``stereo_sgbm``, ``precomputed``); ``get_point_source`` imports
-that module on a miss so a config naming them works without an explicit import.
+on import (``ssc_core.data.depth_sources``: ``stereo_sgbm``, ``precomputed``; ``ssc_core.data.stereo_msnet``:
+``stereo_msnet``); ``get_point_source`` imports those modules on a miss so a config naming them works without an
+explicit import.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ PointSourceFn = Callable[[Frame, dict], np.ndarray]
 FRAME_FIELDS = ("points_velo", "image_right", "depth")
 
 # Modules that register further sources on import (tried once when a name is unknown).
-_PLUGIN_MODULES = ("ssc_core.data.depth_sources",)
+_PLUGIN_MODULES = ("ssc_core.data.depth_sources", "ssc_core.data.stereo_msnet")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,13 @@ from ssc_core.data.nyu import (
 )
 from ssc_core.data.semantic_kitti import VOXEL_DIMS, SequencePaths
 from ssc_core.errors import ConfigError, SSCError
+from ssc_core.evaluation.eval_range import (
+    FULL_RANGE,
+    benchmark_grid,
+    check_eval_range,
+    eval_range_mask,
+    range_suffix,
+)
 from ssc_core.evaluation.metrics import NYUMetrics, SSCMetrics
 from ssc_core.output_paths import ensure_output_dir
 from ssc_core.types import IGNORE_LABEL
@@ -69,17 +76,20 @@ class EvaluationResult:
     kind: str
     protocol: str = ""
     frames: list[str] = field(default_factory=list)
+    eval_range: float = FULL_RANGE
 
     def scores(self) -> dict[str, float]:
         """The ``scores.txt`` mapping: ``iou_completion``, ``iou_mean`` and ``iou_<class name>`` for classes
-        1..C-1 (the official keys); KITTI-360 and NYU add ``precision_completion`` and ``recall_completion``."""
+        1..C-1 (the official keys); KITTI-360 and NYU add ``precision_completion`` and ``recall_completion``.
+        At a short ``eval_range`` every name ends in the range (``iou_mean_25.6m``)."""
         out = {"iou_completion": self.metrics["iou"], "iou_mean": self.metrics["miou"]}
         for i, name in enumerate(self.class_set.names[1:], start=1):
             out[f"iou_{name}"] = self.metrics["iou_per_class"][i]
         if self.kind != "semantic_kitti":
             out["precision_completion"] = self.metrics["precision"]
             out["recall_completion"] = self.metrics["recall"]
-        return out
+        suffix = range_suffix(self.eval_range)
+        return {f"{k}{suffix}": v for k, v in out.items()}
 
 
 def write_scores(result: EvaluationResult, output_dir: PathLike) -> Path:
@@ -210,12 +220,14 @@ class _RawIdConfusion:
         onehot_gt[cols, self.lut[cols]] = 1
         return onehot_pred.T @ self.raw_hist @ onehot_gt
 
-    def result(self, kind: str, protocol: str, names: list[str]) -> EvaluationResult:
+    def result(self, kind: str, protocol: str, names: list[str], eval_range: float = FULL_RANGE) -> EvaluationResult:
         """The EvaluationResult of everything added."""
         metrics = SSCMetrics(self.class_set.num_classes)
         metrics.add_confusion(self.confusion())
+        if eval_range != FULL_RANGE:
+            protocol += f", within {eval_range:g} m (x < {eval_range:g}, |y| < {eval_range / 2:g})"
         return EvaluationResult(metrics.compute(), metrics.confusion, self.class_set, len(names), kind, protocol,
-                                names)
+                                names, eval_range)
 
 
 _TEST_SPLIT_HINT = (
@@ -241,11 +253,15 @@ def _labelled_files(voxel_dir: Path) -> list[Path]:
 
 def _score_raw_id_frames(
     pairs: list[tuple[Path, Path]], class_set: ClassSet, kitti360_rules: bool, desc: str, progress: bool,
-    dims: tuple[int, int, int],
+    dims: tuple[int, int, int], eval_range: float = FULL_RANGE,
 ) -> _RawIdConfusion:
     """Read each (GT .label, prediction) pair and its .invalid once and accumulate them. SemanticKITTI:
-    bit-packed .invalid; KITTI-360 (``kitti360_rules``): one byte per voxel, ignored where the raw GT is not 0."""
+    bit-packed .invalid; KITTI-360 (``kitti360_rules``): one byte per voxel, ignored where the raw GT is not 0.
+    Voxels outside ``eval_range`` (see ``ssc_core.evaluation.eval_range``) are left out like invalid ones."""
     count = int(np.prod(dims))
+    outside = None
+    if eval_range != FULL_RANGE:
+        outside = (~eval_range_mask(benchmark_grid(dims), eval_range)).ravel().view(np.uint8)
     acc = _RawIdConfusion(class_set)
     for label, pred in tqdm(pairs, desc=desc, unit="frame", disable=not progress):
         pred_raw = _read_uint16(pred, count, "prediction")
@@ -253,6 +269,8 @@ def _score_raw_id_frames(
         invalid = _read_invalid(label.with_suffix(".invalid"), count, packed=not kitti360_rules)
         if kitti360_rules:
             invalid &= (gt_raw == 0).view(np.uint8)
+        if outside is not None:
+            invalid |= outside
         acc.add(pred_raw, gt_raw, invalid, pred, label)
     return acc
 
@@ -265,11 +283,13 @@ def evaluate_semantic_kitti(
     splits: dict[str, tuple[str, ...]] | None = None,
     progress: bool = False,
     dims: tuple[int, int, int] = VOXEL_DIMS,
+    eval_range: float = FULL_RANGE,
 ) -> EvaluationResult:
     """Evaluate ``<predictions>/sequences/XX/predictions/*.label`` (raw ids, uint16) against every
     ``<dataset>/sequences/XX/voxels/*.label`` of the split, as the official script. ``predictions``
     defaults to ``dataset``; ``splits`` overrides the official split table; ``dims`` is the grid of the files
-    (the official format is 256x256x32; smaller grids serve synthetic test data)."""
+    (the official format is 256x256x32; smaller grids serve synthetic test data); ``eval_range`` (metres) scores
+    only the voxels within that range."""
     splits = splits or SEMANTIC_KITTI_SPLITS
     if split not in splits:
         raise EvaluationError(f"unknown split {split!r}; choose one of {sorted(splits)}")
@@ -280,9 +300,9 @@ def evaluate_semantic_kitti(
         for label in _labelled_files(gt_paths.dir / "voxels"):
             pairs.append((label, SequencePaths.of(pred_root, seq).dir / "predictions" / label.name))
     _require_predictions(pairs, f"sequences {list(splits[split])} of {dataset}", _TEST_SPLIT_HINT)
-    acc = _score_raw_id_frames(pairs, class_set, False, f"ssc-eval {split}", progress, tuple(dims))
+    acc = _score_raw_id_frames(pairs, class_set, False, f"ssc-eval {split}", progress, tuple(dims), eval_range)
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
-    return acc.result("semantic_kitti", "semantic-kitti-api evaluate_completion.py", names)
+    return acc.result("semantic_kitti", "semantic-kitti-api evaluate_completion.py", names, eval_range)
 
 
 def evaluate_kitti360(
@@ -291,10 +311,12 @@ def evaluate_kitti360(
     split: str = "valid",
     progress: bool = False,
     dims: tuple[int, int, int] = VOXEL_DIMS,
+    eval_range: float = FULL_RANGE,
 ) -> EvaluationResult:
     """Evaluate SSCBench-KITTI-360: ``<predictions>/data_2d_raw/<drive>/predictions/*.label`` (raw ids, uint16)
     against every ``<dataset>/data_2d_raw/<drive>/voxels/*.label`` of the split (train 0000..0010 / valid 0006 /
-    test 0009). Mask: remapped GT != 255 and not (invalid byte and raw label == 0); mIoU over classes 1..18."""
+    test 0009). Mask: remapped GT != 255 and not (invalid byte and raw label == 0), and within ``eval_range``;
+    mIoU over classes 1..18."""
     if split not in KITTI360_SPLITS:
         raise EvaluationError(f"unknown split {split!r}; choose one of {sorted(KITTI360_SPLITS)}")
     pred_root = Path(predictions) if predictions is not None else Path(dataset)
@@ -303,9 +325,10 @@ def evaluate_kitti360(
         for label in _labelled_files(Kitti360Paths.of(dataset, drive).dir / "voxels"):
             pairs.append((label, Kitti360Paths.of(pred_root, drive).dir / "predictions" / label.name))
     _require_predictions(pairs, f"drives {list(KITTI360_SPLITS[split])} of {dataset}")
-    acc = _score_raw_id_frames(pairs, KITTI360, True, f"ssc-eval kitti360 {split}", progress, tuple(dims))
+    acc = _score_raw_id_frames(pairs, KITTI360, True, f"ssc-eval kitti360 {split}", progress, tuple(dims),
+                               eval_range)
     names = [f"{p.parent.parent.name}/{p.stem}" for p, _ in pairs]
-    return acc.result("kitti360", "SSCBench: GT != 255, labelled voxels never invalid", names)
+    return acc.result("kitti360", "SSCBench: GT != 255, labelled voxels never invalid", names, eval_range)
 
 
 def nyu_prediction_path(root: PathLike, name: str) -> Path:
@@ -393,24 +416,30 @@ def evaluate(
     dims: tuple[int, int, int] | None = None,
     sequences: list[str] | None = None,
     nyu_protocol: str | None = None,
+    eval_range: float = FULL_RANGE,
 ) -> EvaluationResult:
     """Evaluate a dataset of ``kind`` in DATASET_KINDS; ``datacfg`` (SemanticKITTI only) replaces the built-in
     label maps and split table with an official-style YAML; ``dims`` overrides the 256x256x32 grid of the
     KITTI kinds (NYU's grid is fixed at 60x36x60); ``sequences`` (SemanticKITTI only) evaluates exactly these
     sequences instead of the split's (one confusion matrix over all of them, as for a split); ``nyu_protocol``
-    (NYU only) 'sscnet' or 'monoscene' (``evaluate_nyu``)."""
+    (NYU only) 'sscnet' or 'monoscene' (``evaluate_nyu``); ``eval_range`` (one of 51.2, 25.6, 12.8 m; KITTI kinds
+    only) scores the voxels within that range."""
+    eval_range = check_eval_range(eval_range, "--eval-range")
     if nyu_protocol is not None and kind != "nyu":
         raise EvaluationError(f"--nyu-protocol applies to --dataset-kind nyu, not {kind!r}")
     if sequences and kind != "semantic_kitti":
         raise EvaluationError(f"explicit sequences are supported for semantic_kitti only, not {kind!r}")
+    if eval_range != FULL_RANGE and kind == "nyu":
+        raise EvaluationError("--eval-range applies to the outdoor (SemanticKITTI / KITTI-360) grids, not NYU")
     if kind == "semantic_kitti":
         class_set, splits = class_set_from_datacfg(datacfg) if datacfg else (SEMANTIC_KITTI, None)
         if sequences:
             names = [f"{int(q):02d}" if str(q).isdigit() else str(q) for q in sequences]
             split, splits = "sequences", {"sequences": tuple(names)}
-        return evaluate_semantic_kitti(dataset, predictions, split, class_set, splits, progress, dims or VOXEL_DIMS)
+        return evaluate_semantic_kitti(dataset, predictions, split, class_set, splits, progress, dims or VOXEL_DIMS,
+                                       eval_range)
     if kind == "kitti360":
-        return evaluate_kitti360(dataset, predictions, split, progress, dims or VOXEL_DIMS)
+        return evaluate_kitti360(dataset, predictions, split, progress, dims or VOXEL_DIMS, eval_range)
     if kind == "nyu":
         if dims is not None and tuple(dims) != NYU_DIMS:
             raise EvaluationError(f"NYU's grid is {NYU_DIMS}; --grid-dims {tuple(dims)} does not apply")

@@ -35,18 +35,21 @@ def _numpy(value: Any) -> np.ndarray:
 
 
 class TargetScorer:
-    """Every voxel with target != 255 (protocols ``official`` and ``monoscene``)."""
+    """Every voxel with target != 255 (protocols ``official`` and ``monoscene``); with ``mask`` ((X, Y, Z) bool,
+    e.g. ``eval_range_mask``) only the voxels where it is True, ``mask_name`` saying which in ``protocol``."""
 
-    def __init__(self, num_classes: int, protocol: str = "official") -> None:
+    def __init__(self, num_classes: int, protocol: str = "official", mask: np.ndarray | None = None,
+                 mask_name: str = "") -> None:
         self.name = protocol
-        self.protocol = PROTOCOLS[protocol]
+        self.protocol = PROTOCOLS[protocol] + (f", {mask_name}" if mask_name else "")
+        self.mask = mask
         self.metrics = SSCMetrics(num_classes)
 
     def add_batch(self, pred: np.ndarray, batch: dict) -> None:
         """Add (B, X, Y, Z) predicted train ids against ``batch['target']``."""
         target = _numpy(batch["target"])
         for b in range(pred.shape[0]):
-            self.metrics.add(pred[b], target[b])
+            self.metrics.add(pred[b], target[b], self.mask)
 
     def confusions(self) -> list[np.ndarray]:
         """The accumulated confusion matrices (to sum across processes)."""

@@ -38,16 +38,18 @@ def vox2pix(
     return pix_int, mask, depth.astype(np.float32)
 
 
-def depth_to_points_cam(depth: np.ndarray, K: np.ndarray, baseline_x: float = 0.0) -> np.ndarray:
-    """Back-project an (H, W) metric depth map of a rectified camera to (M, 3) float32 points in that
-    camera's frame, one per pixel with finite depth > 0. ``baseline_x`` adds the x offset of the camera
-    w.r.t. camera 0 (P2[0,3] / -fx in SGN's back-projection)."""
-    depth = np.asarray(depth, dtype=np.float64)
-    h, w = depth.shape
-    v, u = np.mgrid[0:h, 0:w]
+def depth_to_points_cam(depth: np.ndarray, K: np.ndarray, baseline_x: float = 0.0,
+                        baseline_y: float = 0.0) -> np.ndarray:
+    """Back-project an (H, W) metric depth map of a rectified camera to (M, 3) float64 points in that camera's
+    frame, one per pixel with finite depth > 0, in row-major pixel order: x = (u - cx) d / fx + baseline_x,
+    y = (v - cy) d / fy + baseline_y, z = d, in the operation order of the pseudo-LiDAR scripts SGN and
+    VoxFormer use (so their files are reproduced bit for bit). ``baseline_x``/``baseline_y`` place the camera
+    w.r.t. camera 0 (P2[0,3] / -fx and P2[1,3] / -fy in SGN's back-projection)."""
+    depth = np.asarray(depth)
     valid = np.isfinite(depth) & (depth > 0)
-    d, u, v = depth[valid], u[valid], v[valid]
+    v, u = np.nonzero(valid)
+    d = depth[valid].astype(np.float64)
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    x = (u - cx) * d / fx + baseline_x
-    y = (v - cy) * d / fy
-    return np.stack([x, y, d], axis=1).astype(np.float32)
+    x = ((u - cx) * d) / fx + baseline_x
+    y = ((v - cy) * d) / fy + baseline_y
+    return np.stack([x, y, d], axis=1)

@@ -239,16 +239,18 @@ class SubMConv3d(nn.Module):
                 f"bias={self.bias is not None}, backend={self.backend}")
 
     def forward(self, x: SparseVoxels) -> SparseVoxels:
-        backend = resolve_backend(self.backend, x.features.device)
-        out = self._forward_spconv(x) if backend == "spconv" else self._forward_torch(x)
+        if self.kernel_size == 1:  # a plain matmul in every backend (spconv 2.x reads the weight as (in, out))
+            out = x.features @ self.weight.reshape(self.out_channels, self.in_channels).t().to(x.features.dtype)
+        elif resolve_backend(self.backend, x.features.device) == "spconv":
+            out = self._forward_spconv(x)
+        else:
+            out = self._forward_torch(x)
         if self.bias is not None:
             out = out + self.bias
         return x.replace_features(out)
 
     def _forward_torch(self, x: SparseVoxels) -> torch.Tensor:
         k3 = self.kernel_size**3
-        if self.kernel_size == 1:
-            return x.features @ self.weight.reshape(self.out_channels, self.in_channels).t()
         volume = x.batch_size * x.spatial_shape[0] * x.spatial_shape[1] * x.spatial_shape[2]
         if len(x.features) > self.dense_above * volume:
             # Exact: inactive inputs are zero in the dense grid and only active outputs are read back.

@@ -110,7 +110,7 @@ def save_checkpoint(
     return atomic_torch_save(make_checkpoint(model.state_dict(), config, class_set, grid, **extra), path)
 
 
-def _load_failure(path: Path, exc: Exception) -> str:
+def load_failure_reason(path: Path, exc: Exception) -> str:
     """What is wrong with a file ``torch.load`` refused, in one line (torch's own messages run to paragraphs
     and advise ``weights_only=False``, which is not the way out here)."""
     with path.open("rb") as handle:
@@ -138,7 +138,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise DataFormatError(f"{path}: cannot read checkpoint: {_load_failure(path, exc)}") from None
+        raise DataFormatError(f"{path}: cannot read checkpoint: {load_failure_reason(path, exc)}") from None
     if not isinstance(ckpt, dict):
         raise DataFormatError(f"{path}: checkpoint is a {type(ckpt).__name__}, expected a mapping")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]

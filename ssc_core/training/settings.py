@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ssc_core.errors import ConfigError
+from ssc_core.evaluation.eval_range import check_eval_range
 from ssc_core.training.schedule import LR_SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
@@ -41,6 +42,7 @@ class TrainSettings:
     deterministic: bool = False
     max_iters_per_epoch: int | None = None
     best_metric: str = "miou"
+    eval_ranges: list[float] = field(default_factory=list)
     find_unused_parameters: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,5 +89,8 @@ class TrainSettings:
         if len(self.betas) != 2:
             raise ConfigError(f"train.betas must be two numbers, got {self.betas!r}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if not isinstance(self.eval_ranges, list | tuple):
+            raise ConfigError(f"train.eval_ranges must be a list such as [25.6, 12.8], got {self.eval_ranges!r}")
+        self.eval_ranges = [check_eval_range(r, "train.eval_ranges entries") for r in self.eval_ranges]
         self.lr = float(self.lr)
         self.weight_decay = float(self.weight_decay)

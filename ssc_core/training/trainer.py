@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
 from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.evaluation.eval_range import FULL_RANGE, eval_range_mask, range_suffix
 from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
 from ssc_core.training.distributed import DistInfo, resolve_device
 from ssc_core.training.hooks import TrainerHook
@@ -409,8 +410,10 @@ class Trainer:
         """Score the model on ``dataset`` (default: the validation set) with the protocol the dataset asks for
         (``evaluation.scorers.scorer_for``: the official one unless it names another). Under DDP every rank scores
         every world_size-th sample and the confusion matrices are summed, so each rank returns the metrics of the
-        whole set: iou, precision, recall, iou_per_class, miou and protocol (its name in words)."""
-        from ssc_core.evaluation.scorers import scorer_for
+        whole set: iou, precision, recall, iou_per_class, miou and protocol (its name in words), and for every
+        short range R of ``train.eval_ranges`` the same within R metres under names ending in ``_<R>m``
+        (``miou_25.6m``)."""
+        from ssc_core.evaluation.scorers import TargetScorer, scorer_for
 
         dataset = dataset if dataset is not None else self.val_dataset
         if dataset is None:
@@ -418,7 +421,14 @@ class Trainer:
         model = self.core_model
         was_training = model.training
         model.eval()
-        scorer = scorer_for(dataset, self.class_set.num_classes)
+        ranges = [FULL_RANGE] + [r for r in self.settings.eval_ranges if r != FULL_RANGE]
+        scorers = {FULL_RANGE: scorer_for(dataset, self.class_set.num_classes)}
+        if len(ranges) > 1 and scorers[FULL_RANGE].name != "official":
+            raise ConfigError(f"train.eval_ranges applies to the outdoor grids (official protocol), not to the "
+                              f"{scorers[FULL_RANGE].name!r} protocol of this dataset")
+        for r in ranges[1:]:
+            scorers[r] = TargetScorer(self.class_set.num_classes, "official", eval_range_mask(self.grid, r),
+                                      f"within {r:g} m (x < {r:g}, |y| < {r / 2:g})")
         shard = Subset(dataset, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
         loader = DataLoader(shard, batch_size=self.settings.batch_size, shuffle=False,
                             num_workers=self.settings.num_workers, collate_fn=self.collate_fn)
@@ -427,31 +437,37 @@ class Trainer:
             batch = move_to_device(batch, self.device)
             with self.autocast():
                 logits = model(batch)["ssc_logits"]
-            scorer.add_batch(logits.argmax(dim=1).cpu().numpy(), batch)
-        if self.dist.is_distributed:
-            summed = []
-            for confusion in scorer.confusions():
-                confusion = torch.from_numpy(confusion).to(self.device)
-                dist.all_reduce(confusion)
-                summed.append(confusion.cpu().numpy())
-            scorer.set_confusions(summed)
-        metrics = plain(scorer.compute())
+            pred = logits.argmax(dim=1).cpu().numpy()
+            for scorer in scorers.values():
+                scorer.add_batch(pred, batch)
+        metrics: dict[str, Any] = {}
+        for r, scorer in scorers.items():
+            if self.dist.is_distributed:
+                summed = []
+                for confusion in scorer.confusions():
+                    confusion = torch.from_numpy(confusion).to(self.device)
+                    dist.all_reduce(confusion)
+                    summed.append(confusion.cpu().numpy())
+                scorer.set_confusions(summed)
+            metrics.update({f"{k}{range_suffix(r)}": v for k, v in plain(scorer.compute()).items()})
         model.train(was_training)
         if self.is_main:
-            self._log_metrics(metrics)
+            self._log_metrics(metrics, ranges)
         for hook in self.hooks:
             hook.after_validation(self, metrics)
         return metrics
 
-    def _log_metrics(self, metrics: dict[str, Any]) -> None:
+    def _log_metrics(self, metrics: dict[str, Any], ranges: list[float]) -> None:
         if self.writer is None:
             return
-        for key in ("iou", "precision", "recall", "miou"):
-            if key in metrics:
-                self.writer.add_scalar(f"val/{key}", metrics[key], self.step)
-        for cls, value in enumerate(metrics.get("iou_per_class", [])):
-            name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
-            self.writer.add_scalar(f"val_class/{cls:02d}_{name}", value, self.step)
+        for r in ranges:
+            suffix = range_suffix(r)
+            for key in ("iou", "precision", "recall", "miou"):
+                if key + suffix in metrics:
+                    self.writer.add_scalar(f"val{suffix}/{key}", metrics[key + suffix], self.step)
+            for cls, value in enumerate(metrics.get("iou_per_class" + suffix, [])):
+                name = self.class_set.names[cls] if cls < self.class_set.num_classes else str(cls)
+                self.writer.add_scalar(f"val{suffix}_class/{cls:02d}_{name}", value, self.step)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _gather_rng(self) -> list[dict[str, Any]]:
