@@ -10,7 +10,7 @@ package_name = "ssc_ros"
 setup(
     name=package_name,
     version="0.1.0",
-    description="3D semantic scene completion (SGN, HTCL, HASSC, L2COcc, CleanerS) for ROS 2 and offline use",
+    description="3D semantic scene completion (SGN) for ROS 2 and offline use",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",

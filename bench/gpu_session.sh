@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check of issue #4 that needs a GPU, in one device call (about 5-10 minutes on one H200):
+# Every check that needs a GPU, in one go (about 5-10 minutes on one H200):
 #   1. the CUDA tests: test/test_gpu.py (SGN on CUDA = CPU, the Trainer under bf16/fp16/fp32 AMP on CUDA,
 #      DDP over NCCL when there are two GPUs), test/test_ops.py (spconv = torch sparse conv on CUDA) and
 #      test/test_image_backbone.py (timm backbones, as on CPU);
@@ -7,11 +7,11 @@
 #      (the worst case), with its verdicts on the targets (SGN-T >= 20 frames/s in bf16; SGN-L training
 #      memory below 7.16 GB);
 #   3. the depth sources on CUDA: MSNet2D and MSNet3D from a 370 x 1220 stereo pair to pseudo-LiDAR, fp32 and bf16.
-# Results go to $OUT (the device tool's folder) or ./gpu_out. With the spconv bundle of bench/gpu_bundle.sh
+# Results go to $OUT when it is set, else ./gpu_out. With the spconv bundle of bench/gpu_bundle.sh
 # carried in .gpu/, spconv is unpacked to /tmp/site first; without it the sparse convolutions use the torch
 # backend and test_ops' spconv test reports spconv as missing.
 #
-#   device run, carry [".gpu"]:  bash bench/gpu_session.sh
+#   bash bench/gpu_session.sh       (see docs/benchmarks.md, "Running the GPU benchmark on your machine")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu_out}

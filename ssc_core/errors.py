@@ -17,3 +17,8 @@ class ConfigError(SSCError, ValueError):
 
 class CheckpointMismatchError(SSCError, ValueError):
     """A checkpoint does not fit the model/config/grid it is loaded into; the message says what differs."""
+
+
+class Interrupted(Exception):
+    """A run stopped by the user (Ctrl-C); the message says what was kept and how to continue. Not an SSCError:
+    nothing was wrong with the input."""

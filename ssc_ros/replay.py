@@ -98,7 +98,8 @@ class KittiSequence:
     load_right / load_gt: read image_3 and voxel labels when present; stamp_offset_ns: added to times.txt;
     loop_gap_s: extra time between loops; grid: the voxel grid of the GT files; skip_bad_gt: a frame whose voxel
     labels cannot be read (wrong size for ``grid``, corrupt) keeps its images, scan and pose and says why in
-    ``ReplayRecord.gt_error`` instead of raising DataFormatError.
+    ``ReplayRecord.gt_error`` instead of raising DataFormatError. ``notes``: one line per thing the replay
+    leaves out or makes up (no times.txt: stamps from the frame number; no poses.txt: no /tf), to show the user.
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class KittiSequence:
             raise DataFormatError(f"{sequence_dir}: no frames in the range [{start}, {end}) (have "
                                   f"{all_frames[0]}..{all_frames[-1]})")
         n_needed = all_frames[-1] + 1
+        self.notes: list[str] = []  # what the replay leaves out or makes up, for the user to read
         if self.paths.times.is_file():
             self.times_s = read_times(self.paths.times)
             if len(self.times_s) < n_needed:
@@ -132,6 +134,8 @@ class KittiSequence:
                 raise DataFormatError(f"{self.paths.times}: times must increase strictly")
         else:
             self.times_s = np.arange(n_needed) * DEFAULT_PERIOD_S
+            self.notes.append(f"{self.paths.times} is missing: frames are stamped {DEFAULT_PERIOD_S:g} s apart by "
+                              "their number")
         self.poses_velo = None
         if self.paths.poses.is_file():
             poses_cam0 = read_poses(self.paths.poses)
@@ -139,6 +143,9 @@ class KittiSequence:
                 raise DataFormatError(f"{self.paths.poses}: {len(poses_cam0)} poses for frames up to {n_needed - 1}")
             tr = self.calib.T_cam0_velo
             self.poses_velo = invert_transform(tr)[None] @ poses_cam0 @ tr[None]
+        else:
+            self.notes.append(f"{self.paths.poses} is missing: no odom -> velo_link transforms (/tf), so models with "
+                              "a history window cannot place earlier frames")
         self.stamp_offset_ns = int(stamp_offset_ns)
         first, last = self.times_s[self.frames[0]], self.times_s[self.frames[-1]]
         self.loop_period_ns = int(round((last - first + loop_gap_s) * 1e9))

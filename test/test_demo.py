@@ -64,8 +64,18 @@ def test_demo_pictures_are_real_images_with_content(demo_run):
     assert occupancy.shape[0] > 100 and len(np.unique(occupancy.reshape(-1, 3), axis=0)) > 2
 
 
-def test_demo_refuses_to_overwrite_an_earlier_run(demo_run, capsys):
+def test_demo_refuses_to_replace_an_earlier_run_and_overwrite_reruns_it_with_its_checkpoint(demo_run, capsys):
     _, out = demo_run
+    summary = (out / "summary.json").read_bytes()
     code = demo.main(["--output", str(out), "--frames", "10", "--epochs", "1", "--no-progress"])
     assert code == 2
-    assert "exists already" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds an earlier demo" in err and "--overwrite" in err and "Traceback" not in err
+    assert (out / "summary.json").read_bytes() == summary  # nothing was touched
+    best = out / "model" / "best.pt"
+    weights = best.read_bytes()
+    code = demo.main(["--output", str(out), "--frames", "10", "--checkpoint", str(best), "--overwrite",
+                      "--no-progress", "--num-threads", "1"])
+    assert code == 0
+    assert best.read_bytes() == weights  # the help's "again, without training" keeps the model it uses
+    assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(best)

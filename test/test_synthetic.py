@@ -239,7 +239,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         generate_sequence(tmp_path / name, "04", frames=6, seed=seed, options=options)
     a, b, c = (_tree_hash(tmp_path / n) for n in "abc")
-    assert len(a) == 6 * 4 + 2 * 4 + 3 + 1  # frames, labelled frames, calib/poses/times, the synthetic marker
+    assert len(a) == 6 * 4 + 2 * 4 + 3 + 2  # frames, labelled frames, calib/poses/times, marker, grid record
     assert a == b
     assert a != c
 
@@ -249,7 +249,7 @@ def test_a_longer_run_repeats_a_shorter_runs_frames_and_a_shorter_rerun_leaves_o
     generate_sequence(tmp_path / "short", "04", frames=3, seed=5, options=options)
     generate_sequence(tmp_path / "long", "04", frames=8, seed=5, options=options)
     short, long = _tree_hash(tmp_path / "short"), _tree_hash(tmp_path / "long")
-    frame_files = {k for k in short if not k.endswith((".txt", ".ssc_synthetic"))}
+    frame_files = {k for k in short if not k.endswith((".txt", ".ssc_synthetic", "grid.yaml"))}
     assert len(frame_files) == 3 * 4 + 4
     assert all(short[k] == long[k] for k in frame_files)
     assert (tmp_path / "long/sequences/04/poses.txt").read_text().startswith(
@@ -372,3 +372,10 @@ def test_generator_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(ConfigError, match="did not write"):
         generate_sequence(tmp_path, sequence="08", frames=2, seed=0, options=SyntheticOptions.small())
     assert real.velodyne(7).read_bytes() == b"\0" * 32 and not (real.dir / SYNTHETIC_MARKER).exists()
+
+
+def test_the_progress_bar_counts_the_scans_simulated_and_ends_at_100_percent(tmp_path, capsys):
+    options = SyntheticOptions.small(**TINY)  # 7 frames, labels at 0 and 5 aggregating 5 scans: 11 of 12 scans
+    generate_sequence(tmp_path, "04", frames=7, seed=5, options=options, progress=True)
+    err = capsys.readouterr().err
+    assert "11/11" in err and "100%" in err and "/12" not in err

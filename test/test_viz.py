@@ -147,13 +147,52 @@ def test_side_by_side_has_both_scenes_titles_and_a_legend_of_their_classes():
     pred = small_street()
     gt = small_street()
     gt[5:10, 5:10, 1:4] = VEGETATION
-    figure = side_by_side(pred, gt, SEMANTIC_KITTI, panel_width=240, caption="IoU 1.0")
+    figure = side_by_side(pred, gt, SEMANTIC_KITTI, panel_width=240, caption="sequence 00")
     assert figure.shape[1] >= 2 * 240
     left, right = figure[:, : figure.shape[1] // 2], figure[:, figure.shape[1] // 2 :]
     assert has_shade_of(right, VEGETATION) and not has_shade_of(left[:-60], VEGETATION, min_pixels=1)
     plain = side_by_side(pred, gt, SEMANTIC_KITTI, panel_width=240)
-    band = figure.shape[0] - plain.shape[0]
-    assert band > 0 and (figure[:band].astype(int).sum(-1) < 200).sum() > 10  # dark caption text on top
+    assert plain.shape == figure.shape  # the caption line (with the frame's scores) is there either way
+    assert (figure[:20].astype(int).sum(-1) < 200).sum() > 10  # dark caption text on top
+
+
+def test_side_by_side_leaves_out_of_the_prediction_what_the_ground_truth_ignores():
+    from ssc_core.viz.compose import frame_scores
+
+    gt = small_street()
+    gt[:, :32] = np.where(gt[:, :32] == 0, 255, gt[:, :32])  # the left half of the free space is unknown
+    pred = small_street()
+    pred[5:15, 5:15, 1:4] = VEGETATION  # predicted inside the unknown part only
+    figure = side_by_side(pred, gt, SEMANTIC_KITTI, panel_width=240)
+    assert not has_shade_of(figure, VEGETATION, min_pixels=1)
+    unmasked = side_by_side(pred, small_street(), SEMANTIC_KITTI, panel_width=240)
+    assert has_shade_of(unmasked, VEGETATION)  # where the ground truth says free, the error shows
+    scores = frame_scores(pred, gt, SEMANTIC_KITTI.num_classes)
+    assert scores["iou"] == pytest.approx(1.0)  # the metrics ignore those voxels too
+    assert frame_scores(pred, small_street(), SEMANTIC_KITTI.num_classes)["iou"] < 1.0
+
+
+def test_a_grid_puts_the_ego_car_and_metric_axes_into_the_pictures():
+    from ssc_core.viz.overlays import EGO_CAR, draw_car_3d, frame_top_down, velo_to_voxel_units
+    from ssc_core.viz.voxels3d import view_camera
+
+    grid = GridSpec(dims=(64, 64, 8), voxel_size=0.8)  # 51.2 m like SemanticKITTI's grid
+    top = np.full((128, 128, 3), 255, np.uint8)  # 2 pixels per voxel, 2.5 per metre
+    framed = frame_top_down(top, grid)
+    assert framed.shape[0] > 128 + EGO_CAR.length / 2 * 2.5 and framed.shape[1] > 128
+    brightness = framed.astype(int).sum(-1)
+    rows, cols = np.nonzero(brightness == 0)  # the car is black, the axes grey
+    grey = (brightness > 0) & (brightness < 700)
+    edges = np.nonzero(grey.sum(axis=0) > 100)[0]  # the frame's sides: y = +25.6 m and -25.6 m
+    assert rows.min() > 100 and abs(np.median(cols) - (edges.min() + edges.max()) / 2) <= 2  # at the back, y = 0
+    assert grey.sum() > 300  # the frame, the ticks and their labels
+    car = velo_to_voxel_units(EGO_CAR.corners_velo(), grid)
+    assert car[:, 0].min() < 0 < car[:, 0].max()  # the LiDAR sits mid-car at the grid's back edge
+    camera = view_camera(grid.dims, "iso", 200, include=car)
+    blank = np.full((camera.height, camera.width, 3), 255, np.uint8)
+    marked = draw_car_3d(blank, camera, grid)
+    x, y = camera.pixels(velo_to_voxel_units(np.zeros((1, 3)), grid))[0].round().astype(int)
+    assert marked[y, x].sum() == 0 and (marked.sum(-1) == 0).sum() > 50
 
 
 def test_side_by_side_rejects_scenes_of_different_shapes():
@@ -206,6 +245,9 @@ def test_viz_cli_writes_a_scene_png_and_a_comparison_png(tmp_path):
     cmp_png = np.asarray(Image.open(tmp_path / "cmp.png").convert("RGB"))
     assert has_shade_of(gt_png, CAR) and has_shade_of(gt_png, ROAD) and has_shade_of(cmp_png, CAR)
     assert cmp_png.shape[1] > 2 * 200 > gt_png.shape[1]
+    # the folder ssc-infer wrote (<output>/sequences/00/predictions/) is accepted as it is
+    assert main([*common, "--prediction-dir", str(tmp_path), "--output", str(tmp_path / "cmp2.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cmp2.png").convert("RGB")), cmp_png)
 
 
 def test_viz_cli_reports_a_missing_label_file_as_an_error(tmp_path, capsys):
@@ -248,3 +290,15 @@ def test_rendering_in_many_chunks_gives_the_same_image_as_in_one(monkeypatch):
     monkeypatch.setattr(voxels3d, "_CHUNK_SAMPLES", 64)  # a handful of faces per chunk
     many = render_voxels_3d(labels, SEMANTIC_KITTI, view="front", width=200)
     assert np.array_equal(one, many)
+
+
+def test_readme_figures_keep_the_exact_class_colours():
+    """The README's figures are RGB PNGs as save_png writes them: a 128-colour palette once made car and bicycle
+    the same blue (110, 157, 210) in the demo figure."""
+    from conftest import REPO_ROOT
+
+    for name in ("demo_prediction_vs_ground_truth.png", "synthetic_scene.png"):
+        image = Image.open(REPO_ROOT / "docs" / "figures" / name)
+        assert image.mode == "RGB", name
+        pixels = {tuple(p) for p in np.asarray(image).reshape(-1, 3)}
+        assert tuple(colour(CAR)) in pixels and tuple(colour(ROAD)) in pixels, name  # legend swatches

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ssc_core.cli.entry import EXIT_INTERRUPTED, add_torch_options, apply_num_threads
 from ssc_core.errors import ConfigError, SSCError
-from ssc_core.types import GridSpec
 
 EPILOG = """examples:
   ssc-bag kitti2bag --sequence-dir data/sequences/08 --output out/seq08.mcap --end 100
@@ -26,8 +26,10 @@ EPILOG = """examples:
       --params-file config/ssc_node_rgbd.yaml
 
 A bag is a folder: --output out/x.mcap writes out/x/ (x.mcap + metadata.yaml); --output out/x.db3 or
---storage sqlite3 writes sqlite3. Bags are rosbag2 version 8 (readable by Humble and newer).
-exit codes: 0 = done, 2 = bad input (the message names the file/topic)"""
+--storage sqlite3 writes sqlite3. Bags are rosbag2 version 8 (readable by Humble and newer). An existing bag is
+replaced only with --overwrite; a run that fails keeps what it wrote so far as a readable bag, and its error
+line says so (rerun with --overwrite to replace it).
+exit codes: 0 = done, 2 = bad input (the message names the file/topic), 130 = interrupted (Ctrl-C)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,18 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--grid-dims",
         type=int,
         nargs=3,
-        default=[256, 256, 32],
+        default=None,
         metavar=("X", "Y", "Z"),
-        help="voxel grid of the label files (default: SemanticKITTI's 256 256 32)",
+        help="voxel grid of the label files (default: the grid the sequence records in voxels/grid.yaml, as "
+        "ssc-make-synthetic writes it, else SemanticKITTI's 256 256 32; other dims need --voxel-size)",
     )
-    k2b.add_argument("--voxel-size", type=float, default=0.2, help="voxel size in metres (default: %(default)s)")
+    k2b.add_argument("--voxel-size", type=float, default=None,
+                     help="voxel size in metres (default: the recorded one, else 0.2)")
     k2b.add_argument(
         "--grid-origin",
         type=float,
         nargs=3,
         default=None,
         metavar=("X", "Y", "Z"),
-        help="corner of voxel (0, 0, 0) in the LiDAR frame (default: 0, -Y*size/2, -2 as SemanticKITTI)",
+        help="corner of voxel (0, 0, 0) in the LiDAR frame (default: the recorded one, else 0, -Y*size/2, -2 as "
+        "SemanticKITTI)",
     )
     k2b.add_argument(
         "--with-clock",
@@ -107,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="config name or YAML path; checked against the checkpoint's own (default: the checkpoint's)",
     )
-    run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 (default: %(default)s)")
+    add_torch_options(run)
     run.add_argument(
         "--params-file",
         type=Path,
@@ -141,6 +146,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="message definitions to write (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the bag at --output if there is one (only a folder holding nothing but a bag)")
 
 
 def _describe(summary) -> str:
@@ -154,67 +161,101 @@ def _describe(summary) -> str:
     return "\n".join(lines)
 
 
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def _partial_note(exc: BaseException) -> str:
+    """'' when the failed command wrote no bag, else a sentence saying that its partial bag is kept (closed, so
+    readable up to the error) and how to rerun."""
+    folder = getattr(exc, "partial_bag", None)
+    if folder is None:
+        return ""
+    readable = "readable up to the error" if (Path(folder) / "metadata.yaml").is_file() else "not readable"
+    return f"; the partial bag {folder} is kept ({readable}): rerun with --overwrite to replace it"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns 0 on success, 2 (with ``error: ...`` on stderr) on bad input."""
+    """Entry point: returns 0 on success, 2 (with ``error: ...`` on stderr) on bad input, 130 on Ctrl-C. When a
+    command fails after it started the output bag, the line says that the partial bag is kept, readable up to
+    the error, and that a rerun needs --overwrite."""
     args = build_parser().parse_args(argv)
     try:
-        from ssc_ros import bag
-
-        if args.command == "nyu2bag":
-            if args.period <= 0:
-                raise ConfigError(f"--period must be > 0, got {args.period}")
-            summary = bag.nyu2bag(args.nyu, args.output, args.split, storage=args.storage, distro=args.distro,
-                                  period_s=args.period, with_gt=not args.no_gt, progress=not args.no_progress)
-        elif args.command == "kitti2bag":
-            x, y, z = args.grid_dims
-            origin = args.grid_origin or (0.0, -y * args.voxel_size / 2, -2.0)
-            grid = GridSpec(dims=(x, y, z), voxel_size=args.voxel_size, origin=tuple(origin))
-            summary = bag.kitti2bag(
-                args.sequence_dir,
-                args.output,
-                storage=args.storage,
-                distro=args.distro,
-                start=args.start,
-                end=args.end,
-                with_gt=not args.no_gt,
-                with_right=not args.no_right,
-                with_clock=args.with_clock,
-                grid=grid,
-                progress=not args.no_progress,
-            )
-        else:
-            overrides = {
-                name: value
-                for name, value in (
-                    ("image", args.image_topic),
-                    ("camera_info", args.camera_info_topic),
-                    ("points", args.points_topic),
-                    ("depth", args.depth_topic),
-                )
-                if value
-            }
-            params = {"sync.slop_s": args.slop} if args.slop is not None else {}
-            if args.input_mode:
-                params["input.mode"] = args.input_mode
-            summary = bag.run(
-                args.input,
-                args.output,
-                args.checkpoint,
-                config=args.config,
-                storage=args.storage,
-                device=args.device,
-                distro=args.distro,
-                topic_overrides=overrides,
-                params_file=args.params_file,
-                params=params,
-                progress=not args.no_progress,
-                warn=lambda line: print(f"warning: {line}", file=sys.stderr),
-            )
+        summary = _run(args)
     except SSCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{_partial_note(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: stopped by Ctrl-C{_partial_note(exc)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(_describe(summary))
     return 0
+
+
+def _run(args: argparse.Namespace):
+    """Run the parsed sub-command; returns its BagSummary."""
+    from ssc_core.data.semantic_kitti import SequencePaths
+    from ssc_core.data.voxel_grid import sequence_grid
+    from ssc_ros import bag
+
+    if args.command == "nyu2bag":
+        if args.period <= 0:
+            raise ConfigError(f"--period must be > 0, got {args.period}")
+        return bag.nyu2bag(args.nyu, args.output, args.split, storage=args.storage, distro=args.distro,
+                           period_s=args.period, with_gt=not args.no_gt, progress=not args.no_progress,
+                           overwrite=args.overwrite)
+    if args.command == "kitti2bag":
+        for flag, value in (("--start", args.start), ("--end", args.end)):
+            if value is not None and value < 0:
+                raise ConfigError(f"{flag} must be a frame number >= 0, got {value}")
+        grid = None
+        if not args.no_gt:
+            grid = sequence_grid(SequencePaths.existing(args.sequence_dir), args.grid_dims, args.voxel_size,
+                                 args.grid_origin)
+        return bag.kitti2bag(
+            args.sequence_dir,
+            args.output,
+            storage=args.storage,
+            distro=args.distro,
+            start=args.start,
+            end=args.end,
+            with_gt=not args.no_gt,
+            with_right=not args.no_right,
+            with_clock=args.with_clock,
+            grid=grid,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            warn=_warn,
+        )
+    overrides = {
+        name: value
+        for name, value in (
+            ("image", args.image_topic),
+            ("camera_info", args.camera_info_topic),
+            ("points", args.points_topic),
+            ("depth", args.depth_topic),
+        )
+        if value
+    }
+    params = {"sync.slop_s": args.slop} if args.slop is not None else {}
+    if args.input_mode:
+        params["input.mode"] = args.input_mode
+    apply_num_threads(args)
+    return bag.run(
+        args.input,
+        args.output,
+        args.checkpoint,
+        config=args.config,
+        storage=args.storage,
+        device=args.device,
+        distro=args.distro,
+        topic_overrides=overrides,
+        params_file=args.params_file,
+        params=params,
+        progress=not args.no_progress,
+        warn=_warn,
+        overwrite=args.overwrite,
+    )
 
 
 if __name__ == "__main__":

@@ -16,15 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
+from ssc_core.cli.entry import EXIT_INTERRUPTED, add_torch_options, apply_num_threads
 from ssc_core.config import load_config
-from ssc_core.errors import ConfigError, SSCError
+from ssc_core.errors import ConfigError, Interrupted, SSCError
 from ssc_core.output_paths import ensure_output_dir
 from ssc_core.types import GridSpec, Prediction
 
 DEMO_CONFIG = "sgn_demo"
 DEMO_SEQUENCE = "00"
+PICTURES = ("prediction_vs_ground_truth.png", "occupancy_grid.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or dataset.",
         epilog="examples:\n"
         "  ssc-demo --output demo_out\n"
-        "  ssc-demo --output demo_out --checkpoint demo_out/model/best.pt      # skip training\n"
-        "  ssc-demo --output real --sequence-dir /data/kitti/dataset/sequences/08 --checkpoint best.pt --config sgn_t",
+        "  ssc-demo --output demo_out --checkpoint demo_out/model/best.pt --overwrite   # again, without training\n"
+        "  ssc-demo --output real --sequence-dir /data/kitti/dataset/sequences/08 --checkpoint best.pt --config sgn_t\n"
+        "An output folder holding an earlier demo is replaced only with --overwrite; a demo that fails keeps what "
+        "it wrote (its error line says so).\n"
+        "exit codes: 0 = done, 2 = bad input (the message says what is wrong), 130 = interrupted (Ctrl-C)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--output", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
@@ -49,11 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=40, help="length of the synthetic sequence (default: 40)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (default: 0)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the config's train.epochs)")
-    parser.add_argument("--device", default="cpu", help="torch device for training and inference (default: cpu)")
-    parser.add_argument("--num-threads", type=int, default=1,
-                        help="torch CPU threads (default: 1, measured fastest for this small model on 2 busy cores)")
+    add_torch_options(parser)
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default: mcap)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier demo in --output: its bags, pictures, summary.json and (when "
+                        "training) the run in model/ (nothing else there is touched)")
     return parser
 
 
@@ -100,30 +104,68 @@ def make_sequence(args: argparse.Namespace, grid: GridSpec) -> Path:
     return paths.dir
 
 
-def train_model(args: argparse.Namespace, sequence_dir: Path) -> Path:
-    """Train the demo config on the sequence with ssc-train's code path; returns the best checkpoint."""
+def train_model(args: argparse.Namespace, sequence_dir: Path, threads: int) -> Path:
+    """Train the demo config on the sequence with ssc-train's code path on ``threads`` CPU threads; returns the
+    best checkpoint."""
     from ssc_core.cli import train
 
     work_dir = args.output / "model"
     argv = ["--config", args.config, "--data-root", str(sequence_dir.parent.parent), "--work-dir", str(work_dir),
             "--train-sequences", sequence_dir.name, "--val-sequences", sequence_dir.name, "--device", args.device,
-            "--num-threads", str(args.num_threads), "--from-scratch"] + (["--no-progress"] if args.no_progress else [])
+            "--num-threads", str(threads), "--from-scratch"] + (["--no-progress"] if args.no_progress else [])
     if args.epochs is not None:
         argv += ["--epochs", str(args.epochs)]
+    if args.overwrite:
+        argv.append("--overwrite")
     summary = train.run(train.build_parser().parse_args(argv))
     best = Path(summary["best"]) if summary and summary.get("best") else work_dir / "last.pt"
     return best
 
 
-def occupancy_picture(prediction: Prediction, class_set, path: Path) -> Path:
-    """Render the OccupancyGrid the node would publish for ``prediction`` (node defaults) as a PNG."""
+def demo_outputs(args: argparse.Namespace) -> list[Path]:
+    """Everything this demo run would write that an earlier one may have left in ``--output``: the two bags,
+    the pictures, summary.json and, when it trains, the run files in model/ (the synthetic sequence in data/ is
+    rewritten in place by ssc-make-synthetic's own rule)."""
+    from ssc_core.cli.train import WORK_DIR_FILES
+
+    out = args.output
+    paths = [out / "bags" / "input", out / "bags" / "output", *(out / name for name in PICTURES), out / "summary.json"]
+    if args.checkpoint is None:
+        paths += [out / "model" / name for name in WORK_DIR_FILES]
+    return paths
+
+
+def claim_output(args: argparse.Namespace) -> None:
+    """Refuse (ConfigError naming --overwrite) when --output holds an earlier demo; with --overwrite delete its
+    bags, pictures and summary (the training run is replaced by ssc-train --overwrite)."""
+    from ssc_ros.bag import remove_bag
+
+    earlier = [p for p in demo_outputs(args) if p.exists()]
+    if not earlier:
+        return
+    if not args.overwrite:
+        names = ", ".join(str(p.relative_to(args.output)) for p in earlier[:4])
+        raise ConfigError(f"--output {args.output} holds an earlier demo ({names}{', ...' if len(earlier) > 4 else ''})"
+                          ": pass --overwrite to replace it, or choose another --output")
+    for path in earlier:
+        if path.parent == args.output / "bags":
+            remove_bag(path)
+        elif path.is_file() and path.parent == args.output:
+            path.unlink()
+
+
+def occupancy_picture(prediction: Prediction, class_set, title: str, path: Path) -> Path:
+    """Render the OccupancyGrid the node would publish for ``prediction`` (node defaults) as a PNG: metric axes
+    in its frame (``prediction.frame_id``), the ego car, and ``title`` with a key of the shades."""
     from ssc_core.viz.bev import render_occupancy_grid
     from ssc_core.viz.compose import add_title, save_png
+    from ssc_core.viz.overlays import frame_top_down
     from ssc_ros.pipeline.outputs import OutputBuilder
 
     cells = OutputBuilder(class_set).occupancy_cells(prediction)
-    image = render_occupancy_grid(cells, scale=3, layout="xy")
-    return save_png(path, add_title(image, "occupancy grid (black occupied, white free, grey unknown)", 14))
+    image = frame_top_down(render_occupancy_grid(cells, scale=3, layout="xy"), prediction.grid, font_size=13)
+    image = add_title(image, "black occupied, white free, grey unknown", 13)
+    return save_png(path, add_title(image, f"OccupancyGrid in frame {prediction.frame_id or '?'}: {title}", 15))
 
 
 def print_metrics(scores: dict, class_set, frames: int) -> None:
@@ -146,17 +188,15 @@ def run(args: argparse.Namespace) -> dict:
     from ssc_ros import bag
     from ssc_ros.replay import KittiSequence
 
-    if args.num_threads < 1:
-        raise ConfigError(f"--num-threads must be >= 1, got {args.num_threads}")
-    torch.set_num_threads(args.num_threads)
     ensure_output_dir(args.output)
-    if (args.output / "bags").exists():
-        raise ConfigError(f"{args.output / 'bags'} exists already: choose a new --output or remove it")
+    threads = apply_num_threads(args)
     cfg = load_config(args.config)
     missing = [section for section in ("model", "data") if not isinstance(cfg.get(section), dict)]
     if missing:
         raise ConfigError(f"config {args.config!r} has no {' / '.join(s + ':' for s in missing)} section")
     grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
+    claim_output(args)
+    args.started = True  # from here on a failure leaves partial output behind (main says so)
 
     start = _step("1/5 sequence")
     if args.sequence_dir is not None:
@@ -173,7 +213,7 @@ def run(args: argparse.Namespace) -> dict:
         checkpoint = args.checkpoint
         _done(start, f"using {checkpoint}")
     else:
-        checkpoint = train_model(args, sequence_dir)
+        checkpoint = train_model(args, sequence_dir, threads)
         _done(start, f"trained {args.config}: {checkpoint}")
     predictor = Predictor.from_checkpoint(checkpoint, device=args.device, config=cfg)  # checked against --config
     grid = predictor.grid
@@ -200,10 +240,10 @@ def run(args: argparse.Namespace) -> dict:
     frame = max(scores.predictions)
     prediction = scores.predictions[frame]
     target = dataset.read_target(scores.sequence, frame)
-    comparison = save_png(args.output / "prediction_vs_ground_truth.png",
-                          side_by_side(prediction.labels, target, predictor.class_set, grid,
-                                       caption=f"sequence {scores.sequence}, frame {frame:06d}"))
-    occupancy = occupancy_picture(prediction, predictor.class_set, args.output / "occupancy_grid.png")
+    where = f"sequence {scores.sequence}, frame {frame:06d}"
+    comparison = save_png(args.output / PICTURES[0],
+                          side_by_side(prediction.labels, target, predictor.class_set, grid, caption=where))
+    occupancy = occupancy_picture(prediction, predictor.class_set, where, args.output / PICTURES[1])
     result = scores.metrics.compute()
     _done(start, "rendered")
     print_metrics(result, predictor.class_set, len(scores.predictions))
@@ -227,13 +267,20 @@ View the bag: open {output_bag.path} in Foxglove, or with ROS 2:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: 0 on success, 2 with ``error: ...`` on bad input."""
+    """Entry point: 0 on success, 2 with ``error: ...`` on bad input, 130 on Ctrl-C. When the demo fails or is
+    stopped after it began writing, the line says that its partial output is kept and how to rerun."""
     args = build_parser().parse_args(argv)
+    args.started = False
     try:
         run(args)
-    except SSCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (SSCError, Interrupted, KeyboardInterrupt) as exc:
+        kept = (f"; what the demo wrote so far is kept in {args.output}: rerun with --overwrite to replace it"
+                if args.started else "")
+        if isinstance(exc, SSCError):
+            print(f"error: {exc}{kept}", file=sys.stderr)
+            return 2
+        print(f"interrupted: stopped by Ctrl-C{kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ssc_core.cli.entry import apply_num_threads, run_and_report
+from ssc_core.cli.entry import add_torch_options, apply_num_threads, run_and_report
 from ssc_core.config import load_config
 from ssc_core.data.datasets import build_dataset
 from ssc_core.data.label_maps import ClassSet
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n"
         "  ssc-infer --config sgn_tiny --checkpoint work_dirs/sgn_tiny/best.pt --data-root /tmp/synth "
         "--sequence 00 --output /tmp/preds --render\n"
+        "Earlier predictions of the same sequences under --output are never mixed with new ones: ssc-infer "
+        "refuses, unless --overwrite deletes them first.\n"
         "exit codes: 0 = written, 2 = bad input (the message names the file or key)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,10 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--render", action="store_true",
                         help="also write a PNG per frame to <output>/render/XX/NNNNNN.png (prediction beside the "
                         "ground truth when the frame has voxel labels)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete earlier predictions (and --render PNGs) of these sequences under --output first")
     parser.add_argument("--limit", type=int, help="predict at most this many frames per sequence")
-    parser.add_argument("--num-threads", type=int,
-                        help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
+    add_torch_options(parser)
     return parser
 
 
@@ -61,6 +63,21 @@ def write_labels(output: Path, sequence: str, frame: int, labels: np.ndarray, cl
     path = prediction_path(output, sequence, frame, class_set)
     write_voxel_labels(path, train_to_raw(labels, class_set))
     return path
+
+
+def claim_prediction_folders(output: Path, folders: list[Path], overwrite: bool) -> None:
+    """Make sure predictions of two runs never mix: ``folders`` (where this run writes its predictions and
+    renders) must hold no earlier ``.label`` / ``.png`` files, else ConfigError naming --overwrite; with
+    ``overwrite`` those files are deleted."""
+    earlier = [f for folder in folders if folder.is_dir() for f in sorted(folder.iterdir())
+               if f.is_file() and f.suffix in (".label", ".png")]
+    if not earlier:
+        return
+    if not overwrite:
+        raise ConfigError(f"--output {output} already holds {len(earlier)} prediction file(s) where this run "
+                          f"writes (e.g. {earlier[0]}): pass --overwrite to replace them, or choose another --output")
+    for path in earlier:
+        path.unlink()
 
 
 def _render(dataset, sequence: str, frame: int, labels, predictor: Predictor, path: Path) -> None:
@@ -77,16 +94,19 @@ def _render(dataset, sequence: str, frame: int, labels, predictor: Predictor, pa
 
 def run(args: argparse.Namespace) -> dict:
     """Predict and write as ``args`` say. Returns a summary (frames written, seconds per frame, output)."""
-    apply_num_threads(args.num_threads)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     ensure_output_dir(args.output)
+    apply_num_threads(args)
     config = load_config(args.config) if args.config else None
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, config=config)
     if (predictor.cfg.get("data") or {}).get("dataset") == "nyu":
         return infer_nyu(args, predictor)
     dataset = build_dataset(predictor.cfg.get("data") or {}, None, args.data_root, sequences=args.sequence,
                             with_labels=False)
+    folders = [prediction_path(args.output, seq, 0, predictor.class_set).parent for seq in dataset.sequences]
+    claim_prediction_folders(args.output, folders + [args.output / "render" / seq for seq in dataset.sequences],
+                             args.overwrite)
     items = list(range(len(dataset)))
     if args.limit is not None:
         per_seq: dict[str, int] = {}
@@ -121,6 +141,8 @@ def infer_nyu(args: argparse.Namespace, predictor: Predictor) -> dict:
         dataset = build_dataset(data_cfg, args.sequence[0], args.data_root, with_labels=False)
     else:
         dataset = build_dataset(data_cfg, "test", args.data_root, sequences=args.sequence, with_labels=False)
+    claim_prediction_folders(args.output, [prediction_path(args.output, "", "0", predictor.class_set).parent],
+                             args.overwrite)
     items = list(range(len(dataset)))[: args.limit]
     seconds = 0.0
     for i in tqdm(items, desc="ssc-infer nyu", dynamic_ncols=True):

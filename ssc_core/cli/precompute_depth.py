@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ssc_core.cli.entry import apply_num_threads, run_and_report
+from ssc_core.cli.entry import add_torch_options, apply_num_threads, run_and_report
 from ssc_core.config import load_config
 from ssc_core.data.datasets import DATASETS
 from ssc_core.data.depth_sources import depth_to_points_velo, precomputed_path, write_depth_npy
@@ -70,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=".bin only: drop points with z_velo >= this (default: %(default)s, as SGN)")
     parser.add_argument("--overwrite", action="store_true", help="recompute frames whose files already exist")
     parser.add_argument("--limit", type=int, help="at most this many frames per sequence (the first ones)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, auto (default: %(default)s)")
-    parser.add_argument("--num-threads", type=int,
-                        help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
+    add_torch_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -93,7 +91,7 @@ def _options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Write the files as ``args`` say. Returns a summary (frames written and kept, seconds per frame)."""
-    apply_num_threads(args.num_threads)
+    apply_num_threads(args)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     if args.max_height <= 0:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
-from ssc_core.cli.entry import apply_num_threads, run_and_report
+from ssc_core.cli.entry import add_torch_options, apply_num_threads, run_and_report
 from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
-from ssc_core.errors import ConfigError
+from ssc_core.errors import ConfigError, Interrupted
 from ssc_core.output_paths import ensure_output_dir
 from ssc_core.training.distributed import cleanup_distributed, init_distributed
 from ssc_core.training.settings import TrainSettings
-from ssc_core.training.trainer import Trainer, seed_everything
+from ssc_core.training.trainer import RUN_FILES, Trainer, seed_everything
+
+WORK_DIR_FILES = (*RUN_FILES, "config.yaml")  # what a run writes to its work dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  ssc-train --config sgn_tiny --data-root /tmp/synth --set train.lr=0.01 --set train.epochs=30\n"
         "  ssc-train --config sgn_t --data-root /data/semantic_kitti/dataset --work-dir runs/sgn_t --resume\n"
         "  torchrun --nproc_per_node 4 -m ssc_core.cli.train --config sgn_t --data-root /data/kitti/dataset\n"
-        "exit codes: 0 = trained, 2 = bad input (the message says what is wrong)",
+        "A work dir that already holds a run is never replaced silently: continue it with --resume, or replace "
+        "it with --overwrite.\n"
+        "exit codes: 0 = trained, 2 = bad input (the message says what is wrong), 130 = interrupted (Ctrl-C; the "
+        "message names the last checkpoint)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", required=True, help="config name (e.g. sgn_tiny) or path to a YAML file")
@@ -40,12 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", type=Path, help="output folder (default: work_dirs/<config name>)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                         help="continue a run: from CHECKPOINT, or from <work-dir>/last.pt when given alone")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in a work dir that holds an earlier one, deleting its "
+                        f"{', '.join(WORK_DIR_FILES)} (other files are left alone)")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override any config key by its dotted path, value in YAML (repeatable), e.g. "
                         "--set train.lr=0.01 --set data.points.source=stereo_sgbm")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda, cuda:1, ... (default: cuda when available; torchrun picks LOCAL_RANK)")
     parser.add_argument("--train-split", default="train", help="split of data.splits to train on (default: train)")
     parser.add_argument("--val-split", default="valid", help="split to validate on (default: valid)")
     parser.add_argument("--train-sequences", nargs="+", help="explicit training sequences (replace --train-split)")
@@ -55,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from-scratch", action="store_true",
                         help="the backbone starts from random weights on purpose: no warning about a missing "
                              "model.backbone.pretrained_path")
-    parser.add_argument("--num-threads", type=int,
-                        help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
+    add_torch_options(parser)
     return parser
 
 
@@ -104,6 +110,42 @@ def backbone_warning(cfg: dict) -> str | None:
             f"/path/{example} (docs/models.md).")
 
 
+def claim_work_dir(work_dir: Path, resume: Path | None, overwrite: bool) -> None:
+    """Make sure a new run never silently replaces an earlier one in ``work_dir``: ``resume`` = its last.pt
+    continues that run; with ``overwrite`` the earlier run's files (``WORK_DIR_FILES``) are deleted; otherwise
+    (also when resuming from a checkpoint elsewhere) ConfigError naming --resume and --overwrite. Then create
+    the folder (see ``ensure_output_dir``)."""
+    continuing = resume is not None and resume.resolve() == (work_dir / "last.pt").resolve()
+    if continuing and overwrite:
+        raise ConfigError("--resume continues the run in --work-dir and --overwrite deletes it: pass one of them")
+    earlier = [name for name in WORK_DIR_FILES if (work_dir / name).exists()] if work_dir.is_dir() else []
+    if earlier and not continuing:
+        if not overwrite:
+            raise ConfigError(f"--work-dir {work_dir} already holds a run ({', '.join(earlier)}): continue it with "
+                              "--resume, replace it with --overwrite, or choose another --work-dir")
+        if resume is not None and resume.resolve().parent == work_dir.resolve():
+            raise ConfigError(f"--resume {resume} lies in the run that --overwrite would delete")
+        for name in earlier:
+            path = work_dir / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    ensure_output_dir(work_dir, "--work-dir")
+
+
+def interrupted_message(trainer: Trainer | None, work_dir: Path) -> str:
+    """The line ``ssc-train`` ends with after Ctrl-C: where the last checkpoint is and how to continue."""
+    last = work_dir / "last.pt"
+    if trainer is not None and trainer.last_saved is not None:
+        epoch, step = trainer.last_saved
+        where = (f"the last checkpoint is {last} (epoch {epoch} of {trainer.settings.epochs}, step {step}, "
+                 "written by this run)")
+    elif last.is_file():
+        where = f"the last checkpoint is {last} (written before this run)"
+    else:
+        return (f"training stopped before its first checkpoint: nothing to resume in {work_dir}; start again with "
+                "the same command plus --overwrite")
+    return f"training stopped; {where}; continue with the same command plus --resume"
+
+
 def run(args: argparse.Namespace) -> dict | None:
     """Train as ``args`` say. Returns a summary dict (work_dir, epochs, best_metric, last/best paths) on rank 0,
     None on the other ranks of a torchrun job."""
@@ -119,10 +161,11 @@ def run(args: argparse.Namespace) -> dict | None:
         if not resume.is_file():
             raise ConfigError(f"--resume: no checkpoint at {resume}")
     if os.environ.get("RANK", "0") == "0":  # rank 0 writes the work dir (torchrun sets RANK)
-        ensure_output_dir(work_dir, "--work-dir")
+        claim_work_dir(work_dir, resume, args.overwrite)
 
-    apply_num_threads(args.num_threads)
+    threads = apply_num_threads(args)
     info = init_distributed(args.device)
+    trainer = None
     try:
         seed_everything(int((cfg.get("train") or {}).get("seed", 0)))
         from ssc_core.models import build_model
@@ -149,11 +192,14 @@ def run(args: argparse.Namespace) -> dict | None:
                            if trainer.accumulate_steps > 1 else "")
             print(f"training {cfg['model']['name']} on {len(train_set)} frames"
                   f"{'' if val_set is None else f', validating on {len(val_set)}'}; "
-                  f"{trainer.steps_per_epoch} steps/epoch on {info.device} x{info.world_size}{accumulated}; "
-                  f"work dir {work_dir}", file=sys.stderr)
+                  f"{trainer.steps_per_epoch} steps/epoch on {info.device} x{info.world_size}{accumulated} "
+                  f"({threads} CPU thread{'s' if threads > 1 else ''}); work dir {work_dir}", file=sys.stderr)
         history = trainer.fit()
-        trainer.close()
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(trainer, work_dir)) from None
     finally:
+        if trainer is not None:
+            trainer.close()
         cleanup_distributed(info)
     if not info.is_main:
         return None
@@ -166,7 +212,8 @@ def run(args: argparse.Namespace) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: 0 on success, 2 with ``error: ...`` on bad input."""
+    """Entry point: 0 on success, 2 with ``error: ...`` on bad input, 130 after Ctrl-C with one line naming the
+    last checkpoint."""
     return run_and_report(build_parser(), run, argv)
 
 

@@ -116,9 +116,9 @@ class SVPN(nn.Module):
     """Sparse voxel proposal network. (P, 5) points -> (proposal logits (B, 1, X/2, Y/2, Z/2),
     guidance features (B, 8, X/2, Y/2, Z/2)).
 
-    sigmoid: 'before_dense' (the fact sheet's order: the sparse SGFE output goes through the sigmoid and is then
-    scattered, so voxels without points read 0) or 'after_dense' (an older upstream order: the logits are scattered
-    first, so voxels without points read sigmoid(0) = 0.5)."""
+    sigmoid: 'before_dense' (the official sgn_head_occ.py today: the sparse SGFE output goes through the sigmoid
+    and is then scattered, so voxels without points read 0) or 'after_dense' (an older commit of that file: the
+    logits are scattered first, so voxels without points read sigmoid(0) = 0.5; for weights trained with it)."""
 
     def __init__(self, grid: GridSpec, point_channels: int = 16, backend: str = "auto",
                  sigmoid: str = "before_dense") -> None:

@@ -39,7 +39,7 @@ class TrainSettings:
     log_interval: int = 10
     checkpoint_interval: int = 1
     seed: int = 0
-    deterministic: bool = False
+    deterministic: bool | str = "auto"
     max_iters_per_epoch: int | None = None
     best_metric: str = "miou"
     eval_ranges: list[float] = field(default_factory=list)
@@ -58,6 +58,11 @@ class TrainSettings:
         settings = cls(**section)
         settings.validate()
         return settings
+
+    def deterministic_on(self, device_type: str) -> bool:
+        """Whether to use torch's deterministic algorithms on ``device_type``: ``auto`` means on CPU only (where
+        they make multi-threaded runs reproducible at no measured cost), true/false everywhere."""
+        return self.deterministic is True or (self.deterministic == "auto" and device_type == "cpu")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first ``train.<key>`` with an unusable value."""
@@ -84,6 +89,8 @@ class TrainSettings:
                               f"{self.final_div_factor!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.deterministic not in (True, False, "auto"):
+            raise ConfigError(f"train.deterministic must be true, false or auto, got {self.deterministic!r}")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:
             raise ConfigError(f"train.max_iters_per_epoch must be >= 1 or null, got {self.max_iters_per_epoch!r}")
         if len(self.betas) != 2:

@@ -6,9 +6,15 @@ It knows nothing of any particular model: it needs ``model(batch) -> {"ssc_logit
 datasets whose samples collate (``ssc_core.data.transforms.collate``) to batches holding ``target`` (B, X, Y, Z)
 int64 train ids with 255 = ignore. Training schemes extend it through ``TrainerHook``s.
 
-Files in ``work_dir``: ``last.pt`` (full training state, rewritten every ``checkpoint_interval`` epochs),
-``best.pt`` (weights + metadata of the best validation ``best_metric``), ``history.jsonl`` (one line per epoch)
-and ``tb/`` (TensorBoard events).
+Files in ``work_dir`` (``RUN_FILES``; ``ssc-train`` adds ``config.yaml``): ``last.pt`` (full training state,
+rewritten every ``checkpoint_interval`` epochs), ``best.pt`` (weights + metadata of the best validation
+``best_metric``), ``history.jsonl`` (one line per epoch) and ``tb/`` (TensorBoard events).
+
+Reproducibility: the same seed, config, data, thread count and torch version give bit-identical weights on CPU
+(``train.deterministic: auto`` turns torch's deterministic algorithms on there: without them two threads already
+gave different weights; the data order comes from a seeded sampler, each DataLoader worker's numpy/random from a
+seeded generator); on CUDA only with ``train.deterministic: true`` and what torch documents for it
+(docs/training.md).
 
 Gradient accumulation (``train.effective_batch_size``): one optimizer step sums the gradients of
 ``accumulate_steps = effective_batch_size / (batch_size x world_size)`` micro-batches, each loss divided by that
@@ -60,11 +66,22 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+RUN_FILES = ("last.pt", "best.pt", "history.jsonl", "tb")
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy and python's random from the worker's torch seed (which the
+    loader derives from its seeded generator), so workers draw different but reproducible numbers."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def rng_state() -> dict[str, Any]:
@@ -166,7 +183,7 @@ class Trainer:
         s = self.settings
         self.accumulate_steps = accumulate_steps(s, self.dist.world_size)
         seed_everything(s.seed + self.dist.rank)
-        if s.deterministic:
+        if s.deterministic_on(self.device.type):
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
 
@@ -180,9 +197,11 @@ class Trainer:
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
         self.sampler = DistributedSampler(train_dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                           shuffle=True, seed=s.seed, drop_last=False)
+        self._loader_rng = torch.Generator()
         self.train_loader = DataLoader(train_dataset, batch_size=s.batch_size, sampler=self.sampler,
                                        num_workers=s.num_workers, collate_fn=self.collate_fn,
-                                       pin_memory=self.device.type == "cuda")
+                                       pin_memory=self.device.type == "cuda", worker_init_fn=seed_worker,
+                                       generator=self._loader_rng)
         # An optimizer step takes ``_group_size`` micro-batches: accumulate_steps of them, or all of an epoch's
         # batches when there are fewer (every rank has the same count: the DistributedSampler pads). Trailing
         # batches that do not fill a group are not used; steps_per_epoch counts optimizer steps.
@@ -219,6 +238,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.step_losses: list[dict[str, float]] = []
         self.skipped_steps = 0
+        self.last_saved: tuple[int, int] | None = None  # (epoch, step) of the newest last.pt of this process
         self._writer = None
         # True after a synchronising DDP forward was not followed by its backward (a skipped step). DDP's reducer
         # then still expects that forward's gradients, and a backward under no_sync would set off a reduction
@@ -285,6 +305,7 @@ class Trainer:
         ``accumulate_steps`` batches. Returns the mean of every loss term (and ``total``) over the epoch's steps."""
         self.model.train()
         self.sampler.set_epoch(epoch)
+        self._loader_rng.manual_seed(self.settings.seed + epoch)  # worker seeds: the same per epoch on resume
         sums: dict[str, float] = {}
         count = 0
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
@@ -498,8 +519,10 @@ class Trainer:
         state = self.training_state()  # collective in DDP: every rank must call it
         if not self.is_main:
             return None
-        return save_checkpoint(self.work_dir / "last.pt", self.core_model, self.cfg, self.class_set, self.grid,
+        path = save_checkpoint(self.work_dir / "last.pt", self.core_model, self.cfg, self.class_set, self.grid,
                                **state)
+        self.last_saved = (self.epoch, self.step)
+        return path
 
     def _maybe_save_best(self, metrics: dict[str, Any]) -> None:
         key = self.settings.best_metric

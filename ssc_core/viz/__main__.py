@@ -2,8 +2,7 @@
 
 Examples:
   python -m ssc_core.viz --sequence-dir data/sequences/08 --frame 0 --output scene.png
-  python -m ssc_core.viz --sequence-dir data/sequences/08 --frame 0 --prediction-dir out/sequences/08/predictions \
-      --output pred_vs_gt.png
+  python -m ssc_core.viz --sequence-dir data/sequences/08 --frame 0 --prediction-dir out --output pred_vs_gt.png
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from ssc_core.data.semantic_kitti import (
     read_voxel_labels,
     remap_voxel_labels,
 )
-from ssc_core.errors import SSCError
+from ssc_core.data.voxel_grid import GRID_RECORD, read_grid_record, sequence_grid
+from ssc_core.errors import ConfigError, SSCError
 from ssc_core.output_paths import ensure_output_file
 from ssc_core.types import GridSpec
 from ssc_core.viz.compose import save_png, scene_figure, side_by_side
@@ -39,10 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--prediction-dir",
         type=Path,
-        help="folder of predicted NNNNNN.label files (raw ids, as ssc-infer writes); renders prediction vs GT",
+        help="predicted NNNNNN.label files (raw ids): the --output folder of ssc-infer, or the predictions/ "
+        "folder itself; renders prediction vs ground truth",
     )
     parser.add_argument("--class-set", default="semantic_kitti", help="class set of the labels (default: %(default)s)")
-    parser.add_argument("--dims", type=int, nargs=3, default=[256, 256, 32], help="voxel grid dims X Y Z")
+    parser.add_argument("--dims", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                        help=f"voxel grid dims (default: the grid the sequence records in voxels/{GRID_RECORD}, "
+                        "else SemanticKITTI's 256 256 32)")
     parser.add_argument("--view", choices=sorted(VIEWS), default="iso", help="3D view preset (default: %(default)s)")
     parser.add_argument("--width", type=int, default=640, help="width of each 3D panel in pixels")
     parser.add_argument("--no-bev", action="store_true", help="leave out the bird's-eye views")
@@ -50,11 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prediction_file(prediction_dir: Path, paths: SequencePaths, frame: int) -> Path:
+    """The prediction of ``frame``: ``<dir>/sequences/<seq>/predictions/NNNNNN.label`` when ``prediction_dir`` is
+    an ssc-infer --output folder, else ``<dir>/NNNNNN.label``."""
+    inferred = SequencePaths.of(prediction_dir, paths.sequence).prediction(frame)
+    return inferred if (prediction_dir / "sequences").is_dir() else prediction_dir / f"{frame:06d}.label"
+
+
+def viz_grid(paths: SequencePaths, dims: list[int] | None) -> GridSpec:
+    """The grid of the sequence's voxel files (``sequence_grid``); without a record, ``--dims`` other than
+    SemanticKITTI's are taken to span its 51.2 m (the voxel size only scales the ego car and the axes)."""
+    if read_grid_record(paths) is None and dims is not None:
+        base = GridSpec.semantic_kitti()
+        size = base.voxel_size * base.dims[0] / dims[0]
+        return sequence_grid(paths, dims, size, flags=("--dims", None, None))
+    return sequence_grid(paths, dims, flags=("--dims", None, None))
+
+
 def run(args: argparse.Namespace) -> Path:
     """Render the figure the parsed ``args`` describe; returns the PNG path."""
+    if args.frame < 0:
+        raise ConfigError(f"--frame must be a frame number >= 0, got {args.frame}")
     class_set = get_class_set(args.class_set)
-    grid = GridSpec(dims=tuple(args.dims))
     paths = SequencePaths.existing(args.sequence_dir)
+    grid = viz_grid(paths, args.dims)
     ensure_output_file(args.output, "--output", suffixes=(".png",))
     invalid_path = paths.voxel(args.frame, "invalid")
     invalid = read_packed_bits(invalid_path, grid.dims) if invalid_path.is_file() else None
@@ -65,7 +87,7 @@ def run(args: argparse.Namespace) -> Path:
             gt, class_set, grid, title=args.title, view=args.view, panel_width=args.width, bev=not args.no_bev
         )
     else:
-        pred_path = args.prediction_dir / f"{args.frame:06d}.label"
+        pred_path = prediction_file(args.prediction_dir, paths, args.frame)
         pred = remap_voxel_labels(read_voxel_labels(pred_path, grid.dims), class_set, source=pred_path)
         figure = side_by_side(
             pred, gt, class_set, grid, view=args.view, panel_width=args.width, bev=not args.no_bev, caption=args.title

@@ -6,40 +6,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.errors import DataFormatError
 from ssc_core.output_paths import ensure_output_file
-from ssc_core.types import GridSpec
+from ssc_core.types import IGNORE_LABEL, GridSpec
 from ssc_core.viz.bev import render_bev
 from ssc_core.viz.colors import RGB, check_labels, classes_present
-from ssc_core.viz.voxels3d import View, render_voxels_3d
+from ssc_core.viz.fonts import font, text_size
+from ssc_core.viz.overlays import EGO_CAR, draw_car_3d, frame_top_down, velo_to_voxel_units
+from ssc_core.viz.voxels3d import View, render_voxels_3d, view_camera
 
 WHITE: RGB = (255, 255, 255)
 TEXT: RGB = (20, 20, 20)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _text_size(font: ImageFont.ImageFont, text: str) -> tuple[int, int]:
-    left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font)
-    return right - left, bottom - top
-
-
 def add_title(image: np.ndarray, title: str, font_size: int = 18, background: RGB = WHITE) -> np.ndarray:
     """(H, W, 3) uint8 image with a band of centred ``title`` text above it -> (H + band, W, 3) uint8."""
-    font = _font(font_size)
-    tw, th = _text_size(font, title)
-    band = th + font_size
+    fnt = font(font_size)
+    tw = text_size(fnt, title)[0]
+    band = text_size(fnt, "Ag(|)")[1] + font_size  # one band height per font size, so titles line up
     canvas = Image.new("RGB", (image.shape[1], image.shape[0] + band), background)
     canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (0, band))
-    ImageDraw.Draw(canvas).text(((image.shape[1] - tw) // 2, font_size // 2), title, fill=TEXT, font=font)
+    ImageDraw.Draw(canvas).text(((image.shape[1] - tw) // 2, font_size // 2), title, fill=TEXT, font=fnt)
     return np.asarray(canvas)
 
 
@@ -76,11 +66,11 @@ def render_legend(
     """A legend: a colour swatch and the class name for each train id in ``class_ids``. With ``width`` the
     entries flow left to right in rows that fit that width, else they form one column.
     Returns (H, W, 3) uint8 (a small blank strip when ``class_ids`` is empty)."""
-    font = _font(font_size)
+    fnt = font(font_size)
     swatch = font_size
     pad = font_size // 2
     entries = [(int(c), class_set.names[int(c)]) for c in class_ids]
-    cell_w = max([_text_size(font, name)[0] for _, name in entries], default=0) + swatch + 3 * pad
+    cell_w = max([text_size(fnt, name)[0] for _, name in entries], default=0) + swatch + 3 * pad
     row_h = swatch + pad
     per_row = max(1, (width - pad) // cell_w) if width else 1
     rows = max(1, -(-len(entries) // per_row))
@@ -92,18 +82,36 @@ def render_legend(
         y = pad + (n // per_row) * row_h
         colour = tuple(int(v) for v in class_set.colors_rgb[class_id])
         draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=colour, outline=(60, 60, 60))
-        draw.text((x + swatch + pad, y + swatch // 2), name, fill=TEXT, font=font, anchor="lm")
+        draw.text((x + swatch + pad, y + swatch // 2), name, fill=TEXT, font=fnt, anchor="lm")
     return np.asarray(canvas)
 
 
 def _titled_column(labels, class_set, grid, title, view, panel_width, bev) -> np.ndarray:
-    panels = [render_voxels_3d(labels, class_set, grid, view=view, width=panel_width)]
+    """3D view over the BEV of one scene; with a ``grid`` the ego car is drawn in both and the BEV gets metric
+    axes (``ssc_core.viz.overlays``)."""
+    if grid is None:
+        panels = [render_voxels_3d(labels, class_set, view=view, width=panel_width)]
+    else:
+        car = velo_to_voxel_units(EGO_CAR.corners_velo(), grid)
+        camera = view_camera(labels.shape, view, panel_width, include=car)
+        panels = [draw_car_3d(render_voxels_3d(labels, class_set, grid, camera=camera), camera, grid)]
     if bev:
         top = render_bev(labels, class_set, scale=1)
         size = max(1, int(panel_width * 0.55)), max(1, int(panel_width * 0.55 * top.shape[0] / top.shape[1]))
-        panels.append(np.asarray(Image.fromarray(top).resize(size, Image.NEAREST)))
+        top = np.asarray(Image.fromarray(top).resize(size, Image.NEAREST))
+        panels.append(top if grid is None else frame_top_down(top, grid))
     column = stack(panels, axis=0, centre=True)
     return add_title(column, title) if title else column
+
+
+def frame_scores(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> dict:
+    """The official SSC metrics (``SSCMetrics``: completion iou, miou, ...) of one frame's train-id ``pred``
+    against ``gt`` (both (X, Y, Z); voxels where ``gt`` is 255 do not count)."""
+    from ssc_core.evaluation.metrics import SSCMetrics
+
+    metrics = SSCMetrics(num_classes)
+    metrics.add(pred, gt)
+    return metrics.compute()
 
 
 def scene_figure(
@@ -128,19 +136,25 @@ def side_by_side(
     gt: np.ndarray,
     class_set: ClassSet,
     grid: GridSpec | None = None,
-    titles: tuple[str, str] = ("Prediction", "Ground truth"),
+    titles: tuple[str, str] = ("Prediction (where the ground truth is labelled)", "Ground truth"),
     view: str | View = "iso",
     panel_width: int = 640,
     bev: bool = True,
     caption: str | None = None,
 ) -> np.ndarray:
-    """Comparison figure of two (X, Y, Z) train-id scenes on the same grid: a titled 3D view of each side by
-    side, their bird's-eye views below (``bev``), a legend of every class present in either, and an optional
-    ``caption`` line on top. Returns (H, W, 3) uint8 RGB."""
+    """Comparison figure of a prediction and the ground truth ((X, Y, Z) train ids on the same ``grid``): a
+    titled 3D view of each side by side, their bird's-eye views below (``bev``), a legend of every class present
+    in either, and a caption line on top: ``caption`` (if any) and the frame's completion IoU and mIoU.
+
+    The prediction is shown only where the ground truth is labelled: voxels the ground truth ignores (255:
+    invalid or unknown) are left out of both pictures, as the metrics leave them out. With a ``grid`` the ego
+    car is marked to scale and the bird's-eye views get axes in metres. Returns (H, W, 3) uint8 RGB."""
     pred = check_labels(pred, class_set, "prediction")
     gt = check_labels(gt, class_set, "ground truth")
     if pred.shape != gt.shape:
         raise DataFormatError(f"prediction shape {pred.shape} differs from ground truth shape {gt.shape}")
+    scores = frame_scores(pred, gt, class_set.num_classes)
+    pred = np.where(gt == IGNORE_LABEL, IGNORE_LABEL, pred)
     columns = [
         _titled_column(labels, class_set, grid, title, view, panel_width, bev)
         for labels, title in zip((pred, gt), titles)
@@ -148,7 +162,8 @@ def side_by_side(
     figure = stack(columns, axis=1, gap=16)
     legend = render_legend(classes_present(pred, gt), class_set, width=figure.shape[1])
     figure = stack([figure, legend], axis=0, gap=4)
-    return add_title(figure, caption, font_size=16) if caption else figure
+    line = f"this frame: completion IoU {100 * scores['iou']:.1f} %, mIoU {100 * scores['miou']:.1f} %"
+    return add_title(figure, f"{caption}  |  {line}" if caption else line, font_size=16)
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:

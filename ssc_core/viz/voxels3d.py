@@ -78,6 +78,42 @@ def _exposed_faces(occupied: np.ndarray, direction: np.ndarray):
             yield axis, sign, np.argwhere(exposed)
 
 
+@dataclass(frozen=True)
+class Camera:
+    """Where a 3D view puts things: ``project`` (3, 3) maps a point in voxel units (grid frame, voxel (0, 0, 0)
+    spanning [0, 1)^3) to (screen x, screen y, depth); pixel = screen * ``scale`` + ``offset``; the image is
+    ``width`` x ``height`` pixels."""
+
+    project: np.ndarray
+    scale: float
+    offset: np.ndarray
+    width: int
+    height: int
+
+    def pixels(self, points_vox: np.ndarray) -> np.ndarray:
+        """(N, 3) points in voxel units -> (N, 2) float pixel coordinates (x right, y down)."""
+        return np.asarray(points_vox, dtype=np.float64) @ self.project[:, :2] * self.scale + self.offset
+
+
+def view_camera(dims: tuple[int, ...], view: str | View = "iso", width: int = 800,
+                include: np.ndarray | None = None) -> Camera:
+    """The Camera of ``render_voxels_3d`` for a grid of ``dims`` voxels: the whole grid volume (and the (N, 3)
+    voxel-unit points ``include``, e.g. the ego car's corners) fits ``width`` pixels with a small margin."""
+    if width < 16:
+        raise ConfigError(f"render width must be >= 16 pixels, got {width}")
+    direction, right, up = resolve_view(view).axes()
+    project = np.stack([right, -up, direction], axis=1)  # voxel-unit point (3,) -> (screen x, screen y, depth)
+    corners = np.stack(np.meshgrid(*[[0, d] for d in dims], indexing="ij"), -1).reshape(-1, 3)
+    if include is not None:
+        corners = np.concatenate([corners, np.asarray(include, dtype=np.float64).reshape(-1, 3)])
+    corner_screen = corners @ project[:, :2]
+    margin = max(4, width // 50)
+    lo, hi = corner_screen.min(0), corner_screen.max(0)
+    scale = (width - 2 * margin) / max(hi[0] - lo[0], 1e-9)
+    height = int(math.ceil((hi[1] - lo[1]) * scale)) + 2 * margin
+    return Camera(project, float(scale), margin - lo * scale, width, height)
+
+
 def render_voxels_3d(
     labels: np.ndarray,
     class_set: ClassSet,
@@ -86,29 +122,23 @@ def render_voxels_3d(
     width: int = 800,
     background: RGB = (255, 255, 255),
     edges: bool = True,
+    camera: Camera | None = None,
 ) -> np.ndarray:
     """Render a semantic voxel scene in 3D (``edges``: darken voxel outlines when voxels are >= 3 px).
 
     labels: (X, Y, Z) integer train ids on ``grid`` ([x][y][z], LiDAR frame; 0 empty and 255 ignore are not
     drawn); class_set gives the colours; view: preset name or View; width: image width in pixels (the height
     follows from the view so that the whole grid volume fits; two scenes on the same grid and view line up
-    pixel for pixel). Returns (H, width, 3) uint8 RGB.
+    pixel for pixel); camera: a ``view_camera`` to use instead of view and width (e.g. one that also fits the
+    ego car). Returns (H, width, 3) uint8 RGB.
     """
     labels = check_labels(labels, class_set)
     if grid is not None and tuple(labels.shape) != tuple(grid.dims):
         raise DataFormatError(f"labels shape {labels.shape} does not match grid dims {grid.dims}")
-    if width < 16:
-        raise ConfigError(f"render width must be >= 16 pixels, got {width}")
-    direction, right, up = resolve_view(view).axes()
-    project = np.stack([right, -up, direction], axis=1)  # voxel-unit point (3,) -> (screen x, screen y, depth)
-
+    camera = camera or view_camera(labels.shape, view, width)
+    project, scale, offset, width, height = camera.project, camera.scale, camera.offset, camera.width, camera.height
     corners = np.stack(np.meshgrid(*[[0, d] for d in labels.shape], indexing="ij"), -1).reshape(-1, 3)
-    corner_screen = corners @ project[:, :2]
-    margin = max(4, width // 50)
-    lo, hi = corner_screen.min(0), corner_screen.max(0)
-    scale = (width - 2 * margin) / max(hi[0] - lo[0], 1e-9)
-    height = int(math.ceil((hi[1] - lo[1]) * scale)) + 2 * margin
-    offset = margin - lo * scale
+    direction = project[:, 2]
 
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = np.asarray(background, dtype=np.uint8)

@@ -20,10 +20,10 @@ BAG_VERSION = 8  # rosbag2 metadata version 8: QoS as a YAML string, as Humble w
 
 
 # ------------------------------------------------------------------------------------------------- paths
-def output_bag_dir(path: str | Path, storage: str | None = None) -> tuple[Path, str]:
+def bag_location(path: str | Path, storage: str | None = None) -> tuple[Path, str]:
     """Where a bag named ``path`` goes and in which storage: ``x.mcap`` -> (folder ``x``, 'mcap'), ``x.db3`` ->
     (``x``, 'sqlite3'), ``x`` -> (``x``, storage or 'mcap'). ConfigError when the suffix contradicts
-    ``storage``; DataFormatError when the folder already exists (rosbag2 never overwrites)."""
+    ``storage``."""
     path = Path(path)
     by_suffix = {suffix: name for name, suffix in STORAGE_SUFFIXES.items()}
     if storage is not None and storage not in STORAGE_SUFFIXES:
@@ -32,10 +32,37 @@ def output_bag_dir(path: str | Path, storage: str | None = None) -> tuple[Path, 
         if storage is not None and by_suffix[path.suffix] != storage:
             raise ConfigError(f"output {path} has suffix {path.suffix} but storage {storage!r} was asked for")
         storage, path = by_suffix[path.suffix], path.with_suffix("")
-    storage = storage or "mcap"
-    if path.exists():
-        raise DataFormatError(f"output bag {path} already exists; remove it or choose another --output")
+    return path, storage or "mcap"
+
+
+def output_bag_dir(path: str | Path, storage: str | None = None, overwrite: bool = False) -> tuple[Path, str]:
+    """``bag_location`` of a bag to create. When the folder exists already: DataFormatError naming --overwrite
+    (rosbag2 never overwrites), or with ``overwrite`` the old bag is deleted (``remove_bag``)."""
+    path, storage = bag_location(path, storage)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise DataFormatError(f"output bag {path} already exists: choose another --output, or pass --overwrite "
+                                  "to replace it")
+        remove_bag(path)
     return path, storage
+
+
+BAG_FILE_SUFFIXES = (".mcap", ".db3", ".db3-shm", ".db3-wal", ".db3-journal")
+
+
+def remove_bag(path: Path) -> None:
+    """Delete the bag folder ``path``: only when it holds nothing but a bag's own files (metadata.yaml and
+    storage files), so a mistyped --output never deletes anything else. ConfigError otherwise."""
+    if path.is_symlink() or not path.is_dir():
+        raise ConfigError(f"output bag {path} exists and is not a bag folder; not replacing it")
+    foreign = [p.name for p in path.iterdir()
+               if not (p.is_file() and (p.name == "metadata.yaml" or p.name.endswith(BAG_FILE_SUFFIXES)))]
+    if foreign:
+        raise ConfigError(f"output bag {path} holds {', '.join(sorted(foreign)[:3])}, which no bag holds; not "
+                          "replacing it")
+    for file in path.iterdir():
+        file.unlink()
+    path.rmdir()
 
 
 def input_bag_dir(path: str | Path) -> Path:
@@ -102,15 +129,16 @@ DEBUG_QOS = QosSpec("reliable", "volatile", 1)  # ssc_node's processing_time_ms
 class BagWriter:
     """Writes messages to a new ROS 2 bag; topics (connections) are added on first use.
 
-    path/storage: see ``output_bag_dir``; typestore: the rosbags typestore the messages were built from (their
-    definitions go into the bag). Use as a context manager: the bag is closed (metadata written) on exit, also
+    path/storage/overwrite: see ``output_bag_dir``; typestore: the rosbags typestore the messages were built from
+    (their definitions go into the bag). Use as a context manager: the bag is closed (metadata written) on exit, also
     when an exception is raised, so everything written so far stays readable.
     """
 
-    def __init__(self, path: str | Path, typestore: Any, storage: str | None = None, version: int = BAG_VERSION):
+    def __init__(self, path: str | Path, typestore: Any, storage: str | None = None, version: int = BAG_VERSION,
+                 overwrite: bool = False):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        self.path, self.storage = output_bag_dir(path, storage)
+        self.path, self.storage = output_bag_dir(path, storage, overwrite)
         self.typestore = typestore
         plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
         ensure_output_dir(self.path.parent, f"output bag {self.path}: parent folder")
@@ -125,12 +153,20 @@ class BagWriter:
         return self.path / f"{self.path.name}{STORAGE_SUFFIXES[self.storage]}"
 
     def __enter__(self) -> BagWriter:
-        self._writer.open()
+        try:
+            self._writer.open()
+        except OSError as exc:
+            raise ConfigError(f"output bag {self.path}: cannot create it ({exc.strerror or exc})") from None
         self._open = True
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        """Close the bag; when an exception ends the writing, it gets ``partial_bag`` (this bag's folder), so
+        whoever reports the error can say that a partial, readable bag was left."""
+        was_open = self._open
         self.close()
+        if exc is not None and was_open:
+            exc.partial_bag = self.path
 
     def close(self) -> None:
         """Finish the bag (idempotent)."""

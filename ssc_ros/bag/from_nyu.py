@@ -14,16 +14,17 @@ from ssc_ros.replay_nyu import NYUReplayNames, nyu_gt_markers, nyu_records, nyu_
 
 
 def nyu2bag(root: str | Path, output: str | Path, split: str = "test", storage: str | None = None,
-            distro: str = "humble", period_s: float = 1.0, with_gt: bool = True, progress: bool = True
-            ) -> BagSummary:
+            distro: str = "humble", period_s: float = 1.0, with_gt: bool = True, progress: bool = True,
+            overwrite: bool = False) -> BagSummary:
     """Write every frame of ``split`` (one room each, ``period_s`` apart) as /tf, image, depth (32FC1),
-    camera_info and, ``with_gt``, the ground-truth MarkerArray (latched). Returns a BagSummary."""
+    camera_info and, ``with_gt``, the ground-truth MarkerArray (latched); ``overwrite`` replaces an existing bag
+    at ``output``. Returns a BagSummary."""
     ns = rosbags_namespace(distro)
     names = NYUReplayNames()
     records = nyu_records(root, split, period_s)
     markers = nyu_gt_markers() if with_gt else None
     qos = {names.tf: TF_QOS, names.gt_voxels: LATCHED_QOS}
-    with BagWriter(output, ns.typestore, storage) as writer:
+    with BagWriter(output, ns.typestore, storage, overwrite=overwrite) as writer:
         for frame_id, stamp in tqdm(records, desc="nyu2bag", unit="frame", disable=not progress):
             record = read_nyu_record(root, frame_id, split, stamp)
             for topic, type_name, msg in nyu_replay_messages(record, ns, names, markers):

@@ -17,7 +17,15 @@ from typing import Any
 from tqdm import tqdm
 
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_ros.bag.files import DEBUG_QOS, LATCHED_QOS, BagReader, BagSummary, BagWriter
+from ssc_ros.bag.files import (
+    DEBUG_QOS,
+    LATCHED_QOS,
+    BagReader,
+    BagSummary,
+    BagWriter,
+    bag_location,
+    input_bag_dir,
+)
 from ssc_ros.bag.tf_history import TransformHistory
 from ssc_ros.messages import make_float64, rosbags_namespace, stamp_to_ns
 from ssc_ros.pipeline.health import DropCounter
@@ -249,6 +257,7 @@ def run(
     warn: Callable[[str], None] = print,
     predictor: Any = None,
     on_prediction: Callable[[Any], None] | None = None,
+    overwrite: bool = False,
     topic_overrides: dict[str, str] | None = None,
 ) -> BagSummary:
     """Run the SSC pipeline over a bag: copy every input message to ``output`` and add ssc_node's outputs
@@ -258,9 +267,13 @@ def run(
     DataFormatError when the bag lacks a topic the model needs or /tf_static, or already holds output topics.
     ``on_prediction(prediction)`` is called with every Prediction (in the LiDAR frame of its input) after its
     outputs are written, e.g. to score or render it without running the model again. ``topic_overrides``: input
-    topics by RunTopics field over the mode's defaults (when ``topics`` is None).
-    Returns a BagSummary (``extra``: sets received, drops by reason)."""
+    topics by RunTopics field over the mode's defaults (when ``topics`` is None). ``overwrite``: replace an
+    existing bag at ``output`` (never the input bag: ConfigError). Returns a BagSummary (``extra``: sets
+    received, drops by reason)."""
     values = node_parameters(params_file, params)
+    out_dir = bag_location(output, storage)[0]
+    if out_dir.exists() and out_dir.resolve() == input_bag_dir(input_bag).resolve():
+        raise ConfigError(f"--output {output} is the input bag; choose another --output")
     if predictor is None:
         from ssc_ros.pipeline.predictor_setup import build_predictor
 
@@ -281,7 +294,7 @@ def run(
         clash = [topic for topic in outputs if topic in info]
         if clash:
             raise DataFormatError(f"bag {reader.path}: already holds output topic(s) {clash}; run on the input bag")
-        with BagWriter(output, ns.typestore, storage) as writer:
+        with BagWriter(output, ns.typestore, storage, overwrite=overwrite) as writer:
             bar = tqdm(total=sum(i.count for i in info.values()), desc="ssc-bag run", unit="msg", disable=not progress)
 
             def write_results(results: list) -> None:

@@ -26,6 +26,7 @@ from ssc_core.data.synthetic.options import SyntheticOptions, resolve_calib
 from ssc_core.data.synthetic.trajectory import EgoPath, synthetic_path, trajectory_path
 from ssc_core.data.synthetic.voxels import VoxelLabels, make_voxel_labels
 from ssc_core.data.synthetic.world import World, build_world
+from ssc_core.data.voxel_grid import write_grid_record
 from ssc_core.errors import ConfigError
 from ssc_core.geometry.poses import invert_transform
 from ssc_core.types import Calib
@@ -81,16 +82,22 @@ class SyntheticScene:
         """Frames that get voxel files: every ``label_stride``-th from 0."""
         return list(range(0, self.frames, self.options.label_stride))
 
+    def scans_needed(self) -> int:
+        """How many scans a sequence simulates: its frames and the scans the last label aggregates (at most
+        ``n_scans``)."""
+        last_label = max((min(f + self.options.label_scans, self.n_scans - 1) for f in self.labelled_frames()),
+                         default=0)
+        return max(self.frames, last_label + 1)
+
     def drive(self, desc: str = "synthetic", progress: bool = False
               ) -> Iterator[tuple[int, Scan, list[int], dict[int, Scan]]]:
         """Simulate the scans in order (with a progress bar). Yields (index, scan, ready, scans): ``ready``
         lists the labelled frames whose aggregation window is complete after this scan, ``scans`` holds every
-        scan those windows need. Stops after the last frame once no label is pending; old scans are dropped."""
+        scan those windows need. Simulates ``scans_needed()`` scans (the bar ends at 100 %); old scans are
+        dropped."""
         pending = self.labelled_frames()
         scans: dict[int, Scan] = {}
-        for i in tqdm(range(self.n_scans), desc=desc, unit="scan", disable=not progress):
-            if not pending and i >= self.frames:
-                break
+        for i in tqdm(range(self.scans_needed()), desc=desc, unit="scan", disable=not progress):
             scans[i] = self.scan(i)
             ready = []
             while pending and (pending[0] + self.options.label_scans <= i or i == self.n_scans - 1):
@@ -160,7 +167,8 @@ def remove_stale_files(paths: SequencePaths, frames: int, labelled: list[int], o
 def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int = 20, seed: int = 0,
                       options: SyntheticOptions | None = None, progress: bool = False) -> SequencePaths:
     """Write a synthetic SemanticKITTI sequence to ``output_root/sequences/<sequence>``: velodyne/, labels/,
-    image_2/, image_3/, voxels/ (every ``label_stride``-th frame), calib.txt, poses.txt, times.txt.
+    image_2/, image_3/, voxels/ (every ``label_stride``-th frame, and ``voxels/grid.yaml`` recording their grid),
+    calib.txt, poses.txt, times.txt.
     Same seed and options give identical bytes. Numbered files of an earlier, longer run in those folders
     are removed; a non-empty sequence folder that an earlier synthetic run did not write (a real sequence) is
     never touched: ConfigError. Returns the sequence's ``SequencePaths``."""
@@ -172,6 +180,7 @@ def generate_sequence(output_root: str | Path, sequence: str = "08", frames: int
     write_calib(paths.calib, scene.calib)
     write_poses(paths.poses, scene.poses_cam0())
     write_times(paths.times, np.arange(frames) / FRAME_RATE_HZ)
+    write_grid_record(paths, options.grid)
     for i, scan, ready, scans in scene.drive(f"synthetic seq {paths.sequence}", progress):
         if i < frames:
             write_points(paths.velodyne(i), scan.points_velo)
