@@ -29,6 +29,7 @@ from rclpy.time import Time
 from tf2_ros import Buffer, TransformException, TransformListener
 
 from ssc_core.errors import SSCError
+from ssc_core.runtime import set_num_threads
 from ssc_ros.messages import (
     make_diagnostic_array,
     make_float64,
@@ -59,6 +60,8 @@ class SSCNode(Node):
         self.ns = rclpy_namespace()
         self.drops = DropCounter()
         self.warn = RateLimitedLogger(self.get_logger().warning, self.p["log.period_s"])
+        threads, why = set_num_threads(self.p["model.num_threads"] or None)
+        self.get_logger().info(f"torch CPU threads: {threads} ({why})")
         if predictor is None:
             predictor = build_predictor(self.p["model.checkpoint"], self.p["model.config"], self.p["model.device"],
                                         self.p["model.precision"])

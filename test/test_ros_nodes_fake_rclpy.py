@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from points_model import LIDAR_POINTS_MODEL_NAME, POINTS_MODEL_NAME, LidarPointsModel, PointsModel
 from ros_standins import message_filters as standin_message_filters
@@ -763,6 +764,22 @@ def test_ssc_node_refuses_an_override_of_another_type_and_an_unknown_input_qos(f
     with pytest.raises(SSCError, match="input.qos"):
         fake_ros.ssc_node.SSCNode(parameter_overrides=[Parameter(k, value=v) for k, v in
                                                        {**base, "input.qos": "fast"}.items()])
+
+
+def test_ssc_node_sets_torch_threads_from_model_num_threads_and_refuses_a_negative_count(fake_ros, checkpoint):
+    base = {"model.checkpoint": str(checkpoint), "model.device": "cpu"}
+    before = torch.get_num_threads()
+    try:
+        wanted = 1 if before != 1 else 2
+        node = fake_ros.ssc_node.SSCNode(parameter_overrides=[Parameter(k, value=v) for k, v in
+                                                              {**base, "model.num_threads": wanted}.items()])
+        node.destroy_node()
+        assert torch.get_num_threads() == wanted
+        with pytest.raises(SSCError, match="num-threads must be >= 1"):
+            fake_ros.ssc_node.SSCNode(parameter_overrides=[Parameter(k, value=v) for k, v in
+                                                           {**base, "model.num_threads": -1}.items()])
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_ssc_node_main_spins_until_interrupted_and_reports_a_missing_checkpoint(fake_ros, checkpoint, capsys):

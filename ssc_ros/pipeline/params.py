@@ -30,6 +30,8 @@ SSC_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "sections. Empty: the config stored in the checkpoint."),
     ParamSpec("model.device", "auto", "Torch device: auto, cpu, cuda, cuda:1, ..."),
     ParamSpec("model.precision", "fp32", "fp32, fp16 or bf16 (autocast; fp16/bf16 only on CUDA)."),
+    ParamSpec("model.num_threads", 0, "Torch CPU threads for inference; 0: the CLIs' rule (OMP_NUM_THREADS, else "
+              "the cores the load average leaves idle)."),
     ParamSpec("topics.image", "image", "Left colour image (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8); "
               "subscribed only for camera models."),
     ParamSpec("topics.camera_info", "camera_info", "CameraInfo of the left image (P is used as KITTI's P2); "
