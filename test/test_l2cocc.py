@@ -9,6 +9,7 @@ import torch
 from l2cocc_scenes import GRID, IMAGE_HW, depth_image, make_batch, scene, small_config
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
+from ssc_core.config import load_config
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.evaluation.metrics import SSCMetrics
 from ssc_core.models import build_model, list_models
@@ -54,6 +55,18 @@ def test_shapes_distillation_outputs_losses_and_gradients(name, one_thread):
         assert out["depth_prob"].shape == (2, 28, 8, 24)
         assert torch.allclose(out["depth_prob"].sum(1), torch.ones(2, 8, 24), atol=1e-4)
         assert 0 < out["proposals"].sum() < out["proposals"].numel() // 4
+
+
+@pytest.mark.parametrize("name,millions,classes", [
+    ("l2cocc_l", 36.186, 20), ("l2cocc_c", 118.959, 20), ("l2cocc_d", 118.959, 20),
+    ("l2cocc_l_kitti360", 36.186, 19), ("l2cocc_c_kitti360", 118.959, 19), ("l2cocc_d_kitti360", 118.959, 19),
+    ("l2cocc_l_tiny", 0.726, 20), ("l2cocc_c_tiny", 5.606, 20), ("l2cocc_d_tiny", 5.606, 20)])
+def test_every_shipped_config_builds_with_the_parameter_count_docs_models_gives(name, millions, classes):
+    """The counts of docs/models.md (L2COcc, "Configs"): every parameter, built on the meta device."""
+    with torch.device("meta"):
+        model = build_model(load_config(name))
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(millions, abs=5e-4)
+    assert model.num_classes == classes
 
 
 def test_student_is_the_camera_network_with_the_student_loss_weights():
