@@ -18,9 +18,9 @@ with a depth loss get a sparse ``lidar_depth`` from it.
 
 Distilled students (``DISTILL_TEACHERS``, e.g. l2cocc_d <- l2cocc_l): their training step also runs the frozen
 teacher (random weights, built from the teacher's config) and the KD terms of the student's ``distill:`` section,
-as ``ssc-train`` does through the distillation hook. After the table, ``--ratios`` prints each row's latency and
-tensor peak divided by the same-mode, same-device, same-dtype rows of the reference configs (default sgn_t and
-htcl) measured in the same run.
+as ``ssc-train`` does through the distillation hook. After the table, ``--ratios`` prints each row's time per run
+(CPU: process CPU seconds; CUDA: wall seconds) and tensor peak divided by the same-mode, same-device, same-dtype
+rows of the reference configs (default sgn_t and htcl) measured in the same run.
 
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
@@ -424,7 +424,7 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
         batch = move_to(batch_cpu, device)
-        if args.seed_fraction is not None:
+        if args.seed_fraction is not None and hasattr(model, "svpn"):  # models without SGN's seeds: no-op
             fit_seed_threshold(model, batch, args.seed_fraction, train, dtype)
         model.train(train)
         optimizer = None
@@ -611,11 +611,16 @@ def target_lines(results: list[Result]) -> list[str]:
 
 
 def ratio_lines(results: list[Result], references: list[str]) -> list[str]:
-    """For every row of a config that is not a reference: its median latency and its tensor peak (else its peak
+    """For every row of a config that is not a reference: its time per run and its tensor peak (else its peak
     memory) divided by those of each reference config's row of the same device, dtype and mode, e.g.
-    ``l2cocc_d cpu fp32 forward: latency 0.42x sgn_t, 0.61x htcl; tensor peak 1.3x sgn_t, 0.50x htcl``."""
+    ``l2cocc_d cpu fp32 forward: CPU s 0.42x sgn_t, 0.61x htcl; tensor peak 1.3x sgn_t, 0.50x htcl``. CPU rows
+    compare the median process CPU seconds (what a shared, loaded machine does not inflate), CUDA rows the median
+    wall seconds."""
     def key(r: Result) -> tuple[str, str, str]:
         return r.device, r.dtype, r.mode
+
+    def seconds(r: Result) -> float:
+        return statistics.median(r.cpu_s if r.device == "cpu" and r.cpu_s else r.times_s)
 
     def memory(r: Result) -> tuple[int | None, str]:
         return (r.tensor_peak_bytes, "tensor peak") if r.tensor_peak_bytes else (r.peak_bytes, "peak mem")
@@ -628,11 +633,11 @@ def ratio_lines(results: list[Result], references: list[str]) -> list[str]:
         refs = [r for ref in references for r in good if r.config == ref and key(r) == key(row)]
         if not refs:
             continue
-        latency = ", ".join(f"{statistics.median(row.times_s) / statistics.median(r.times_s):.2f}x {r.config}"
-                            for r in refs)
-        mem, what = memory(row)
+        what = "CPU s" if row.device == "cpu" and row.cpu_s else "latency"
+        latency = ", ".join(f"{seconds(row) / seconds(r):.2f}x {r.config}" for r in refs)
+        mem, mem_what = memory(row)
         mems = ", ".join(f"{mem / memory(r)[0]:.2f}x {r.config}" for r in refs if mem and memory(r)[0])
-        lines.append(f"{row.config} {' '.join(key(row))}: latency {latency}; {what} {mems or '—'}")
+        lines.append(f"{row.config} {' '.join(key(row))}: {what} {latency}; {mem_what} {mems or '—'}")
     return lines
 
 
@@ -709,7 +714,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "5-frame window, as docs/models.md measured)")
     parser.add_argument("--seed-fraction", type=float, default=None,
                         help="fraction (0, 1] of 1:2 voxels made seeds via model.seed_threshold (default: the "
-                             "random-weight model's own proposals; 1 = every voxel, the worst case)")
+                             "random-weight model's own proposals; 1 = every voxel, the worst case); models "
+                             "without SGN's seeds ignore it")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"torch.set_num_threads (default: all {os.cpu_count()} cores)")
     parser.add_argument("--flops", action="store_true",
