@@ -8,8 +8,8 @@ import pytest
 import torch
 from l2cocc_scenes import GRID, IMAGE_HW, depth_image, make_batch, scene, small_config
 
-from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.config import load_config
+from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.evaluation.metrics import SSCMetrics
 from ssc_core.models import build_model, list_models
