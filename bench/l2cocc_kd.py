@@ -112,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              *("| " + " | ".join(row(run, args.work_dir / run, seconds[run])) + " |" for run in runs)]
     vals = {run: history(args.work_dir / run)[-1].get("val") or {} for run in runs}
-    for run, other in (("student_kd", "camera"), ("student_kd", "student")):
-        if run in vals and other in vals and "miou" in vals[run] and "miou" in vals[other]:
-            lines.append(f"\n{run} minus {other}: IoU {100 * (vals[run]['iou'] - vals[other]['iou']):+.1f}, "
-                         f"mIoU {100 * (vals[run]['miou'] - vals[other]['miou']):+.1f} points")
+    pairs = [(run, other) for run, other in (("student_kd", "camera"), ("student_kd", "student"))
+             if "miou" in vals.get(run, {}) and "miou" in vals.get(other, {})]
+    lines += [""] if pairs else []
+    lines += [f"{run} minus {other}: IoU {100 * (vals[run]['iou'] - vals[other]['iou']):+.1f}, "
+              f"mIoU {100 * (vals[run]['miou'] - vals[other]['miou']):+.1f} points" for run, other in pairs]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
