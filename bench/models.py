@@ -3,6 +3,7 @@
     python bench/models.py                                   # sgn_t sgn_l sgn_s sgn_tiny, CPU fp32 + bf16
     python bench/models.py --configs sgn_tiny sgn_l --repeats 3 --warmup 1 --train --markdown /tmp/bench.md
     python bench/models.py --device cuda --seed-fraction 0.1
+    python bench/models.py --configs htcl_tiny htcl --dtypes fp32 bf16 --train --live-tensors --threads 1
     python bench/models.py --configs --depth sgbm msnet2d msnet3d --dtypes fp32 --live-tensors   # depth sources
 
 For each config (a name in config/models/ or a path) the model is built with ``build_model(cfg)`` (random
@@ -11,10 +12,13 @@ uint8 images, LiDAR-like random points inside the grid volume, the real KITTI se
 ``ssc_core.data.synthetic.default_calib``, plausible forward motion between frames) goes through
 ``window_to_sample`` and ``collate``. Grid = ``data.grid``, images = ``data.image_crop``, frames = current +
 ``data.history_offsets``. The point source is forced to ``lidar`` (the synthetic points stand in for SGN-T/S/L's
-stereo pseudo-points; stereo matching is not timed). Models that read a stereo depth map (L2COcc-C/-D,
-``data.stereo_depth``) get the frame's own ``depth``, a plausible dense one (``plausible_depth``: the road plane
-below the horizon, a wall 40 m ahead above it), instead of running the stereo matcher; training rows of models
-with a depth loss get a sparse ``lidar_depth`` from it.
+stereo pseudo-points; stereo matching is not timed). With ``data.use_right_image`` the frames carry a right image
+too; with ``data.image_preprocess: resize_bottom_crop`` (HTCL, L2COcc-C/-D) a KITTI-width crop gets raw KITTI-size
+images, so the resize is part of the data path as in training; training rows add ``lidar_depth`` /
+``labelled_points`` (from the current frame's synthetic points, random labels) when the config asks for them.
+Models that read a stereo depth map (L2COcc-C/-D, ``data.stereo_depth``) get the frame's own ``depth``, a plausible
+dense one (``plausible_depth``: the road plane below the horizon, a wall 40 m ahead above it), instead of running
+the stereo matcher.
 
 Distilled students (``DISTILL_TEACHERS``, e.g. l2cocc_d <- l2cocc_l): their training step also runs the frozen
 teacher (random weights, built from the teacher's config) and the KD terms of the student's ``distill:`` section,
@@ -25,11 +29,12 @@ rows of the reference configs (default sgn_t and htcl) measured in the same run.
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
 ``test/test_sgn.py::test_full_size_parameter_count_matches_official_readme`` checks; no shared helper exists) and
-the trained subset; wall-clock latency (median and minimum of ``--repeats`` runs after ``--warmup`` runs; CUDA is
-synchronised around each run); CPU seconds per run (process time, all threads, CPU only); peak memory: CPU =
-peak resident set size of the process over warm-up + timed runs (``VmHWM`` after resetting it through
-``/proc/self/clear_refs``; without that, ``ru_maxrss``, which cannot be reset and is marked ``*``) and its
-increase over the resident size just before (model and inputs already resident); CUDA =
+the trained subset; ``analytic M``, a count written from the original's layer list where one exists
+(bench/htcl_params.py for HTCL; "—" otherwise); wall-clock latency (median and minimum of ``--repeats`` runs
+after ``--warmup`` runs; CUDA is synchronised around each run); CPU seconds per run (process time, all threads,
+CPU only); peak memory: CPU = peak resident set size of the process over warm-up + timed runs (``VmHWM`` after
+resetting it through ``/proc/self/clear_refs``; without that, ``ru_maxrss``, which cannot be reset and is marked
+``*``) and its increase over the resident size just before (model and inputs already resident); CUDA =
 ``torch.cuda.max_memory_allocated`` (absolute, includes weights and inputs) and its increase over
 ``memory_allocated`` before; frames/s = 1 / median; with ``--flops`` the GFLOP of one run
 (``torch.utils.flop_counter``); with ``--live-tensors`` the peak of live tensor bytes over one run
@@ -78,11 +83,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.htcl_params import htcl_analytic_parameters  # noqa: E402
 from ssc_core.config import config_dirs, load_config, resolve_config_path  # noqa: E402
 from ssc_core.data.downsample import downsample_labels  # noqa: E402
+from ssc_core.data.lidar_targets import labelled_points, lidar_depth_map  # noqa: E402
 from ssc_core.data.stereo_depth import stereo_depth_source  # noqa: E402
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
-from ssc_core.data.transforms import collate, image_crop_hw, uses_left_image, window_to_sample  # noqa: E402
+from ssc_core.data.transforms import (  # noqa: E402
+    collate,
+    image_crop_hw,
+    image_preprocess_mode,
+    uses_left_image,
+    window_to_sample,
+)
 from ssc_core.errors import ConfigError  # noqa: E402
 from ssc_core.models import build_model  # noqa: E402
 from ssc_core.types import Calib, Frame, FrameWindow, GridSpec  # noqa: E402
@@ -126,16 +139,19 @@ def lidar_like_points(grid: GridSpec, count: int, rng: np.random.Generator) -> n
     return np.hstack([xyz, intensity]).astype(np.float32)
 
 
-def benchmark_calib(crop_hw: tuple[int, int]) -> tuple[Calib, tuple[int, int]]:
+def benchmark_calib(crop_hw: tuple[int, int], preprocess: str = "top_left_crop") -> tuple[Calib, tuple[int, int]]:
     """The calibration and raw image size (H, W) of the synthetic frames for a crop of ``crop_hw``.
 
-    A crop that fits a KITTI image of at least 90 % of its width (SemanticKITTI's 370 x 1220) gets the raw seq-08
-    image size and calibration, so ``window_to_sample`` really crops; any other size (the small synthetic world's
+    A crop that fits a KITTI image of at least 90 % of its width (SemanticKITTI's 370 x 1220), or a KITTI-width
+    crop resized from the raw image (HTCL's ``resize_bottom_crop`` to 384 x 1280), gets the raw seq-08 image size
+    and calibration, so ``window_to_sample`` really crops (and resizes); any other size (the small synthetic world's
     96 x 320, KITTI-360's 376 x 1408) gets images of exactly the crop and the calibration scaled to it, as the
     synthetic generator does."""
     kitti_w, kitti_h = SEQ08_IMAGE_SIZE
     crop_h, crop_w = crop_hw
-    if crop_h <= kitti_h and 0.9 * kitti_w <= crop_w <= kitti_w:
+    fits = crop_h <= kitti_h and 0.9 * kitti_w <= crop_w <= kitti_w
+    resized = preprocess == "resize_bottom_crop" and 0.9 * kitti_w <= crop_w <= 1.1 * kitti_w
+    if fits or resized:
         return default_calib(), (kitti_h, kitti_w)
     return scale_calib(default_calib(), SEQ08_IMAGE_SIZE, (crop_w, crop_h)), (crop_h, crop_w)
 
@@ -157,21 +173,26 @@ def plausible_depth(calib: Calib, image_hw: tuple[int, int], wall_m: float = 40.
 
 def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
     """A FrameWindow for ``cfg``: current frame plus ``data.history_offsets`` frames (oldest first), random
-    images, LiDAR-like points in each frame's own LiDAR frame, and T_cur_hist of straight forward motion."""
+    images (a right one too with ``data.use_right_image``), LiDAR-like points in each frame's own LiDAR frame, and
+    T_cur_hist of straight forward motion."""
     data = cfg["data"]
     rng = np.random.default_rng(seed)
     grid = GridSpec.from_dict(data.get("grid") or {})
     crop = image_crop_hw(data) or (SEQ08_IMAGE_SIZE[1], SEQ08_IMAGE_SIZE[0])
-    calib, (img_h, img_w) = benchmark_calib(crop)
+    calib, (img_h, img_w) = benchmark_calib(crop, image_preprocess_mode(data))
     current_index = 100
     offsets = sorted(int(o) for o in data.get("history_offsets") or [])
+    stereo = bool(data.get("use_right_image"))
+
+    def image() -> np.ndarray:
+        return rng.integers(0, 256, (img_h, img_w, 3), dtype=np.uint8)
 
     depth = plausible_depth(calib, (img_h, img_w))
 
     def frame(index: int) -> Frame:
-        return Frame(stamp_ns=index * 100_000_000, image_left=rng.integers(0, 256, (img_h, img_w, 3), dtype=np.uint8),
-                     calib=calib, points_velo=lidar_like_points(grid, points_per_frame, rng), index=index,
-                     depth=depth)
+        return Frame(stamp_ns=index * 100_000_000, image_left=image(), calib=calib,
+                     image_right=image() if stereo else None,
+                     points_velo=lidar_like_points(grid, points_per_frame, rng), index=index, depth=depth)
 
     history, transforms = [], []
     for offset in offsets:
@@ -185,8 +206,10 @@ def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
 def make_batch(cfg: dict, points_per_frame: int, with_targets: bool, seed: int = 0) -> dict:
     """One collated batch (B = 1) through ``window_to_sample`` + ``collate``; with ``with_targets``, random
     ``target`` (70 % empty, 5 % ignore, the rest classes 1..K-1) and its ``target_1_2`` (SSCNet downsampling)."""
-    sample = window_to_sample(make_window(cfg, points_per_frame, seed), cfg["data"])
+    window = make_window(cfg, points_per_frame, seed)
+    sample = window_to_sample(window, cfg["data"])
     if with_targets:
+        add_lidar_targets(sample, window.current, cfg, seed)
         grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
         num_classes = int((cfg.get("model") or {}).get("num_classes", 20))
         rng = np.random.default_rng(seed + 1)
@@ -195,9 +218,31 @@ def make_batch(cfg: dict, points_per_frame: int, with_targets: bool, seed: int =
         target = np.where(u > 0.95, 255, target).astype(np.int64)
         sample["target"] = torch.from_numpy(target)
         sample["target_1_2"] = torch.from_numpy(downsample_labels(target, 2).astype(np.int64))
-        if cfg["data"].get("lidar_depth") and "stereo_depth" in sample:  # every 20th pixel: a sparse scan's depth
-            sample["lidar_depth"] = sample["stereo_depth"] * (torch.rand(sample["stereo_depth"].shape) < 0.05)
     return collate([sample])
+
+
+def add_lidar_targets(sample: dict, current: Frame, cfg: dict, seed: int) -> None:
+    """``lidar_depth`` / ``labelled_points`` of the current frame's points (random labels 1..K-1), where the
+    config's data section asks for them (``data.lidar_depth``, ``data.labelled_points``)."""
+    data = cfg["data"]
+    geometry = (current.calib.P2, current.calib.T_cam0_velo, sample["post_rot"][-1].double().numpy(),
+                sample["post_tran"][-1].double().numpy(), tuple(int(v) for v in sample["image_hw"]))
+    if data.get("lidar_depth"):
+        sample["lidar_depth"] = torch.from_numpy(lidar_depth_map(current.points_velo, *geometry))
+    if data.get("labelled_points"):
+        num_classes = int((cfg.get("model") or {}).get("num_classes", 20))
+        labels = np.random.default_rng(seed + 2).integers(1, num_classes, len(current.points_velo))
+        sample["labelled_points"] = torch.from_numpy(labelled_points(current.points_velo, labels, *geometry))
+
+
+def analytic_parameters(cfg: dict) -> int | None:
+    """A parameter count from the original's layer list where one is written (HTCL), else None."""
+    if (cfg.get("model") or {}).get("name") != "htcl":
+        return None
+    try:
+        return sum(htcl_analytic_parameters(cfg).values())
+    except KeyError:  # a backbone without a published size
+        return None
 
 
 def move_to(batch: dict, device: torch.device) -> dict:
@@ -280,6 +325,7 @@ class Result:
     params_m: float
     trained_m: float
     shape: str
+    analytic_m: float | None = None
     voxels_1_2: int = 1
     seed_fraction: float | None = None
     gflop: float | None = None
@@ -404,19 +450,15 @@ def build_bench_teacher(name: str, cfg: dict) -> tuple[torch.nn.Module, list] | 
     return teacher, build_terms((cfg.get("distill") or {}).get("terms"))
 
 
-def seeds_of(outputs: dict) -> torch.Tensor | None:
-    """SGN's seed coordinates (the column 'seeds'), None for models without seeds."""
-    return outputs.get("seed_coords")
-
-
 def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, device: torch.device, dtype_name: str,
             mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str,
             distill: tuple[torch.nn.Module, list] | None = None) -> Result:
     """One (config, device, dtype, mode) measurement; an exception becomes the row's error. ``distill``: (frozen
     teacher, KD terms) run in the training step of a distilled student."""
     grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
+    analytic = analytic_parameters(cfg)
     result = Result(name, device.type, dtype_name, mode, params[0] / 1e6, params[1] / 1e6, shape,
-                    voxels_1_2=grid.num_voxels // 8)
+                    analytic_m=None if analytic is None else analytic / 1e6, voxels_1_2=grid.num_voxels // 8)
     dtype = DTYPES[dtype_name]
     train = mode == "train"
     # Train steps update BatchNorm running statistics (AdamW's lr 0 keeps the weights), which would change the
@@ -453,12 +495,12 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
                 optimizer.step()
-                return seeds_of(outputs)
+                return outputs.get("seed_coords")
         else:
 
             def step() -> torch.Tensor | None:
                 with torch.no_grad(), autocast_ctx(device, dtype):
-                    return seeds_of(model(batch))
+                    return model(batch).get("seed_coords")
 
         if args.flops:
             result.gflop = count_gflop(step)
@@ -536,8 +578,8 @@ def _secs(values: list[float], fn: Callable[[list[float]], float]) -> str:
     return f"{v:.3f}" if v < 10 else f"{v:.1f}"
 
 
-COLUMNS = ("config", "params M (trained)", "grid / image / frames / points", "device", "dtype", "mode", "seeds",
-           "runs", "median s", "min s", "frames/s", "GFLOP", "CPU s/run", "peak mem GB", "peak Δ GB",
+COLUMNS = ("config", "params M (trained)", "analytic M", "grid / image / frames / points", "device", "dtype", "mode",
+           "seeds", "runs", "median s", "min s", "frames/s", "GFLOP", "CPU s/run", "peak mem GB", "peak Δ GB",
            "tensor peak GB")
 
 
@@ -545,7 +587,8 @@ def rows(results: list[Result]) -> list[list[str]]:
     """Table cells per result."""
     out = []
     for r in results:
-        cells = [r.config, f"{r.params_m:.2f} ({r.trained_m:.2f})", r.shape, r.device, r.dtype, r.mode]
+        analytic = "—" if r.analytic_m is None else f"{r.analytic_m:.2f}"
+        cells = [r.config, f"{r.params_m:.2f} ({r.trained_m:.2f})", analytic, r.shape, r.device, r.dtype, r.mode]
         if r.error:
             cells += ["—", "0", f"failed: {r.error}", "", "", "", "", "", "", ""]
         else:

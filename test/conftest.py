@@ -25,6 +25,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on a shared 2-core machine two OpenMP threads wait on each other and loops
+    of small ops run several times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def htcl_street(tmp_path_factory) -> Path:
+    """The small synthetic street of htcl_street.py (written once per session): the dataset root."""
+    from htcl_street import write_street
+
+    return write_street(tmp_path_factory.mktemp("htcl_street"))
+
+
 @pytest.fixture(scope="session")
 def synthetic_nyu_root(tmp_path_factory) -> Path:
     """Synthetic NYU rooms written once per session (ssc-make-synthetic --layout nyu --small): training rooms 0001,

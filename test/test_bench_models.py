@@ -115,3 +115,16 @@ def test_depth_rows_time_sgbm_and_mobilestereonet_from_a_stereo_pair_to_points(b
         assert row[columns.index("mode")] == "depth" and float(row[columns.index("median s")]) > 0
     assert float(rows["depth: msnet3d"][columns.index("tensor peak GB")]) > 0
     assert rows["depth: sgbm"][columns.index("tensor peak GB")] == "—"  # OpenCV's buffers are not torch tensors
+
+
+def test_htcl_tiny_row_gives_our_parameter_count_beside_the_analytic_one(bench, tmp_path):
+    md = tmp_path / "htcl.md"
+    code = bench.main(["--configs", "htcl_tiny", "--device", "cpu", "--dtypes", "fp32", "--repeats", "1",
+                       "--warmup", "0", "--threads", "1", "--points", "2000", "--markdown", str(md)])
+    assert code == 0
+    (row,) = [[c.strip() for c in line.strip("|").split("|")] for line in md.read_text().splitlines()
+              if line.startswith("| htcl_tiny |")]
+    columns = bench.COLUMNS
+    assert row[columns.index("mode")] == "forward" and float(row[columns.index("median s")]) > 0
+    ours = row[columns.index("params M (trained)")].split()[0]  # "6.43 (6.43)": all (trainable)
+    assert ours == row[columns.index("analytic M")] and float(ours) == pytest.approx(6.43, abs=0.01)

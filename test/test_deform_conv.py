@@ -48,3 +48,13 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,), eps=1e-6, atol=1e-5)
     layer(x).sum().backward()
     assert layer.conv_offset.weight.grad.abs().sum() > 0 and layer.weight.grad.abs().sum() > 0
+
+
+def test_half_precision_input_on_cpu_runs_in_float32_and_keeps_its_dtype():
+    torch.manual_seed(4)
+    layer = DeformConv2d(4, 4, 3, padding=1, groups=2)
+    x = torch.randn(1, 4, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), layer(x), rtol=5e-2, atol=5e-2)

@@ -116,3 +116,8 @@ def test_a_one_hot_depth_lands_its_context_in_the_voxel_of_that_depth():
     expected = torch.floor((point - torch.tensor(GRID.origin)) / GRID.voxel_size).long()
     assert nonzero[0].tolist() == expected.tolist()
     assert volume[0, :, expected[0], expected[1], expected[2]].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_frustum_is_made_on_the_depth_bins_device():
+    frustum = make_frustum((96, 320), (12, 40), torch.zeros(4, device="meta"))
+    assert frustum.device.type == "meta" and frustum.shape == (4, 12, 40, 3)

@@ -782,6 +782,56 @@ def test_ssc_node_sets_torch_threads_from_model_num_threads_and_refuses_a_negati
         torch.set_num_threads(before)
 
 
+class RecordingPredictor:
+    """A predictor that keeps every window it is asked to predict and passes everything else through."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.windows = inner, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def predict(self, window: Any) -> Any:
+        self.windows.append(window)
+        return self.inner.predict(window)
+
+
+def test_ssc_node_runs_an_htcl_checkpoint_on_stereo_sets_with_its_keyframe_history(fake_ros, sequence, tmp_path,
+                                                                                    one_thread):
+    """What ``kitti_replay.launch.py checkpoint:=htcl.pt model_config:=htcl_tiny`` starts: the node takes both
+    images and no cloud, predicts every 10 Hz frame on HTCL's grid, and the -0.5 s keyframe slot holds the frame
+    half a second back once there is one (the current frame before)."""
+    from ssc_core.config import load_config
+    from ssc_core.models import build_model
+    from ssc_ros.pipeline.predictor_setup import build_predictor
+
+    cfg = load_config("htcl_tiny")
+    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    path = save_checkpoint(tmp_path / "htcl_tiny.pt", build_model(cfg), cfg, SEMANTIC_KITTI, grid)
+    predictor = RecordingPredictor(build_predictor(str(path), config="htcl_tiny", device="cpu"))
+    node, frames = start_ssc_node(fake_ros, path, sequence, predictor, **{
+        "model.config": "htcl_tiny", "topics.image_right": NAMES.right_image,
+        "topics.camera_info_right": NAMES.right_info})
+    try:
+        assert node.input_names == ["image", "camera_info", "image_right", "camera_info_right"]
+        assert NAMES.cloud not in {s.topic for s in node.subscriptions}
+        grid_pub = node.publisher("/ssc_node/occupancy_grid")
+        for i, msgs in enumerate(frames):
+            deliver(node, NAMES.right_image, msgs[NAMES.right_image])
+            deliver(node, NAMES.right_info, msgs[NAMES.right_info])
+            run_set(node, msgs, processed=i + 1)
+        assert node.worker.stats().errors == 0 and len(grid_pub.msgs) == len(frames)
+        assert (grid_pub.msgs[-1].info.width, grid_pub.msgs[-1].info.height) == grid.dims[:2]
+        stamps = [stamp_to_ns(f[NAMES.left_image].header.stamp) for f in frames]
+        windows = [[f.stamp_ns for f in w.frames] for w in predictor.windows]
+        assert round((stamps[5] - stamps[0]) / 1e9, 3) == 0.5
+        assert windows[0] == [stamps[0]] * 4
+        assert windows[5] == [stamps[5], stamps[5], stamps[0], stamps[5]]
+        assert all(w.current.image_right is not None for w in predictor.windows)
+    finally:
+        node.destroy_node()
+
+
 def test_ssc_node_main_spins_until_interrupted_and_reports_a_missing_checkpoint(fake_ros, checkpoint, capsys):
     main = fake_ros.ssc_node.main
     assert main(["--ros-args", "-p", f"model.checkpoint:={checkpoint}", "-p", "model.device:=cpu"]) == 0

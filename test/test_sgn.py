@@ -228,15 +228,6 @@ def test_real_kitti_frame_through_the_data_layer_gives_points_in_view_and_full_g
     assert torch.isfinite(out["ssc_logits"]).all()
 
 
-@pytest.fixture
-def one_thread():
-    """Run on one thread: this loop of small ops is 6x slower with two threads on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_sgn_learns_two_synthetic_scenes_in_fifty_steps(one_thread):
     """Measured (seed 0): completion IoU 0.12 -> 0.93 and road IoU 0.00 -> 0.90 after 50 AdamW steps."""
     torch.manual_seed(0)

@@ -702,15 +702,6 @@ def synthetic_frame_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a shared 2-core machine two OpenMP threads wait on each other and run ~5x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _sgn_tiny(epochs: int, **train):
     from ssc_core.config import load_config
     from ssc_core.models import build_model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ssc_core.cli.entry import run_and_report
 from ssc_core.config import load_config
-from ssc_core.convert import get_converter, list_converters
+from ssc_core.convert import Converter, get_converter, list_converters
 from ssc_core.convert.official import read_official_state
 from ssc_core.errors import ConfigError
 from ssc_core.output_paths import ensure_output_file
@@ -31,24 +31,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth-weights msnet3d.pt\n"
         "  ssc-import-checkpoint --method sgn --config sgn_t --input sgn-t.pth --output sgn_t_files.pt "
         "--depth-files /data/semantic_kitti/dataset/msnet3d_depth\n"
+        "  ssc-import-checkpoint --method htcl --config htcl --input htcl.pth --output htcl.pt\n"
         "exit codes: 0 = written, 2 = bad input (the message names the file or keys)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--method", required=True, choices=[c.method for c in list_converters()],
                         help="which official code wrote the file (see the list below)")
     parser.add_argument("--config", help="config name or YAML path of the matching variant (SSC methods: e.g. "
-                        "sgn_t, sgn_l, sgn_s, sgn_t_kitti360); it is stored in the output")
+                        "sgn_t, sgn_l, sgn_s, sgn_t_kitti360, htcl); it is stored in the output")
     parser.add_argument("--input", required=True, type=Path, help="the official checkpoint file")
     parser.add_argument("--output", required=True, type=Path, help="checkpoint to write (.pt)")
     depth = parser.add_mutually_exclusive_group()
     depth.add_argument("--depth-weights", type=Path,
-                       help="SSC methods: a stereo checkpoint from --method msnet3d; the stored config then takes "
-                       "its points from MobileStereoNet (data.points.source: stereo_msnet), as the published "
-                       "models were trained")
+                       help="methods with a depth source (sgn): a stereo checkpoint from --method msnet3d; the "
+                       "stored config then takes its points from MobileStereoNet (data.points.source: "
+                       "stereo_msnet), as the published models were trained")
     depth.add_argument("--depth-files", type=Path,
-                       help="SSC methods: a folder of MobileStereoNet depth maps (sequences/<seq>/NNNNNN.npy, from "
-                       "ssc-precompute-depth or SGN's preprocessing); the stored config then reads them "
-                       "(data.points.source: precomputed), the same points without running the network")
+                       help="methods with a depth source (sgn): a folder of MobileStereoNet depth maps "
+                       "(sequences/<seq>/NNNNNN.npy, from ssc-precompute-depth or SGN's preprocessing); the stored "
+                       "config then reads them (data.points.source: precomputed), the same points without running "
+                       "the network")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="read files holding Python objects besides tensors (full unpickling can run code "
@@ -56,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace, needs_config: bool) -> dict | None:
-    if not needs_config:
-        for flag, value in (("--config", args.config), ("--depth-weights", args.depth_weights),
-                            ("--depth-files", args.depth_files)):
+def _config(args: argparse.Namespace, converter: Converter) -> dict | None:
+    if not converter.needs_config and args.config:
+        raise ConfigError(f"--method {args.method} takes no --config")
+    if not converter.depth_source:
+        for flag, value in (("--depth-weights", args.depth_weights), ("--depth-files", args.depth_files)):
             if value:
-                raise ConfigError(f"--method {args.method} takes no {flag}")
+                raise ConfigError(f"--method {args.method} takes no {flag} (its model has no configurable depth "
+                                  "source)")
+    if not converter.needs_config:
         return None
     if not args.config:
         raise ConfigError(f"--method {args.method} needs --config (the variant the file was trained as)")
@@ -83,7 +88,7 @@ def _config(args: argparse.Namespace, needs_config: bool) -> dict | None:
 def run(args: argparse.Namespace) -> dict:
     """Convert and write as ``args`` say. Returns a summary; prints the dropped keys."""
     converter = get_converter(args.method)
-    config = _config(args, converter.needs_config)
+    config = _config(args, converter)
     ensure_output_file(args.output, "--output")
     if args.output.exists() and not args.overwrite:
         raise ConfigError(f"--output {args.output} exists; pass --overwrite to replace it")
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
     summary = {"method": args.method, "keys_converted": len(state) - len(conversion.dropped),
                "keys_dropped": len(conversion.dropped), "output": str(args.output)}
     source = ((config or {}).get("data") or {}).get("points", {}).get("source")
-    if config is not None and source not in ("stereo_msnet", "precomputed"):
+    if converter.depth_source and source not in ("stereo_msnet", "precomputed"):
         summary["note"] = (f"the stored config takes points from {source!r}; the published models were trained on "
                            "MobileStereoNet depth (--depth-weights, or --depth-files with ssc-precompute-depth's "
                            "files)")

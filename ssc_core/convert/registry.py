@@ -31,25 +31,28 @@ class Conversion:
 @dataclass(frozen=True)
 class Converter:
     """A registered converter: ``method`` (the --method name), ``summary`` (one line for --help), whether it
-    needs a config (``needs_config``: the architecture is read from it) and ``convert(state, config)``."""
+    needs a config (``needs_config``: the architecture is read from it), ``convert(state, config)`` and whether
+    the model takes its points from a configurable depth source (``depth_source``: --depth-weights /
+    --depth-files apply)."""
 
     method: str
     summary: str
     needs_config: bool
     convert: Callable[[dict[str, torch.Tensor], dict | None], Conversion]
+    depth_source: bool = False
 
 
 _CONVERTERS: dict[str, Converter] = {}
 _SKIP = {"registry", "official", "keymap"}
 
 
-def register_converter(method: str, summary: str, needs_config: bool = True):
+def register_converter(method: str, summary: str, needs_config: bool = True, depth_source: bool = False):
     """Function decorator: register ``fn(state, config) -> Conversion`` as the converter of ``method``."""
 
     def decorator(fn: Callable[[dict[str, torch.Tensor], dict | None], Conversion]):
         if method in _CONVERTERS and _CONVERTERS[method].convert is not fn:
             raise ValueError(f"a converter for {method!r} is already registered")
-        _CONVERTERS[method] = Converter(method, summary, needs_config, fn)
+        _CONVERTERS[method] = Converter(method, summary, needs_config, fn, depth_source)
         return fn
 
     return decorator

@@ -188,7 +188,7 @@ def _check_fits(state: dict[str, torch.Tensor], cfg: dict) -> None:
 
 
 @register_converter("sgn", "SGN-T/L/S, Jieqianyu/SGN mmdet3d checkpoints (SemanticKITTI and KITTI-360); "
-                    "--config sgn_t | sgn_l | sgn_s | sgn_*_kitti360")
+                    "--config sgn_t | sgn_l | sgn_s | sgn_*_kitti360", depth_source=True)
 def convert_sgn(state: dict[str, torch.Tensor], config: dict | None) -> Conversion:
     """Official SGN state dict + the config of the matching variant -> our checkpoint (model state, config,
     class map, grid, version) and the dropped keys. CheckpointMismatchError names unknown official keys, and

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ssc_core.errors import ConfigError
+from ssc_core.types import GridSpec
 
 _MODELS: dict[str, type[nn.Module]] = {}
 
@@ -87,3 +88,31 @@ def _import_builtin_models() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.ispkg and info.name != "registry" and not info.name.startswith("_"):
             importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def model_sections(cfg: dict, known_keys: set[str], model: str) -> tuple[dict, dict]:
+    """(``model:``, ``data:``) of a whole config for a model's constructor; ConfigError naming ``model`` for
+    ``model:`` keys outside ``known_keys``."""
+    m = dict(cfg.get("model") or {})
+    unknown = set(m) - set(known_keys)
+    if unknown:
+        raise ConfigError(f"unknown model keys {sorted(unknown)}; {model} knows {sorted(known_keys)}")
+    return m, dict(cfg.get("data") or {})
+
+
+def scene_grids(data: dict, model: str, reason: str) -> tuple[GridSpec, GridSpec]:
+    """(scene grid ``data.grid``, its 1:2 work grid) for models that need dims divisible by 8 (``reason`` says
+    why in the ConfigError)."""
+    grid = GridSpec.from_dict(data.get("grid") or {})
+    if any(d % 8 for d in grid.dims):
+        raise ConfigError(f"{model} needs data.grid.dims divisible by 8 ({reason}), got {grid.dims}")
+    return grid, grid.downsample(2)
+
+
+def loss_weights(model_cfg: dict, names: tuple[str, ...], model: str) -> dict[str, float]:
+    """``model.loss_weights`` over defaults of 1 for each of a model's loss ``names``; ConfigError for others."""
+    given = dict(model_cfg.get("loss_weights") or {})
+    extra = set(given) - set(names)
+    if extra:
+        raise ConfigError(f"unknown model.loss_weights keys {sorted(extra)}; {model}'s losses are {names}")
+    return {**dict.fromkeys(names, 1.0), **{k: float(v) for k, v in given.items()}}

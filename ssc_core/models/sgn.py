@@ -38,7 +38,7 @@ from ssc_core.models.blocks.fpn import SingleLevelFPN
 from ssc_core.models.blocks.heads import SparseHeader, UpsampleHeader
 from ssc_core.models.blocks.image_backbone import build_image_backbone
 from ssc_core.models.blocks.sparse_blocks import SFE, SGFE
-from ssc_core.models.registry import register_model
+from ssc_core.models.registry import loss_weights, model_sections, register_model, scene_grids
 from ssc_core.ops import SparseVoxels, linearize_coords, scatter_max, scatter_mean, unique_coords
 from ssc_core.types import GridSpec
 
@@ -180,27 +180,15 @@ class SGN(nn.Module):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        m = dict(cfg.get("model") or {})
-        data = cfg.get("data") or {}
-        unknown = set(m) - MODEL_KEYS
-        if unknown:
-            raise ConfigError(f"unknown model keys {sorted(unknown)}; SGN knows {sorted(MODEL_KEYS)}")
-        self.grid = GridSpec.from_dict(data.get("grid") or {})
-        if any(d % 8 for d in self.grid.dims):
-            raise ConfigError(f"SGN needs data.grid.dims divisible by 8 (BEV U-Net, 1:2 grid), got {self.grid.dims}")
-        self.work_grid = self.grid.downsample(2)
+        m, data = model_sections(cfg, MODEL_KEYS, "SGN")
+        self.grid, self.work_grid = scene_grids(data, "SGN", "BEV U-Net, 1:2 grid")
         self.num_classes = int(m.get("num_classes", 20))
         channels = int(m.get("dim", 128))
         backend = m.get("sparse_backend", "auto")
         self.flosp_stride = int(m.get("flosp_stride", 16))
         self.seed_threshold = float(m.get("seed_threshold", 0.0))
         self.aux_in_eval = bool(m.get("aux_in_eval", False))
-        weights = dict.fromkeys(LOSS_NAMES, 1.0)
-        extra = set(m.get("loss_weights") or {}) - set(LOSS_NAMES)
-        if extra:
-            raise ConfigError(f"unknown model.loss_weights keys {sorted(extra)}; SGN's losses are {LOSS_NAMES}")
-        weights.update({k: float(v) for k, v in (m.get("loss_weights") or {}).items()})
-        self.loss_weights = weights
+        self.loss_weights = loss_weights(m, LOSS_NAMES, "SGN")
         class_set = data.get("class_set", "semantic_kitti")
         default_weights = "sgn" if class_set in ("semantic_kitti", "kitti360") else None
         class_weights = resolve_class_weights(m.get("class_weights", default_weights), class_set, self.num_classes)

@@ -57,5 +57,14 @@ class DeformConv2d(nn.Module):
             offset, mask = out[:, : 2 * taps], torch.sigmoid(out[:, 2 * taps:])
         else:
             offset = out
+        if x.device.type == "cpu" and (torch.is_autocast_enabled("cpu") or x.dtype in (torch.float16, torch.bfloat16)):
+            # torchvision's CPU kernel has no half-precision version and no CPU autocast rule (on CUDA it runs
+            # under autocast): compute in float32, hand back the dtype the offset conv produced
+            bias = None if self.bias is None else self.bias.float()
+            with torch.autocast("cpu", enabled=False):
+                result = deform_conv2d(x.float(), offset.float(), self.weight.float(), bias, stride=self.stride,
+                                       padding=self.padding, dilation=self.dilation,
+                                       mask=None if mask is None else mask.float())
+            return result.to(out.dtype)
         return deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride, padding=self.padding,
                              dilation=self.dilation, mask=mask)

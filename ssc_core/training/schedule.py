@@ -5,6 +5,9 @@ is ``base * warm(t) * (m + (1 - m) * (1 + cos(pi * p)) / 2)`` where ``m`` is ``m
 (``t / T``, or ``epoch / epochs`` when annealing by epoch, as mmcv's ``CosineAnnealing``), and
 ``warm(t) = 1 - (1 - t / warmup_iters) * (1 - warmup_ratio)`` for ``t < warmup_iters``, else 1.
 
+``step`` (HTCL's mmcv ``step`` policy): the same warm-up, then ``base * gamma ** (number of milestones <= epoch)``
+(``<= t`` when not by epoch).
+
 ``one_cycle`` (L2COcc's ``OneCycleLR``, cosine annealing, no momentum cycling): from ``base / div_factor`` up to
 ``base`` over the first ``pct_start * T - 1`` steps, then down to ``base / div_factor / final_div_factor`` at step
 ``T - 1``, each phase a half cosine; the same rates as ``torch.optim.lr_scheduler.OneCycleLR``.
@@ -60,17 +63,21 @@ class WarmupCosineSchedule:
         self.last_step = 0
         self._apply()
 
-    def factor(self, step: int) -> float:
-        """The multiplier of the base rate at optimiser step ``step``."""
+    def decay(self, step: int) -> float:
+        """The cosine factor at optimiser step ``step`` (without warm-up)."""
         if self.by_epoch:
             epochs = max(1, math.ceil(self.total_steps / self.steps_per_epoch))
             progress = min(1.0, (step // self.steps_per_epoch) / epochs)
         else:
             progress = min(1.0, step / self.total_steps)
-        cosine = self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def factor(self, step: int) -> float:
+        """The multiplier of the base rate at optimiser step ``step``."""
+        value = self.decay(step)
         if step < self.warmup_iters:
-            cosine *= 1.0 - (1.0 - step / self.warmup_iters) * (1.0 - self.warmup_ratio)
-        return cosine
+            value *= 1.0 - (1.0 - step / self.warmup_iters) * (1.0 - self.warmup_ratio)
+        return value
 
     def _apply(self) -> None:
         f = self.factor(self.last_step)
@@ -95,6 +102,27 @@ class WarmupCosineSchedule:
         self.last_step = int(state["last_step"])
         self.base_lrs = [float(v) for v in state["base_lrs"]]
         self._apply()
+
+
+class WarmupStepSchedule(WarmupCosineSchedule):
+    """Warm-up then step decay: the rate is multiplied by ``gamma`` at each of ``milestones`` (epochs when
+    ``by_epoch``, else optimiser steps), as mmcv's ``step`` policy (HTCL: milestones [20, 25], gamma 0.1, 30
+    epochs, no warm-up). Other arguments as ``WarmupCosineSchedule`` (``min_lr_ratio`` unused)."""
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, milestones: list[int],
+                 gamma: float = 0.1, warmup_iters: int = 0, warmup_ratio: float = 1.0 / 3.0,
+                 by_epoch: bool = True) -> None:
+        if any(int(m) != m or m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+            raise ConfigError(f"train.lr_steps must be increasing positive integers, got {list(milestones)}")
+        if not 0 < gamma <= 1:
+            raise ConfigError(f"train.lr_step_gamma must be in (0, 1], got {gamma}")
+        self.milestones, self.gamma = [int(m) for m in milestones], float(gamma)
+        super().__init__(optimizer, total_steps, steps_per_epoch, warmup_iters, warmup_ratio, 1.0, by_epoch)
+
+    def decay(self, step: int) -> float:
+        """``gamma ** (milestones passed)`` at optimiser step ``step``."""
+        position = step // self.steps_per_epoch if self.by_epoch else step
+        return self.gamma ** sum(position >= m for m in self.milestones)
 
 
 class OneCycleSchedule(WarmupCosineSchedule):
@@ -130,7 +158,7 @@ class OneCycleSchedule(WarmupCosineSchedule):
         return high + (low - high) / 2.0 * (math.cos(math.pi * progress) + 1.0)
 
 
-LR_SCHEDULES = ("cosine", "one_cycle")
+LR_SCHEDULES = ("cosine", "step", "one_cycle")
 
 
 def build_schedule(optimizer: Optimizer, settings: TrainSettings, total_steps: int,
@@ -139,6 +167,10 @@ def build_schedule(optimizer: Optimizer, settings: TrainSettings, total_steps: i
     if settings.lr_schedule == "one_cycle":
         return OneCycleSchedule(optimizer, total_steps, pct_start=settings.pct_start, div_factor=settings.div_factor,
                                 final_div_factor=settings.final_div_factor)
+    if settings.lr_schedule == "step":
+        return WarmupStepSchedule(optimizer, total_steps, steps_per_epoch, milestones=settings.lr_steps,
+                                  gamma=settings.lr_step_gamma, warmup_iters=settings.warmup_iters,
+                                  warmup_ratio=settings.warmup_ratio, by_epoch=settings.schedule_by_epoch)
     if settings.lr_schedule != "cosine":
         raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {settings.lr_schedule!r}")
     return WarmupCosineSchedule(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,

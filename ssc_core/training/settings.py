@@ -31,6 +31,8 @@ class TrainSettings:
     min_lr_ratio: float = 1e-3
     schedule_by_epoch: bool = True
     lr_schedule: str = "cosine"
+    lr_steps: list[int] = field(default_factory=list)
+    lr_step_gamma: float = 0.1
     pct_start: float = 0.3
     div_factor: float = 25.0
     final_div_factor: float = 1e4
@@ -82,6 +84,8 @@ class TrainSettings:
             raise ConfigError(f"train.grad_clip must be > 0 or null, got {self.grad_clip!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "step" and not self.lr_steps:
+            raise ConfigError("train.lr_schedule: step needs train.lr_steps (e.g. [20, 25])")
         if not 0 < self.pct_start < 1:
             raise ConfigError(f"train.pct_start must be in (0, 1), got {self.pct_start!r}")
         if not (self.div_factor > 0 and self.final_div_factor > 0):

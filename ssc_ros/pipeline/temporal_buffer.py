@@ -47,7 +47,8 @@ class TemporalBuffer:
     history_offsets_s: history offsets in seconds, negative, any order (returned oldest first);
     tolerance_s: how far a stored frame may be from the wanted time (default: half the smallest spacing of the
     offsets, or 0.05 s); reset_after_s: a stamp this much older than the newest clears the buffer (replay loop);
-    max_frames: hard cap on stored frames (memory bound), besides pruning by age.
+    max_frames: hard cap on stored frames (memory bound), besides pruning by age: beyond it the stored frames are
+    thinned evenly over the window's span, never cut at its old end.
     """
 
     def __init__(
@@ -109,12 +110,22 @@ class TemporalBuffer:
         return result
 
     def _prune(self) -> None:
+        """Drop frames older than the window needs; beyond ``max_frames`` (a fast sensor), thin the rest evenly:
+        repeatedly drop the inner frame whose neighbours are closest, so the oldest frames, which the largest
+        offsets need, stay (HTCL's -1.5 s at 60 Hz would otherwise be cut off by the cap)."""
         oldest_needed = self._stamps[-1] - self.span_ns
         cut = bisect.bisect_left(self._stamps, oldest_needed)
-        cut = max(cut, len(self._stamps) - self.max_frames)
         if cut > 0:
             del self._stamps[:cut]
             del self._frames[:cut]
+        if len(self._stamps) > self.max_frames and self.max_frames < 3:
+            del self._stamps[: -self.max_frames]
+            del self._frames[: -self.max_frames]
+        while len(self._stamps) > self.max_frames:
+            gaps = [self._stamps[i + 1] - self._stamps[i - 1] for i in range(1, len(self._stamps) - 1)]
+            drop = 1 + gaps.index(min(gaps))
+            del self._stamps[drop]
+            del self._frames[drop]
 
     def nearest(self, stamp_ns: int) -> Frame | None:
         """The stored frame nearest to ``stamp_ns`` within the tolerance, or None."""

@@ -13,6 +13,8 @@ as the last one. On top of timm this adds:
   does not wait for their gradients);
 - ``norm_eval``: every BatchNorm stays in eval mode with frozen affine (SGN's frozen BN);
 - stride bookkeeping (``out_channels``, ``strides`` of the returned levels);
+- ``prune``: delete the modules after the last level used (timm's ``prune_intermediate_layers``) for partial
+  trunks whose original registers only those layers (HTCL's matching encoder: ResNet-18 stem + layer1);
 - weights: ``pretrained_path`` loads a local file through a checked loader (torchvision- and timm-named ResNet
   files alike; ``state_dict``/``model`` wrappers, ``module.``/``backbone.`` prefixes and the classifier are
   handled; anything missing, unexpected or mis-shaped is named), and ``pretrained: true`` asks timm to download
@@ -36,7 +38,7 @@ from ssc_core.errors import CheckpointMismatchError, ConfigError
 
 BACKBONE_KEYS = {
     "name", "out_indices", "frozen_stages", "norm_eval", "with_head", "pretrained", "pretrained_path",
-    "drop_path_rate", "grad_checkpointing", "timm_kwargs",
+    "drop_path_rate", "grad_checkpointing", "timm_kwargs", "prune",
 }
 _WRAPPER_PREFIXES = ("module.", "backbone.", "img_backbone.", "model.")
 
@@ -51,7 +53,7 @@ class ImageBackbone(nn.Module):
     def __init__(self, name: str, out_indices: Sequence[int] = (3,), frozen_stages: int = -1,
                  norm_eval: bool = False, with_head: bool = False, pretrained: bool = False,
                  drop_path_rate: float | None = None, grad_checkpointing: bool = False,
-                 timm_kwargs: dict[str, Any] | None = None) -> None:
+                 timm_kwargs: dict[str, Any] | None = None, prune: bool = False) -> None:
         super().__init__()
         import timm
 
@@ -82,6 +84,12 @@ class ImageBackbone(nn.Module):
                               f"got {levels}")
         if frozen_stages >= len(info):
             raise ConfigError(f"backbone.frozen_stages must be < {len(info)} for {name}, got {frozen_stages}")
+        if prune:
+            if with_head:
+                raise ConfigError("backbone.prune removes everything after the last level, the head map too: it "
+                                  "cannot go with with_head")
+            self.model.prune_intermediate_layers(levels, prune_head=True)
+        self.pruned = bool(prune)
         self.name, self.out_indices, self.with_head = name, tuple(levels), bool(with_head)
         self.frozen_stages, self.norm_eval = int(frozen_stages), bool(norm_eval)
         self.out_channels = [int(info[i]["num_chs"]) for i in levels]
@@ -147,6 +155,9 @@ class ImageBackbone(nn.Module):
         classifier = self._classifier_keys()
         state = {k: v for k, v in state.items() if k.split(".")[0] not in classifier}
         own = self.model.state_dict()
+        if self.pruned:  # the file holds the whole network; keep what the pruned trunk still has
+            kept = {k.split(".")[0] for k in own}
+            state = {k: v for k, v in state.items() if k.split(".")[0] in kept}
         missing = sorted(set(own) - set(state) - {k for k in own if k.endswith("num_batches_tracked")})
         unexpected = sorted(set(state) - set(own))
         wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
@@ -207,7 +218,7 @@ def build_image_backbone(cfg: dict) -> ImageBackbone:
     name (timm model, required), out_indices (timm feature indices), frozen_stages (-1), norm_eval (false),
     with_head (false), pretrained (false: true downloads timm's weights and needs the internet), pretrained_path
     (a local weights file, loaded after building), drop_path_rate, grad_checkpointing, timm_kwargs (passed to
-    ``timm.create_model``)."""
+    ``timm.create_model``), prune (false: delete the layers after the last level used)."""
     if not isinstance(cfg, dict):
         raise ConfigError(f"backbone must be a mapping, got {type(cfg).__name__}")
     if "depth" in cfg or "source" in cfg:
@@ -223,7 +234,7 @@ def build_image_backbone(cfg: dict) -> ImageBackbone:
         frozen_stages=int(cfg.get("frozen_stages", -1)), norm_eval=bool(cfg.get("norm_eval", False)),
         with_head=bool(cfg.get("with_head", False)), pretrained=bool(cfg.get("pretrained", False)),
         drop_path_rate=cfg.get("drop_path_rate"), grad_checkpointing=bool(cfg.get("grad_checkpointing", False)),
-        timm_kwargs=cfg.get("timm_kwargs"),
+        timm_kwargs=cfg.get("timm_kwargs"), prune=bool(cfg.get("prune", False)),
     )
     if cfg.get("pretrained_path"):
         net.load_pretrained(cfg["pretrained_path"])

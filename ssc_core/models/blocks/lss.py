@@ -36,12 +36,13 @@ def depth_bins(start: float, stop: float, step: float) -> torch.Tensor:
 
 
 def make_frustum(image_hw: Sequence[int], feature_hw: Sequence[int], depths: torch.Tensor) -> torch.Tensor:
-    """(D, h, w, 3) float32 frustum points (u, v, d): u, v in image-tensor pixels of the (H, W) image whose
-    feature map is (h, w) (``linspace(0, W - 1, w)``, ``linspace(0, H - 1, h)``), d = ``depths`` (D,)."""
+    """(D, h, w, 3) float32 frustum points (u, v, d) on ``depths``' device: u, v in image-tensor pixels of the
+    (H, W) image whose feature map is (h, w) (``linspace(0, W - 1, w)``, ``linspace(0, H - 1, h)``), d = ``depths``
+    (D,)."""
     (height, width), (h, w) = (int(v) for v in image_hw), (int(v) for v in feature_hw)
     d = depths.float().view(-1, 1, 1).expand(-1, h, w)
-    xs = torch.linspace(0, width - 1, w).view(1, 1, w).expand_as(d)
-    ys = torch.linspace(0, height - 1, h).view(1, h, 1).expand_as(d)
+    xs = torch.linspace(0, width - 1, w, device=depths.device).view(1, 1, w).expand_as(d)
+    ys = torch.linspace(0, height - 1, h, device=depths.device).view(1, h, 1).expand_as(d)
     return torch.stack([xs, ys, d], dim=-1)
 
 
