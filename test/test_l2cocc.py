@@ -17,15 +17,6 @@ from ssc_core.training.checkpoint import load_checkpoint, load_model_state, save
 from ssc_core.types import GridSpec
 
 
-@pytest.fixture
-def one_thread():
-    """One thread: these loops of small ops are slower with two threads on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_three_models_are_registered():
     assert {"l2cocc_l", "l2cocc_c", "l2cocc_d"} <= set(list_models())
 

@@ -23,14 +23,6 @@ KD_LOSSES = {"loss_distill_logits", "loss_distill_feature_numeric", "loss_distil
              "loss_distill_weights"}
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Scenes(Dataset):
     """The test scenes as dataset samples."""
 
