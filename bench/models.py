@@ -17,9 +17,18 @@ VoxFormer's stereo pseudo-points; stereo matching is not timed; the sweeps' ray 
 not timed either). VoxFormer's rows (``--configs voxformer_t voxformer_s voxformer_tiny``) run its online proposal
 network; a ``hassc_*`` config builds the same model as its base (HASSC only changes training), so its rows show the
 zero extra inference cost. With ``data.use_right_image`` the frames carry a right image too; with
-``data.image_preprocess: resize_bottom_crop`` (HTCL) a KITTI-width crop gets raw KITTI-size images, so the resize
-is part of the data path as in training; training rows add ``lidar_depth`` / ``labelled_points`` (from the
-current frame's synthetic points, random labels) when the config asks for them.
+``data.image_preprocess: resize_bottom_crop`` (HTCL, L2COcc-C/-D) a KITTI-width crop gets raw KITTI-size images,
+so the resize is part of the data path as in training; training rows add ``lidar_depth`` / ``labelled_points``
+(from the current frame's synthetic points, random labels) when the config asks for them. Models that read a
+stereo depth map (L2COcc-C/-D, ``data.stereo_depth``) get the frame's own ``depth``, a plausible dense one
+(``plausible_depth``: the road plane below the horizon, a wall 40 m ahead above it), instead of running the stereo
+matcher.
+
+Distilled students (``DISTILL_TEACHERS``, e.g. l2cocc_d <- l2cocc_l): their training step also runs the frozen
+teacher (random weights, built from the teacher's config) and the KD terms of the student's ``distill:`` section,
+as ``ssc-train`` does through the distillation hook. After the table, ``--ratios`` prints each row's time per run
+(CPU: process CPU seconds; CUDA: wall seconds) and tensor peak divided by the same-mode, same-device, same-dtype
+rows of the reference configs (default sgn_t and htcl) measured in the same run.
 
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
@@ -84,15 +93,25 @@ from ssc_core.data.downsample import downsample_labels  # noqa: E402
 from ssc_core.data.lidar_targets import labelled_points, lidar_depth_map  # noqa: E402
 from ssc_core.data.nyu import NYU_CAM_K  # noqa: E402
 from ssc_core.data.rgbd import RGBDFrame, rgbd_frame_to_sample  # noqa: E402
+from ssc_core.data.stereo_depth import stereo_depth_source  # noqa: E402
 from ssc_core.data.sweeps import window_offsets  # noqa: E402
 from ssc_core.data.synthetic.options import SEQ08_IMAGE_SIZE, default_calib, scale_calib  # noqa: E402
-from ssc_core.data.transforms import collate, image_crop_hw, image_preprocess_mode, window_to_sample  # noqa: E402
+from ssc_core.data.transforms import (  # noqa: E402
+    collate,
+    image_crop_hw,
+    image_preprocess_mode,
+    uses_left_image,
+    window_to_sample,
+)
 from ssc_core.errors import ConfigError  # noqa: E402
 from ssc_core.models import build_model  # noqa: E402
 from ssc_core.types import Calib, Frame, FrameWindow, GridSpec  # noqa: E402
 
 DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny", "cleaners_teacher", "cleaners_student",
                    "cleaners_teacher_tiny", "cleaners_student_tiny")
+DEFAULT_REFERENCES = ("sgn_t", "htcl")
+# Distilled students and the teacher config their training step runs (random weights, as the student's).
+DISTILL_TEACHERS = {"l2cocc_d": "l2cocc_l", "l2cocc_d_kitti360": "l2cocc_l_kitti360", "l2cocc_d_tiny": "l2cocc_l_tiny"}
 DEPTH_SOURCES = ("sgbm", "msnet2d", "msnet3d")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 METRES_PER_FRAME = 1.0  # forward motion between raw frames (10 m/s at KITTI's 10 Hz)
@@ -145,6 +164,21 @@ def benchmark_calib(crop_hw: tuple[int, int], preprocess: str = "top_left_crop")
     return scale_calib(default_calib(), SEQ08_IMAGE_SIZE, (crop_w, crop_h)), (crop_h, crop_w)
 
 
+def plausible_depth(calib: Calib, image_hw: tuple[int, int], wall_m: float = 40.0) -> np.ndarray:
+    """(H, W) float32 depth of a raw left image of a flat road: pixels whose ray meets the ground plane (z = -1.7 m
+    in the LiDAR frame) within ``wall_m`` metres ahead get that depth, the others a wall ``wall_m`` ahead."""
+    h, w = image_hw
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays_cam = np.linalg.inv(calib.K) @ np.stack([u.ravel(), v.ravel(), np.ones(h * w)])  # z_cam = 1
+    T_velo_cam = np.linalg.inv(calib.T_cam0_velo)
+    origin = T_velo_cam[:3, 3]
+    rays = T_velo_cam[:3, :3] @ rays_cam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ground = (GROUND_Z - origin[2]) / rays[2]  # metres along z_cam to the road
+    depth = np.where((ground > 0) & (ground < wall_m), ground, wall_m)
+    return depth.reshape(h, w).astype(np.float32)
+
+
 def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
     """A FrameWindow for ``cfg``: current frame plus the history frames it needs (``sweeps.window_offsets``:
     ``data.history_offsets`` and any sweep frames, oldest first), random images (a right one too with
@@ -162,10 +196,12 @@ def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
     def image() -> np.ndarray:
         return rng.integers(0, 256, (img_h, img_w, 3), dtype=np.uint8)
 
+    depth = plausible_depth(calib, (img_h, img_w))
+
     def frame(index: int) -> Frame:
         return Frame(stamp_ns=index * 100_000_000, image_left=image(), calib=calib,
                      image_right=image() if stereo else None,
-                     points_velo=lidar_like_points(grid, points_per_frame, rng), index=index)
+                     points_velo=lidar_like_points(grid, points_per_frame, rng), index=index, depth=depth)
 
     history, transforms = [], []
     for offset in offsets:
@@ -435,9 +471,27 @@ def time_runs(step: Callable[[], int | None], device: torch.device, warmup: int,
         result.memory_exact = host.exact
 
 
+def build_bench_teacher(name: str, cfg: dict) -> tuple[torch.nn.Module, list] | None:
+    """(teacher, KD terms) for a distilled student's training rows (``DISTILL_TEACHERS``), None for other
+    configs: the teacher built with random weights from its own config (frozen, eval mode, as the distillation
+    hook holds it) on the student's grid, the terms from the student's ``distill.terms``."""
+    teacher_name = DISTILL_TEACHERS.get(name)
+    if teacher_name is None:
+        return None
+    from ssc_core.training.distill import build_terms
+
+    teacher_cfg = load_config(teacher_name, {"data": {"grid": cfg["data"].get("grid")}})
+    teacher = build_model(teacher_cfg).eval()
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    return teacher, build_terms((cfg.get("distill") or {}).get("terms"))
+
+
 def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, device: torch.device, dtype_name: str,
-            mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str) -> Result:
-    """One (config, device, dtype, mode) measurement; an exception becomes the row's error."""
+            mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str,
+            distill: tuple[torch.nn.Module, list] | None = None) -> Result:
+    """One (config, device, dtype, mode) measurement; an exception becomes the row's error. ``distill``: (frozen
+    teacher, KD terms) run in the training step of a distilled student."""
     grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
     analytic = analytic_parameters(cfg)
     result = Result(name, device.type, dtype_name, mode, params[0] / 1e6, params[1] / 1e6, shape,
@@ -449,13 +503,16 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
         batch = move_to(batch_cpu, device)
-        if args.seed_fraction is not None:
+        if args.seed_fraction is not None and hasattr(model, "svpn"):  # models without SGN's seeds: no-op
             fit_seed_threshold(model, batch, args.seed_fraction, train, dtype)
         model.train(train)
         optimizer = None
         if train:
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                           weight_decay=0.01)
+            clip = (cfg.get("train") or {}).get("grad_clip", GRAD_CLIP)
+            if distill is not None:
+                distill[0].to(device)
 
             def step() -> int | None:
                 optimizer.zero_grad(set_to_none=True)  # as Trainer.train_group: before the forward pass
@@ -464,9 +521,16 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                 if dtype is not None:  # as Trainer.train_step: losses in float32
                     outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
                                for k, v in outputs.items()}
-                total = sum(v.float() for v in model.losses(outputs, batch).values())
+                losses = model.losses(outputs, batch)
+                if distill is not None:  # as the distillation hook: frozen teacher, KD terms
+                    teacher, terms = distill
+                    with torch.no_grad(), autocast_ctx(device, dtype):
+                        teacher_out = teacher(batch)
+                    losses.update({t.name: t.weight * t.fn(outputs, teacher_out, batch) for t in terms})
+                total = sum(v.float() for v in losses.values())
                 total.backward()
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], GRAD_CLIP)
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
                 optimizer.step()
                 return selected_voxels(outputs)
         else:
@@ -626,6 +690,37 @@ def target_lines(results: list[Result]) -> list[str]:
     return lines
 
 
+def ratio_lines(results: list[Result], references: list[str]) -> list[str]:
+    """For every row of a config that is not a reference: its time per run and its tensor peak (else its peak
+    memory) divided by those of each reference config's row of the same device, dtype and mode, e.g.
+    ``l2cocc_d cpu fp32 forward: CPU s 0.42x sgn_t, 0.61x htcl; tensor peak 1.3x sgn_t, 0.50x htcl``. CPU rows
+    compare the median process CPU seconds (what a shared, loaded machine does not inflate), CUDA rows the median
+    wall seconds."""
+    def key(r: Result) -> tuple[str, str, str]:
+        return r.device, r.dtype, r.mode
+
+    def seconds(r: Result) -> float:
+        return statistics.median(r.cpu_s if r.device == "cpu" and r.cpu_s else r.times_s)
+
+    def memory(r: Result) -> tuple[int | None, str]:
+        return (r.tensor_peak_bytes, "tensor peak") if r.tensor_peak_bytes else (r.peak_bytes, "peak mem")
+
+    good = [r for r in results if not r.error and r.times_s]
+    lines = []
+    for row in good:
+        if row.config in references:
+            continue
+        refs = [r for ref in references for r in good if r.config == ref and key(r) == key(row)]
+        if not refs:
+            continue
+        what = "CPU s" if row.device == "cpu" and row.cpu_s else "latency"
+        latency = ", ".join(f"{seconds(row) / seconds(r):.2f}x {r.config}" for r in refs)
+        mem, mem_what = memory(row)
+        mems = ", ".join(f"{mem / memory(r)[0]:.2f}x {r.config}" for r in refs if mem and memory(r)[0])
+        lines.append(f"{row.config} {' '.join(key(row))}: {what} {latency}; {mem_what} {mems or '—'}")
+    return lines
+
+
 def header_lines(args: argparse.Namespace, devices: list[torch.device]) -> list[str]:
     """What was measured, on what."""
     seeds = ("seeds: the random-weight model's own proposals (SGN's seeds, VoxFormer's query proposals; the "
@@ -699,7 +794,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "5-frame window, as docs/models.md measured)")
     parser.add_argument("--seed-fraction", type=float, default=None,
                         help="fraction (0, 1] of 1:2 voxels made seeds via model.seed_threshold (default: the "
-                             "random-weight model's own proposals; 1 = every voxel, the worst case)")
+                             "random-weight model's own proposals; 1 = every voxel, the worst case); models "
+                             "without SGN's seeds ignore it")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"torch.set_num_threads (default: all {os.cpu_count()} cores)")
     parser.add_argument("--flops", action="store_true",
@@ -707,6 +803,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--live-tensors", action="store_true",
                         help="also measure each row's peak of live tensor bytes in one extra untimed run (the CPU "
                              "stand-in for torch.cuda.max_memory_allocated; bench/tensor_memory.py)")
+    parser.add_argument("--ratios", nargs="*", metavar="CONFIG", default=None,
+                        help="after the table, each other row's latency and tensor peak divided by these reference "
+                             "configs' rows of the same device / dtype / mode (given alone: sgn_t htcl)")
     parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.points < 1:
@@ -725,7 +824,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_configs(names: list[str]) -> dict[str, dict]:
-    """Parsed configs by name, with ``data.points.source`` forced to lidar; a clear error for unknown names."""
+    """Parsed configs by name, with ``data.points.source`` forced to lidar and a stereo depth source to the frames'
+    own depth maps; a clear error for unknown names."""
     configs = {}
     for name in names:
         try:
@@ -735,9 +835,12 @@ def load_configs(names: list[str]) -> dict[str, dict]:
                             if Path(d).name == "models"})
             raise ConfigError(f"unknown config {name!r}: not a file and not in config/models/ "
                               f"(known: {', '.join(known)})") from None
-        configs[name] = load_config(name, {"data": {"points": {"source": "lidar"}}})
-        if isinstance(configs[name]["data"].get("sweeps"), dict):
-            configs[name]["data"]["sweeps"].update(source="lidar", root=None)
+        cfg = load_config(name, {"data": {"points": {"source": "lidar"}}})
+        if isinstance(cfg["data"].get("sweeps"), dict):
+            cfg["data"]["sweeps"].update(source="lidar", root=None)
+        if stereo_depth_source(cfg["data"]) != "none":  # the frame's own depth map: no stereo matcher run
+            cfg["data"]["stereo_depth"] = {"source": "precomputed"}
+        configs[name] = cfg
         if not (configs[name].get("model") or {}).get("name"):
             raise ConfigError(f"config {name!r} has no model.name (is it a data config?)")
     return configs
@@ -768,21 +871,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, cfg in configs.items():
         torch.manual_seed(0)
         model = build_model(cfg)
+        distill = build_bench_teacher(name, cfg) if "train" in modes else None
         params = count_parameters(model)
         grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
-        crop = image_crop_hw(cfg["data"])
+        crop = image_crop_hw(cfg["data"]) if uses_left_image(cfg["data"]) else None
         frames = len(cfg["data"].get("history_offsets") or []) + 1
         batch = make_batch(cfg, args.points, with_targets="train" in modes)
-        image = crop or tuple(batch["img"].shape[-2:])
-        shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / {'×'.join(map(str, image))} / "
-                 f"{frames} / {len(batch['points']) if 'points' in batch else 'depth'}")
+        shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / "
+                 f"{'×'.join(map(str, crop)) if crop else 'raw' if uses_left_image(cfg['data']) else 'no camera'}"
+                 f" / {frames} / {len(batch['points'])}")
         threshold = getattr(model, "seed_threshold", None)
         for device in devices:
             model.to(device)
             for dtype_name in args.dtypes:
                 for mode in modes:
                     print(f"{name} {device.type} {dtype_name} {mode} ...", file=sys.stderr, flush=True)
-                    r = measure(name, cfg, model, batch, device, dtype_name, mode, args, params, shape)
+                    r = measure(name, cfg, model, batch, device, dtype_name, mode, args, params, shape, distill)
                     if threshold is not None:
                         model.seed_threshold = threshold
                     results.append(r)
@@ -806,12 +910,17 @@ def main(argv: list[str] | None = None) -> int:
     cells = rows(results)
     header = header_lines(args, devices)
     verdicts = target_lines(results)
+    ratios = [] if args.ratios is None else ratio_lines(results, args.ratios or list(DEFAULT_REFERENCES))
     print("\n".join(header))
     print(text_table(cells))
     print("targets:\n" + "\n".join(f"  {line}" for line in verdicts))
+    if ratios:
+        print("ratios (same run):\n" + "\n".join(f"  {line}" for line in ratios))
     if args.markdown:
         text = ("\n".join(f"- {line}" for line in header) + "\n\n" + markdown_table(cells) + "\n\nTargets:\n\n"
                 + "\n".join(f"- {line}" for line in verdicts) + "\n")
+        if ratios:
+            text += "\nRatios (same run):\n\n" + "\n".join(f"- {line}" for line in ratios) + "\n"
         Path(args.markdown).write_text(text)
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 1 if any(r.error for r in results) else 0

@@ -80,7 +80,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 CONFIG_SECTIONS = ("model", "data", "train", "distill")
 DATA_KEYS = (
     "class_set", "dataset", "frame_rate_hz", "grid", "history_offsets", "image_crop", "image_preprocess",
-    "labelled_points", "lga", "lidar_depth", "points", "proposals", "root", "splits", "sweeps", "use_right_image",
+    "labelled_points", "lga", "lidar_depth", "points", "proposals", "root", "splits", "stereo_depth", "sweeps",
+    "use_left_image", "use_right_image",
     # RGB-D (NYU) datasets: docs/datasets.md
     "augment", "cad_root", "eval_protocol", "image_size", "load_tsdf_cad", "tsdf_source",
 )

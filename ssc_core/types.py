@@ -169,15 +169,16 @@ class Calib:
 class Frame:
     """One time step of sensor data.
 
-    stamp_ns: acquisition time; image_left: (H, W, 3) uint8 RGB; calib: the camera/LiDAR calibration;
-    T_odom_velo: (4, 4) float64 pose of the LiDAR in a fixed frame (None if unknown);
-    image_right: optional (H, W, 3) uint8 RGB; points_velo: optional (N, 4) float32 x, y, z, intensity;
-    depth: optional (H, W) float32 metric depth of the left camera (0 or NaN = unknown); index: frame number.
+    stamp_ns: acquisition time; image_left: (H, W, 3) uint8 RGB; calib: the camera/LiDAR calibration (both None
+    only for a LiDAR-only frame, which models reading the scan alone run on); T_odom_velo: (4, 4) float64 pose of
+    the LiDAR in a fixed frame (None if unknown); image_right: optional (H, W, 3) uint8 RGB; points_velo: optional
+    (N, 4) float32 x, y, z, intensity; depth: optional (H, W) float32 metric depth of the left camera (0 or NaN =
+    unknown); index: frame number.
     """
 
     stamp_ns: int
-    image_left: np.ndarray
-    calib: Calib
+    image_left: np.ndarray | None
+    calib: Calib | None
     T_odom_velo: np.ndarray | None = None
     image_right: np.ndarray | None = None
     points_velo: np.ndarray | None = None

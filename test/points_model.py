@@ -39,3 +39,15 @@ class PointsModel(nn.Module):
 
     def losses(self, outputs, batch):
         return {"loss": outputs["ssc_logits"].sum() * 0}
+
+
+LIDAR_POINTS_MODEL_NAME = "test_lidar_points_model"
+
+
+@register_model(LIDAR_POINTS_MODEL_NAME)
+class LidarPointsModel(PointsModel):
+    """PointsModel declaring that it reads the LiDAR scan alone (as L2COcc-L does): live, no camera is waited for."""
+
+    @classmethod
+    def sensor_inputs(cls, cfg: dict) -> frozenset[str]:
+        return frozenset({"points"})

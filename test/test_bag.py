@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from points_model import POINTS_MODEL_NAME, PointsModel
+import torch
+from l2cocc_scenes import CAMERA, SMALL_SWIN
+from points_model import LIDAR_POINTS_MODEL_NAME, POINTS_MODEL_NAME, LidarPointsModel, PointsModel
 
+from ssc_core.config import load_config
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.semantic_kitti import (
     read_image,
@@ -21,6 +24,7 @@ from ssc_core.data.semantic_kitti import (
     write_voxel_labels,
 )
 from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.models import build_model
 from ssc_core.training.checkpoint import save_checkpoint
 from ssc_core.types import Calib, GridSpec
 from ssc_ros.bag import (
@@ -365,6 +369,51 @@ def test_run_reports_a_bag_without_the_topics_the_model_needs(tiny_sequence, poi
     with pytest.raises(DataFormatError, match=r"missing topic\(s\) \['/kitti/velo/pointcloud'\] needed by the model"):
         run(tmp_path / "stripped", tmp_path / "out.mcap", points_checkpoint, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def _bag_without(bag_path, topics: set[str], out: Path, ns) -> Path:
+    """A copy of a bag without the given topics."""
+    with BagReader(bag_path, ns.typestore) as reader, BagWriter(out, ns.typestore) as writer:
+        for raw in reader.raw_messages():
+            if raw.topic not in topics:
+                writer.write_raw(raw.topic, raw.msgtype, raw.stamp_ns, raw.data)
+    return out
+
+
+def test_a_lidar_only_model_runs_on_a_bag_without_any_camera_topic(tiny_sequence, tmp_path, ns):
+    cfg = {"model": {"name": LIDAR_POINTS_MODEL_NAME},
+           "data": {"grid": TINY_GRID.to_dict(), "use_left_image": False, "points": {"source": "lidar"}}}
+    checkpoint = save_checkpoint(tmp_path / "lidar.pt", LidarPointsModel(cfg), cfg, SEMANTIC_KITTI, TINY_GRID)
+    bag = kitti2bag(tiny_sequence, tmp_path / "full.mcap", grid=TINY_GRID, progress=False)
+    camera = {NAMES.left_image, NAMES.left_info, NAMES.right_image, NAMES.right_info}
+    summary = run(_bag_without(bag.path, camera, tmp_path / "lidar_only", ns), tmp_path / "out.mcap", checkpoint,
+                  progress=False)
+    assert summary.frames == 3 and summary.extra["drops"] == {}
+    _, messages = read_all(summary.path, ns, [RunTopics().voxel_cloud])
+    assert [raw.stamp_ns for raw, _ in messages] == [1_000_000_000, 1_100_000_000, 1_200_000_000]
+
+
+@pytest.mark.parametrize("name", ["l2cocc_l", "l2cocc_c", "l2cocc_d"])
+def test_l2cocc_models_run_on_a_bag_that_holds_only_the_streams_they_read(name, tiny_sequence, tmp_path, ns):
+    """L2COcc-L on a bag without camera topics, -C and -D (SGBM stereo depth from the pair) on one without the
+    LiDAR: every frame gives outputs stamped by its input, nothing is dropped."""
+    grid = GridSpec(dims=(32, 32, 8), voxel_size=0.4, origin=(0.0, -6.4, -2.0))
+    model = {"dim": 16, "voxel_blocks": [1, 1, 1], "norm_groups": 4, "swin": SMALL_SWIN}
+    data = {"grid": grid.to_dict()}
+    if name != "l2cocc_l":
+        model.update(CAMERA)
+        data.update(image_crop=[32, 64], stereo_depth={"source": "stereo_sgbm", "sgbm": {"num_disparities": 16}})
+    cfg = load_config(name, {"data": data, "model": model})
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model(cfg).eval(), cfg, SEMANTIC_KITTI, grid)
+    bag = kitti2bag(tiny_sequence, tmp_path / "full.mcap", grid=TINY_GRID, progress=False)
+    unused = ({NAMES.left_image, NAMES.left_info, NAMES.right_image, NAMES.right_info} if name == "l2cocc_l"
+              else {NAMES.cloud})
+    summary = run(_bag_without(bag.path, unused, tmp_path / "only", ns), tmp_path / "out.mcap", checkpoint,
+                  progress=False)
+    assert summary.frames == 3 and summary.extra["drops"] == {}
+    _, messages = read_all(summary.path, ns, [RunTopics().voxel_cloud])
+    assert [raw.stamp_ns for raw, _ in messages] == [1_000_000_000, 1_100_000_000, 1_200_000_000]
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -44,6 +44,27 @@ def test_tiny_config_gives_forward_and_train_rows_with_times_memory_and_target_l
     assert "Targets:" in text
 
 
+def test_a_distilled_students_training_row_runs_its_teacher_and_its_forward_costs_what_the_camera_models_does(
+        bench, tmp_path, capsys):
+    md = tmp_path / "l2cocc.md"
+    code = bench.main(["--configs", "l2cocc_c_tiny", "l2cocc_d_tiny", "--device", "cpu", "--dtypes", "fp32",
+                       "--train", "--repeats", "1", "--warmup", "0", "--threads", "1", "--points", "2000",
+                       "--seed-fraction", "1", "--live-tensors", "--ratios", "l2cocc_c_tiny", "--markdown", str(md)])
+    assert code == 0  # --seed-fraction is SGN's: models without seeds ignore it
+    columns = bench.COLUMNS
+    peaks = {}
+    for line in md.read_text().splitlines():
+        row = [c.strip() for c in line.strip("|").split("|")]
+        if row[0] in ("l2cocc_c_tiny", "l2cocc_d_tiny"):
+            assert row[columns.index("seeds")] == "—"
+            peaks[row[0], row[columns.index("mode")]] = float(row[columns.index("tensor peak GB")])
+    # the same network on the same batch: the same live tensors; training adds the frozen teacher and its outputs
+    assert peaks["l2cocc_d_tiny", "forward"] == peaks["l2cocc_c_tiny", "forward"]
+    assert peaks["l2cocc_d_tiny", "train"] > peaks["l2cocc_c_tiny", "train"]
+    out = capsys.readouterr().out
+    assert "l2cocc_d_tiny cpu fp32 forward: CPU s " in out and "tensor peak 1.00x l2cocc_c_tiny" in out
+
+
 def test_target_verdicts_compare_the_right_row_against_each_limit(bench):
     def result(config, device, dtype, mode, seconds, peak_gb=1.0):
         r = bench.Result(config, device, dtype, mode, 1.0, 1.0, "")
@@ -60,6 +81,22 @@ def test_target_verdicts_compare_the_right_row_against_each_limit(bench):
     failed = result("sgn_t", "cuda", "bf16", "forward", 0.04)
     failed.times_s, failed.error = [], "RuntimeError: out of memory"
     assert "not measured (RuntimeError: out of memory)" in bench.target_lines([failed])[0]
+
+
+def test_ratios_divide_each_row_by_the_reference_rows_of_the_same_device_dtype_and_mode(bench):
+    def result(config, mode, seconds, tensor_gb, device="cpu"):
+        r = bench.Result(config, device, "fp32", mode, 1.0, 1.0, "")
+        r.times_s, r.tensor_peak_bytes = [10 * seconds], int(tensor_gb * 1e9)  # wall: a loaded machine
+        r.cpu_s = [seconds] if device == "cpu" else []
+        return r
+
+    rows = [result("sgn_t", "forward", 2.0, 4.0), result("htcl", "forward", 8.0, 10.0),
+            result("l2cocc_d", "forward", 4.0, 5.0), result("l2cocc_d", "train", 9.0, 9.0),
+            result("sgn_t", "forward", 0.5, 1.0, device="cuda"), result("l2cocc_d", "forward", 1.0, 1.0, device="cuda")]
+    rows[0].times_s = [50.0]  # the reference's wall time was inflated more: CPU rows compare CPU seconds
+    assert bench.ratio_lines(rows, ["sgn_t", "htcl"]) == [
+        "l2cocc_d cpu fp32 forward: CPU s 2.00x sgn_t, 0.50x htcl; tensor peak 1.25x sgn_t, 0.50x htcl",
+        "l2cocc_d cuda fp32 forward: latency 2.00x sgn_t; tensor peak 1.00x sgn_t"]
 
 
 def test_depth_rows_time_sgbm_and_mobilestereonet_from_a_stereo_pair_to_points(bench, tmp_path, capsys):

@@ -59,6 +59,16 @@ def test_depth_and_context_shapes_gradients_and_camera_gating():
         DepthNet(16, 18, 8, 12, dcn_groups=4)
 
 
+def test_l2cocc_depth_path_narrows_to_the_depth_bins_in_its_first_block():
+    net = DepthNet(32, 24, 8, depth_bins=12, cam_channels=33, norm="BN", reduce_norm="BN", cam_norm="BN",
+                   pool_norm="BN", block_channels=12)
+    first = net.depth_conv[0]
+    assert first.conv1.out_channels == 12 and first.downsample.kernel_size == (3, 3)
+    assert net.depth_conv[3].project[0].out_channels == 12 and net.depth_conv[5].in_channels == 12
+    depth, context = net(torch.randn(2, 32, 8, 16), torch.randn(2, 33))
+    assert depth.shape == (2, 12, 8, 16) and context.shape == (2, 8, 8, 16)
+
+
 def test_htcl_size_matches_the_analytic_count_of_the_layer_list():
     with torch.device("meta"):
         net = DepthNet(640, 640, 128, depth_bins=112, cam_channels=30, dcn_groups=4)

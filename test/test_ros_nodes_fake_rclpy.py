@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from points_model import POINTS_MODEL_NAME, PointsModel
+from points_model import LIDAR_POINTS_MODEL_NAME, POINTS_MODEL_NAME, LidarPointsModel, PointsModel
 from ros_standins import message_filters as standin_message_filters
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
@@ -676,6 +676,29 @@ def test_ssc_node_runs_sets_through_the_worker_publishes_stamped_outputs_and_sur
     finally:
         node.destroy_node()
     assert node.destroyed and not node.worker.running
+
+
+def test_ssc_node_of_a_lidar_only_model_subscribes_to_the_cloud_alone_and_needs_no_camera(
+        fake_ros, sequence, tmp_path):
+    cfg = {"model": {"name": LIDAR_POINTS_MODEL_NAME},
+           "data": {"grid": MODEL_GRID.to_dict(), "use_left_image": False, "points": {"source": "lidar"}}}
+    checkpoint = save_checkpoint(tmp_path / "lidar.pt", LidarPointsModel(cfg), cfg, SEMANTIC_KITTI, MODEL_GRID)
+    node, frames = start_ssc_node(fake_ros, checkpoint, sequence)
+    try:
+        assert node.input_names == ["points"]
+        assert [s.sub.topic for s in node.subs] == [NAMES.cloud]
+        assert not {NAMES.left_image, NAMES.left_info} & {s.topic for s in node.subscriptions}
+        grid_pub = node.publisher("/ssc_node/occupancy_grid")
+        for i in (0, 1):
+            for topic in (NAMES.tf, NAMES.cloud):
+                deliver(node, topic, frames[i][topic])
+            node.timer("_on_intake").callback()
+            assert wait_for(lambda i=i: len(grid_pub.msgs) == i + 1 and node.worker.idle), node.get_logger().records
+        assert [stamp_to_ns(m.header.stamp) for m in grid_pub.msgs] == [
+            stamp_to_ns(frames[i][NAMES.cloud].header.stamp) for i in (0, 1)]
+        assert not any(target.startswith("camera") for target, _, _ in node.tf_buffer.lookups)
+    finally:
+        node.destroy_node()
 
 
 def test_ssc_node_without_latch_builds_outputs_only_for_subscribers_and_clears_the_window_on_a_jump_back(

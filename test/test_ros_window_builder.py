@@ -8,8 +8,9 @@ import pytest
 from ssc_ros.messages import make_camera_info, make_image, make_pointcloud2, rosbags_namespace
 from ssc_ros.pipeline.inputs import reference_offset
 from ssc_ros.pipeline.params import SSC_NODE_PARAMS, defaults
+from ssc_ros.pipeline.sensor_inputs import SensorInputs
 from ssc_ros.pipeline.temporal_buffer import PushResult
-from ssc_ros.pipeline.window_builder import WindowBuilder, input_keys
+from ssc_ros.pipeline.window_builder import WindowBuilder
 
 P2 = np.array([[700.0, 0.0, 8.0, 44.0], [0.0, 700.0, 6.0, 0.2], [0.0, 0.0, 1.0, 0.003]])
 TR = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.08], [1.0, 0.0, 0.0, -0.27], [0, 0, 0, 1.0]])
@@ -54,8 +55,29 @@ class TF:
 
 
 def test_input_keys_follow_what_the_model_needs():
-    assert input_keys(False, False) == ["image", "camera_info"]
-    assert input_keys(True, True) == ["image", "camera_info", "points", "image_right", "camera_info_right"]
+    assert SensorInputs().keys == ["image", "camera_info"]
+    assert SensorInputs(points=True, image_right=True).keys == ["image", "camera_info", "points", "image_right",
+                                                                "camera_info_right"]
+    assert SensorInputs(image=False, points=True).keys == ["points"]  # a LiDAR-only model: the cloud alone
+
+
+def test_a_lidar_only_model_waits_for_no_camera(ns):
+    class LidarModel(Model):
+        needs_image = False
+
+    builder = WindowBuilder(LidarModel(), defaults(SSC_NODE_PARAMS), warn=lambda s: None)
+    assert builder.keys == ["points"]
+    items = {"points": inputs(ns, 1000)["points"]}
+    assert builder.required_transforms(items) == [("odom", "velo_link")]  # history pose only, no camera
+    no_camera_tf = TF()
+    no_camera_tf.static.pop(("cam", "velo_link"))
+    windows = [builder.build({"points": inputs(ns, t)["points"]}, t * 1_000_000, no_camera_tf)
+               for t in (1000, 1100, 1200)]
+    current = windows[-1].current
+    assert current.image_left is None and current.calib is None and current.stamp_ns == 1_200_000_000
+    np.testing.assert_allclose(current.points_velo, [[1.0, 2.0, 3.0, 0.5]])
+    assert [f.stamp_ns for f in windows[-1].history] == [1_000_000_000, 1_100_000_000]
+    assert builder.build({}, 1_300_000_000, no_camera_tf) is None and builder.drops["missing_points"] == 1
 
 
 def test_windows_carry_history_moved_into_the_current_frame(ns):

@@ -59,6 +59,7 @@ from ssc_core.data.semantic_kitti import (
     read_voxel_labels,
     remap_voxel_labels,
 )
+from ssc_core.data.stereo_depth import stereo_depth_requires
 from ssc_core.data.sweeps import sweep_source_name, window_offsets
 from ssc_core.data.transforms import window_to_sample
 from ssc_core.errors import ConfigError, DataFormatError
@@ -240,6 +241,7 @@ class SemanticKittiDataset(Dataset):
         self.lidar_depth = bool(self.cfg.get("lidar_depth", False))
         self.labelled_points = bool(self.cfg.get("labelled_points", False))
         self._load_points = "points_velo" in requires or self.lidar_depth or self.labelled_points
+        requires = requires + stereo_depth_requires(self.cfg)
         self._load_right = bool(self.cfg.get("use_right_image", False)) or "image_right" in requires
         self.sequences = resolve_sequences(split, sequences, self.cfg, self.default_splits, self.normalize_sequence)
         self._infos: dict[str, SequenceInfo] = {}
@@ -347,11 +349,15 @@ class SemanticKittiDataset(Dataset):
         return FrameWindow(current=current, history=history, T_cur_hist=transforms)
 
     def point_source_cfg(self, sequence: str) -> dict:
-        """The data cfg handed to point sources: ``data:`` with ``points.root`` (the dataset root) and
-        ``points.sequence`` added, so dataset-only sources (e.g. precomputed files) find the frame's file."""
-        points = dict(self.cfg.get("points") or {})
-        points.update(root=str(self.root), sequence=sequence)
-        return {**self.cfg, "points": points}
+        """The data cfg handed to point and depth-map sources: ``data:`` with ``root`` (the dataset root) and
+        ``sequence`` added to ``points`` and ``stereo_depth``, so dataset-only sources (e.g. precomputed files)
+        find the frame's file."""
+        out = dict(self.cfg)
+        for section in ("points", "stereo_depth"):
+            values = dict(self.cfg.get(section) or {})
+            values.update(root=str(self.root), sequence=sequence)
+            out[section] = values
+        return out
 
     def __getitem__(self, index: int) -> dict:
         seq, frame_index = self.items[index]

@@ -11,6 +11,10 @@ Registered on import in the point-source registry (``ssc_core.data.point_sources
   image, back-projected as above) or ``.bin`` (float32 x, y, z, 1 pseudo-LiDAR in the LiDAR frame, used as is).
   A Frame that already carries ``depth`` is back-projected without reading a file.
 
+The same depth maps, before back-projection, are depth-map sources for models that read a stereo depth map
+(``data.stereo_depth.source``; L2COcc): ``stereo_sgbm`` and ``precomputed`` (``.npy`` files or ``Frame.depth``);
+``register_depth_map_source`` adds more (``ssc_core.data.stereo_msnet``: ``stereo_msnet``).
+
 Options live in the config's ``data.points`` section (documented in docs/training.md): ``stride`` (keep every
 n-th pixel row and column, default 1), ``max_depth`` (metres, default none), ``max_height`` (default 80),
 ``sgbm`` (matcher settings), and for ``precomputed`` ``folder`` and ``format`` ('npy' | 'bin').
@@ -18,6 +22,9 @@ n-th pixel row and column, default 1), ``max_depth`` (metres, default none), ``m
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,39 +170,46 @@ def disparity_to_depth(disparity: np.ndarray, baseline_m: float, fx: float) -> n
     return depth
 
 
-def stereo_sgbm_points(frame: Frame, cfg: dict) -> np.ndarray:
-    """Point source ``stereo_sgbm``: (N, 4) float32 pseudo-LiDAR points of ``frame`` in its LiDAR frame from
-    SGBM on image_left / image_right. ``cfg`` is the ``data:`` section. DataFormatError when the frame has no
-    right image or no P3 in its calibration (the baseline comes from P2 and P3)."""
-    points = points_section(cfg)
-    options = depth_options(points)
+def sgbm_depth(frame: Frame, options: dict) -> np.ndarray:
+    """(H, W) float32 metric depth of ``frame``'s left image from SGBM on image_left / image_right (0 where no
+    match); ``options`` is the config section holding ``sgbm`` (``data.points`` or ``data.stereo_depth``).
+    DataFormatError when the frame has no right image or no P3 (the baseline comes from P2 and P3)."""
     if frame.image_right is None:
-        raise DataFormatError(f"frame {frame.index}: point source 'stereo_sgbm' needs the right image (image_3)")
+        raise DataFormatError(f"frame {frame.index}: stereo_sgbm needs the right image (image_3)")
     baseline = frame.calib.stereo_baseline
     if baseline is None or not baseline > 0:
-        raise DataFormatError(f"frame {frame.index}: point source 'stereo_sgbm' needs P3 with a positive baseline "
-                              f"in the calibration (got {baseline})")
-    disparity = sgbm_disparity(frame.image_left, frame.image_right, sgbm_settings(points))
-    depth = disparity_to_depth(disparity, baseline, float(frame.calib.P2[0, 0]))
-    return depth_to_points_velo(depth, frame.calib, **options)
+        raise DataFormatError(f"frame {frame.index}: stereo_sgbm needs P3 with a positive baseline in the "
+                              f"calibration (got {baseline})")
+    disparity = sgbm_disparity(frame.image_left, frame.image_right, sgbm_settings(options))
+    return disparity_to_depth(disparity, baseline, float(frame.calib.P2[0, 0]))
+
+
+def stereo_sgbm_points(frame: Frame, cfg: dict) -> np.ndarray:
+    """Point source ``stereo_sgbm``: (N, 4) float32 pseudo-LiDAR points of ``frame`` in its LiDAR frame from
+    ``sgbm_depth``. ``cfg`` is the ``data:`` section."""
+    points = points_section(cfg)
+    options = depth_options(points)  # checked before the matcher runs
+    return depth_to_points_velo(sgbm_depth(frame, points), frame.calib, **options)
 
 
 # ---------------------------------------------------------------------------------------------- files
-def precomputed_path(cfg: dict, frame_index: int) -> Path:
-    """File of a frame for the ``precomputed`` source: ``<folder>/sequences/<sequence>/<frame:06d>.<format>``.
-    A relative ``data.points.folder`` is taken relative to ``data.points.root`` (the dataset root, which the
-    dataset sets together with ``data.points.sequence``)."""
-    points = points_section(cfg)
+def precomputed_path(cfg: dict, frame_index: int, section: str = "points") -> Path:
+    """File of a frame for the ``precomputed`` source: ``<folder>/sequences/<sequence>/<frame:06d>.<format>``,
+    the options read from ``data.<section>``. A relative ``folder`` is taken relative to ``root`` (the dataset
+    root, which the dataset sets together with ``sequence``)."""
+    points = cfg.get(section) or {}
+    if not isinstance(points, dict):
+        raise ConfigError(f"data.{section} must be a mapping, got {points!r}")
     fmt = points.get("format", "npy")
     if fmt not in PRECOMPUTED_FORMATS:
-        raise ConfigError(f"data.points.format must be one of {PRECOMPUTED_FORMATS}, got {fmt!r}")
+        raise ConfigError(f"data.{section}.format must be one of {PRECOMPUTED_FORMATS}, got {fmt!r}")
     folder = points.get("folder")
     sequence = points.get("sequence")
     if not folder:
-        raise ConfigError("point source 'precomputed' needs data.points.folder (the folder holding "
+        raise ConfigError(f"source 'precomputed' needs data.{section}.folder (the folder holding "
                           "sequences/<seq>/<frame>.npy|.bin)")
     if sequence is None:
-        raise ConfigError("point source 'precomputed' needs data.points.sequence (set by the dataset) to find "
+        raise ConfigError(f"source 'precomputed' needs data.{section}.sequence (set by the dataset) to find "
                           f"the file of frame {frame_index}")
     folder = Path(folder)
     if not folder.is_absolute() and points.get("root"):
@@ -243,5 +257,55 @@ def precomputed_points(frame: Frame, cfg: dict) -> np.ndarray:
     return depth_to_points_velo(read_depth_npy(path), frame.calib, **options)
 
 
+def precomputed_depth(frame: Frame, cfg: dict) -> np.ndarray:
+    """Depth-map source ``precomputed``: ``frame.depth`` when set, else the ``.npy`` of ``precomputed_path(cfg,
+    frame.index, "stereo_depth")``; (H, W) float32 metres of the raw left image."""
+    if frame.depth is not None:
+        return np.asarray(frame.depth, dtype=np.float32)
+    path = precomputed_path(cfg, frame.index, "stereo_depth")
+    if path.suffix != ".npy":
+        raise ConfigError(f"data.stereo_depth.format must be 'npy' (a depth map), got {path.suffix[1:]!r}")
+    return read_depth_npy(path)
+
+
+def sgbm_depth_map(frame: Frame, cfg: dict) -> np.ndarray:
+    """Depth-map source ``stereo_sgbm``: ``sgbm_depth`` with the matcher settings of ``data.stereo_depth.sgbm``."""
+    return sgbm_depth(frame, cfg.get("stereo_depth") or {})
+
+
+@dataclass(frozen=True)
+class DepthMapSource:
+    """A registered depth-map source: ``fn(frame, data_cfg) -> (H, W) float32`` metric depth of the frame's raw
+    left image (0 = none), and the Frame fields it reads."""
+
+    name: str
+    fn: Callable[[Frame, dict], np.ndarray]
+    requires: tuple[str, ...] = ()
+
+
+_DEPTH_MAP_SOURCES: dict[str, DepthMapSource] = {}
+# Modules that register further depth-map sources on import (tried once when a name is unknown).
+_DEPTH_MAP_PLUGINS = ("ssc_core.data.stereo_msnet",)
+
+
+def register_depth_map_source(name: str, fn: Callable[[Frame, dict], np.ndarray],
+                              requires: tuple[str, ...] = ()) -> None:
+    """Register a depth-map source under ``name`` for ``data.stereo_depth.source`` (a stereo network adds its
+    own, as MobileStereoNet's ``stereo_msnet``)."""
+    _DEPTH_MAP_SOURCES[name] = DepthMapSource(name, fn, tuple(requires))
+
+
+def get_depth_map_source(name: str) -> DepthMapSource:
+    """The source registered under ``name``; ConfigError listing the known ones otherwise."""
+    if name not in _DEPTH_MAP_SOURCES:
+        for module in _DEPTH_MAP_PLUGINS:
+            importlib.import_module(module)
+    if name not in _DEPTH_MAP_SOURCES:
+        raise ConfigError(f"unknown data.stereo_depth.source {name!r}; known: {sorted(_DEPTH_MAP_SOURCES)}")
+    return _DEPTH_MAP_SOURCES[name]
+
+
 register_point_source("stereo_sgbm", stereo_sgbm_points, requires=("image_right",))
 register_point_source("precomputed", precomputed_points)
+register_depth_map_source("stereo_sgbm", sgbm_depth_map, requires=("image_right",))
+register_depth_map_source("precomputed", precomputed_depth)

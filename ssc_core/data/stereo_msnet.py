@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from ssc_core.data.depth_sources import depth_options, depth_to_points_velo, points_section
+from ssc_core.data.depth_sources import depth_options, depth_to_points_velo, points_section, register_depth_map_source
 from ssc_core.data.point_sources import register_point_source
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.types import Calib, Frame
@@ -152,4 +152,12 @@ def stereo_msnet_points(frame: Frame, cfg: dict) -> np.ndarray:
     return depth_to_points_velo(msnet_depth(frame, cfg), frame.calib, **depth_options(points_section(cfg)))
 
 
+def msnet_depth_map(frame: Frame, cfg: dict) -> np.ndarray:
+    """Depth-map source ``stereo_msnet``: MobileStereoNet's depth of ``frame``'s left image with the options of
+    ``data.stereo_depth`` (the same keys as ``data.points`` takes for the point source)."""
+    options = msnet_options(cfg.get("stereo_depth") or {})
+    return disparity_to_depth_clipped(msnet_disparity(frame, options), baseline_focal(frame.calib, options))
+
+
 register_point_source("stereo_msnet", stereo_msnet_points, requires=("image_right",))
+register_depth_map_source("stereo_msnet", msnet_depth_map, requires=("image_right",))

@@ -5,6 +5,8 @@ live Predictor both call it, so training and deployment see identical tensors. `
 a batch for ``model(batch)``. Key reference (shapes per sample, F = frames in the window, history oldest first,
 current last):
 
+Camera entries (all but ``points``, ``stamp_ns`` and ``frame_index``; absent with ``data.use_left_image: false``):
+
 - ``img`` float32 (F, 3, H, W): RGB / 255, ImageNet-normalised, brought to ``data.image_crop`` = [H, W] by
   ``data.image_preprocess``: ``top_left_crop`` (default; SGN / VoxFormer / MonoScene: crop, zero-padded
   bottom/right after normalisation where a frame is smaller) or ``resize_bottom_crop`` (HTCL / L2COcc: bilinear
@@ -19,14 +21,19 @@ current last):
   camera-2 offset that LSS geometry subtracts).
 - ``T_cam_velo`` float32 (F, 4, 4): current LiDAR frame -> frame f's camera 0, ``Tr_f @ inv(T_cur_hist_f)``.
 - ``image_hw`` int64 (2,): [H, W] of ``img``.
-- ``points`` float32 (P, 4) x, y, z, intensity in the current LiDAR frame (only when ``data.points.source`` is
-  not ``none``): the point source applied to every frame of the window, moved by T_cur_hist.
 - ``img_right`` float32 (F, 3, H, W) and ``stereo_baseline`` float32 (F,) metres (only with
   ``data.use_right_image``).
+- ``stereo_depth`` float32 (H, W) metres, the current frame's stereo depth in ``img``'s pixels, 0 = none (only when
+  ``data.stereo_depth.source`` is not ``none``; ``stereo_depth.py``).
+
+Other entries:
+
+- ``points`` float32 (P, 4) x, y, z, intensity in the current LiDAR frame (only when ``data.points.source`` is
+  not ``none``): the point source applied to every frame of the window, moved by T_cur_hist.
 - ``sweep_occupancy`` uint8 (X, Y, Z) (only with ``data.sweeps``): 1 where the ray-cast log-odds of the depth
   points of the current and previous sweep frames is > 0 (``ssc_core.data.sweeps``; VoxFormer's stage-1 input).
-  With sweeps the window's history holds the frames of ``sweeps.window_offsets``: the image keys above use only
-  the frames at ``data.history_offsets`` (and the current one).
+  With sweeps the window's history holds the frames of ``sweeps.window_offsets``: the image keys and ``points``
+  use only the frames at ``data.history_offsets`` (and the current one).
 - ``stamp_ns``, ``frame_index``: python ints of the current frame.
 
 The Datasets add targets (``target``, ``target_1_2``; see datasets.py) and, when configured, the training-only
@@ -41,6 +48,7 @@ import numpy as np
 import torch
 
 from ssc_core.data.point_sources import get_point_source, point_source_name
+from ssc_core.data.stereo_depth import stereo_depth_sample, stereo_depth_source
 from ssc_core.data.sweeps import sweep_occupancy, window_roles
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.poses import invert_transform, is_rigid, transform_points
@@ -177,22 +185,22 @@ def _window_points(frames: list[Frame], transforms: list[np.ndarray], data_cfg: 
     return np.ascontiguousarray(np.concatenate(clouds, axis=0), dtype=np.float32)
 
 
-def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
-    """Turn a FrameWindow into one model sample (see the module docstring for keys, shapes and frames).
+def uses_left_image(data_cfg: dict) -> bool:
+    """``data.use_left_image`` (default true): whether samples carry the camera tensors at all (false for models
+    that read the LiDAR scan alone)."""
+    return bool(data_cfg.get("use_left_image", True))
 
-    ``data_cfg`` is the config's ``data:`` section (keys read: image_crop, image_preprocess, points, use_right_image,
-    history_offsets and sweeps when sweeps are computed, grid).
-    Raises DataFormatError for malformed frames (wrong image shapes/dtypes, non-finite or non-rigid poses).
-    """
-    transforms = _check_window(window)
-    image_idx, sweep_idx = window_roles(len(window.frames), data_cfg)
-    frames = [window.frames[i] for i in image_idx]
+
+def _camera_tensors(frames: list[Frame], transforms: list[np.ndarray], data_cfg: dict) -> tuple[dict, list]:
+    """The image entries of a sample (img, K, T_cam_velo, image_hw, post_rot, post_tran, P2 and, as configured,
+    img_right / stereo_baseline / stereo_depth) from the image frames (oldest first, current last) and their
+    T_cur_f (4, 4), and each frame's (3, 3) image transform."""
     crop = image_crop_hw(data_cfg)
     mode = image_preprocess_mode(data_cfg)
-    out_hw = crop or tuple(np.asarray(window.current.image_left).shape[:2])
+    out_hw = crop or tuple(np.asarray(frames[-1].image_left).shape[:2])
 
     imgs, Ks, T_cam_velo, image_transforms = [], [], [], []
-    for frame, T_cur_f in zip(frames, (transforms[i] for i in image_idx)):
+    for frame, T_cur_f in zip(frames, transforms):
         _check_calib(frame)
         img, A = _image_tensor(frame.image_left, out_hw, f"frame {frame.index} image_left", mode)
         imgs.append(img)
@@ -224,13 +232,35 @@ def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
             baselines.append(baseline)
         sample["img_right"] = torch.stack(rights)
         sample["stereo_baseline"] = torch.tensor(baselines, dtype=torch.float32)
+    if stereo_depth_source(data_cfg) != "none":
+        sample["stereo_depth"] = stereo_depth_sample(frames[-1], image_transforms[-1], out_hw, data_cfg)
+    return sample, image_transforms
 
+
+def window_to_sample(window: FrameWindow, data_cfg: dict) -> dict:
+    """Turn a FrameWindow into one model sample (see the module docstring for keys, shapes and frames).
+
+    ``data_cfg`` is the config's ``data:`` section (keys read: use_left_image, image_crop, image_preprocess,
+    points.source, use_right_image, stereo_depth, and history_offsets, sweeps and grid when sweeps are computed).
+    With ``use_left_image: false`` the sample holds no camera entries and the frames need no image or calibration.
+    Raises DataFormatError for malformed frames (wrong image shapes/dtypes, non-finite or non-rigid poses).
+    """
+    all_transforms = _check_window(window)
+    image_idx, sweep_idx = window_roles(len(window.frames), data_cfg)
+    frames = [window.frames[i] for i in image_idx]
+    transforms = [all_transforms[i] for i in image_idx]
+    sample: dict = {}
+    if uses_left_image(data_cfg):
+        sample, _ = _camera_tensors(frames, transforms, data_cfg)
     name = point_source_name(data_cfg)
     if name != "none":
-        sample["points"] = torch.from_numpy(_window_points(frames, [transforms[i] for i in image_idx], data_cfg, name))
+        sample["points"] = torch.from_numpy(_window_points(frames, transforms, data_cfg, name))
     if sweep_idx:
-        sample["sweep_occupancy"] = torch.from_numpy(
-            sweep_occupancy([window.frames[i] for i in sweep_idx], [transforms[i] for i in sweep_idx], data_cfg))
+        sample["sweep_occupancy"] = torch.from_numpy(sweep_occupancy(
+            [window.frames[i] for i in sweep_idx], [all_transforms[i] for i in sweep_idx], data_cfg))
+    if not sample:
+        raise DataFormatError("the sample would be empty: data.use_left_image is false and data.points.source "
+                              "is none")
 
     sample["stamp_ns"] = int(window.current.stamp_ns)
     sample["frame_index"] = int(window.current.index)

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
-from ssc_core.data.point_sources import point_source_name, point_source_requires
 from ssc_core.data.rgbd import RGBDFrame, rgbd_frame_to_sample
-from ssc_core.data.sweeps import sweep_source_name, window_offsets
+from ssc_core.data.sweeps import window_offsets
 from ssc_core.data.transforms import collate, window_to_sample
 from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.models.registry import model_inputs
 from ssc_core.training.checkpoint import (
     check_compatible,
     class_set_from_dict,
@@ -54,8 +54,7 @@ class Predictor:
         if any(not isinstance(o, int) or o >= 0 for o in offsets):
             raise ConfigError(f"data.history_offsets must be negative integers, got {offsets!r}")
         self._history_offsets = window_offsets(self.data_cfg)
-        sources = [point_source_name(self.data_cfg), sweep_source_name(self.data_cfg)]
-        self._requires = {field for name in sources if name is not None for field in point_source_requires(name)}
+        self._inputs = model_inputs(cfg)
 
     @classmethod
     def from_checkpoint(
@@ -93,15 +92,37 @@ class Predictor:
         return float(self.data_cfg.get("frame_rate_hz", DEFAULT_FRAME_RATE_HZ))
 
     @property
+    def inputs(self) -> frozenset[str]:
+        """The sensor streams the model reads ('image', 'image_right', 'points'; ``models.model_inputs``)."""
+        return self._inputs
+
+    @property
+    def needs_image(self) -> bool:
+        """True when frames must carry the left image and the camera calibration."""
+        return "image" in self._inputs
+
+    @property
     def needs_points(self) -> bool:
-        """True when the model's point source (or its sweeps' source) reads the LiDAR scan (frames must carry
-        ``points_velo``)."""
-        return "points_velo" in self._requires
+        """True when frames must carry the LiDAR scan (``points_velo``: the point source or the sweeps' source
+        reads it, or the model declares the scan as its input)."""
+        return "points" in self._inputs
 
     @property
     def needs_right_image(self) -> bool:
-        """True when frames must carry ``image_right`` (stereo depth source or ``data.use_right_image``)."""
-        return bool(self.data_cfg.get("use_right_image")) or "image_right" in self._requires
+        """True when frames must carry ``image_right`` (a stereo depth source or ``data.use_right_image``)."""
+        return "image_right" in self._inputs
+
+    def sample_cfg(self, data_cfg: dict | None = None) -> dict:
+        """The ``data:`` section samples are built with at inference: ``data_cfg`` (default the config's) without
+        the streams the model does not read, so a frame without them still makes a sample (e.g. L2COcc-D's
+        ``points`` feed only its teacher: dropped; a LiDAR-only model gets no camera entries)."""
+        cfg = dict(self.data_cfg if data_cfg is None else data_cfg)
+        if not self.needs_points:
+            cfg["points"] = {**(cfg.get("points") or {}), "source": "none"}
+        if not self.needs_image:
+            cfg.update(use_left_image=False, use_right_image=False)
+            cfg["stereo_depth"] = {**(cfg.get("stereo_depth") or {}), "source": "none"}
+        return cfg
 
     @property
     def grid(self) -> GridSpec:
@@ -131,7 +152,7 @@ class Predictor:
         """The model's ``ssc_logits`` for one window: (C, X, Y, Z) float32 on the predictor's device.
         ``data_cfg`` replaces the config's ``data:`` section for building the inputs (e.g. a dataset's
         ``point_source_cfg(sequence)``, which tells file-based point sources where the frame's files are)."""
-        return self.sample_logits(window_to_sample(window, self.data_cfg if data_cfg is None else data_cfg))
+        return self.sample_logits(window_to_sample(window, self.sample_cfg(data_cfg)))
 
     def _prediction(self, logits: torch.Tensor, grid: GridSpec, stamp_ns: int) -> Prediction:
         probs = torch.softmax(logits, dim=0)

@@ -48,6 +48,45 @@ def build_model(cfg: dict) -> nn.Module:
     return _MODELS[name](cfg)
 
 
+SENSOR_INPUTS = ("image", "image_right", "points")
+
+
+def data_sensor_inputs(data_cfg: dict) -> frozenset[str]:
+    """The sensor streams a ``data:`` section makes samples from: 'image' unless ``use_left_image`` is false,
+    'image_right' for ``use_right_image`` or a point / stereo-depth source reading the right image, 'points' for
+    a point source (or the sweeps' source, VoxFormer's stage 1) reading the LiDAR scan."""
+    from ssc_core.data.point_sources import point_source_name, point_source_requires
+    from ssc_core.data.stereo_depth import stereo_depth_requires
+    from ssc_core.data.sweeps import sweep_source_name
+    from ssc_core.data.transforms import uses_left_image
+
+    sweep_source = sweep_source_name(data_cfg)
+    reads = point_source_requires(point_source_name(data_cfg)) + stereo_depth_requires(data_cfg)
+    if sweep_source is not None:
+        reads = reads + point_source_requires(sweep_source)
+    inputs = {"image"} if uses_left_image(data_cfg) else set()
+    if data_cfg.get("use_right_image") or "image_right" in reads:
+        inputs.add("image_right")
+    if "points_velo" in reads:
+        inputs.add("points")
+    return frozenset(inputs)
+
+
+def model_inputs(cfg: dict) -> frozenset[str]:
+    """The sensor streams (subset of SENSOR_INPUTS) the model of ``cfg`` reads at inference: its class's
+    ``sensor_inputs(cfg)`` when it declares one (a model may read less than its training data holds, e.g. a
+    distilled camera student whose data also feeds a LiDAR teacher), else ``data_sensor_inputs(cfg['data'])``."""
+    model_cfg = cfg.get("model") or {}
+    _import_builtin_models()
+    declared = getattr(_MODELS.get(model_cfg.get("name")), "sensor_inputs", None)
+    inputs = declared(cfg) if declared is not None else data_sensor_inputs(cfg.get("data") or {})
+    unknown = set(inputs) - set(SENSOR_INPUTS)
+    if unknown or not inputs:
+        raise ConfigError(f"model {model_cfg.get('name')!r} declares sensor inputs {sorted(inputs)}; they must be a "
+                          f"non-empty subset of {SENSOR_INPUTS}")
+    return frozenset(inputs)
+
+
 def _import_builtin_models() -> None:
     """Import every module of ssc_core.models (one file per method), so their @register_model runs."""
     import ssc_core.models as package

@@ -39,7 +39,14 @@ from torch import nn
 
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_core.losses.distill import class_centre_kd_losses, feature_mse_loss
+from ssc_core.losses.distill import (
+    aggregator_kl_loss,
+    class_centre_kd_losses,
+    feature_cosine_loss,
+    feature_mse_loss,
+    prediction_kl_loss,
+    relation_loss,
+)
 from ssc_core.training.checkpoint import check_compatible, load_checkpoint, load_model_state
 from ssc_core.training.hooks import TrainerHook
 
@@ -146,6 +153,57 @@ def class_centre_term(temperature: float = 1.0, logits: str = "ssc_logits") -> K
         sc, sa = class_centre_kd_losses(student[logits], teacher[logits], batch["target"], batch["label_weight"],
                                         temperature)
         return {"kd_sc": sc, "kd_sa": sa}
+
+    return fn
+
+
+@register_kd_term("prediction_kl")
+def prediction_kl_term(logits: str = "ssc_logits", include_empty: bool = False) -> KDFunction:
+    """L2COcc PAD: KL(teacher || student) of ``outputs[logits]`` on the batch's non-empty labelled voxels
+    (``prediction_kl_loss``; ``include_empty`` adds the empty ones, the release's ``distill_kl_empty``)."""
+
+    def fn(student: dict, teacher: dict, batch: dict) -> torch.Tensor:
+        return prediction_kl_loss(student[logits], teacher[logits], batch["target"], include_empty)
+
+    return fn
+
+
+def _tpv_planes(outputs: dict) -> list[list[torch.Tensor]]:
+    """Per plane (xy, yz, zx) the Swin outputs then the FPN outputs of an L2COcc model's outputs."""
+    return [[*backbone, *neck] for backbone, neck in zip(outputs["plane_backbone"], outputs["plane_neck"])]
+
+
+@register_kd_term("tpv_feature_cosine")
+def tpv_feature_cosine_term() -> KDFunction:
+    """L2COcc's feature term: ``feature_cosine_loss`` over the TPV plane features (Swin and FPN outputs) and the
+    voxel features (``fused_features``, ``voxel_features``), masked by ``batch['target_1_2']``: 17 terms."""
+
+    def fn(student: dict, teacher: dict, batch: dict) -> torch.Tensor:
+        volumes = ("fused_features", "voxel_features")
+        return feature_cosine_loss(_tpv_planes(student), _tpv_planes(teacher), [student[k] for k in volumes],
+                                   [teacher[k] for k in volumes], batch["target_1_2"])
+
+    return fn
+
+
+@register_kd_term("tpv_relation")
+def tpv_relation_term(level: int = 0) -> KDFunction:
+    """L2COcc's relation term: ``relation_loss`` on each plane's FPN output ``level`` (the release: the first)."""
+
+    def fn(student: dict, teacher: dict, batch: dict) -> torch.Tensor:
+        return relation_loss([neck[level] for neck in student["plane_neck"]],
+                             [neck[level] for neck in teacher["plane_neck"]])
+
+    return fn
+
+
+@register_kd_term("aggregator_kl")
+def aggregator_kl_term() -> KDFunction:
+    """L2COcc's aggregator term: ``aggregator_kl_loss`` of the TPV aggregator's weight logits at the non-empty
+    labelled voxels of ``batch['target_1_2']``."""
+
+    def fn(student: dict, teacher: dict, batch: dict) -> torch.Tensor:
+        return aggregator_kl_loss(student["aggregator_logits"], teacher["aggregator_logits"], batch["target_1_2"])
 
     return fn
 

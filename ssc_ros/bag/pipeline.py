@@ -189,10 +189,13 @@ class BagPipeline:
         return self._drain(final=True)
 
     def _ready(self, matched: SyncedSet) -> bool:
-        """A set can go once its camera <- LiDAR transform is known and, with a history window, its pose is
-        known or will never come (the dynamic TF has already moved past its stamp)."""
+        """A set can go once its camera <- LiDAR transform is known (camera models) and, with a history window,
+        its pose is known or will never come (the dynamic TF has already moved past its stamp)."""
         stamp, lidar = matched.stamp_ns, self.windows.lidar_frame(matched.items)
-        if not lidar or self.tf.lookup(matched.items["camera_info"].header.frame_id, lidar, stamp) is None:
+        if not lidar:
+            return False
+        camera = self.windows.inputs.image and matched.items["camera_info"].header.frame_id
+        if camera is not False and self.tf.lookup(camera, lidar, stamp) is None:
             return False
         if not self.windows.needs_pose or self.tf.lookup(self.p["frames.fixed"], lidar, stamp) is not None:
             return True

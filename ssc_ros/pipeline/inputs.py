@@ -1,9 +1,9 @@
 """Synchronized input messages -> ssc_core Frame, with validation, counted drops and rate-limited logs.
 
 ``FrameAssembler.assemble`` takes the messages of one synchronized set (image, camera_info, optional
-PointCloud2, optional right image + camera_info) plus the transforms the node looked up, and returns a Frame or
-None. Every rejection increments ``drops[reason]`` and logs one rate-limited line naming the topic and the
-problem; nothing here raises.
+PointCloud2, optional right image + camera_info; or the PointCloud2 alone for a LiDAR-only model) plus the
+transforms the node looked up, and returns a Frame or None. Every rejection increments ``drops[reason]`` and
+logs one rate-limited line naming the topic and the problem; nothing here raises.
 
 Calibration from ROS: the left CameraInfo's P (3x4, rectified) plays KITTI's P2, and the camera pose comes from
 TF. P's 4th column is a translation of the camera w.r.t. the rectified reference frame (KITTI: cam0), so
@@ -44,7 +44,8 @@ def calib_from_ros(P_left: np.ndarray, T_camleft_velo: np.ndarray, P_right: np.n
 class FrameAssembler:
     """Turns synchronized messages into Frames.
 
-    needs_points / needs_right_image: what the model consumes (a missing/empty one drops the set);
+    needs_points / needs_right_image / needs_image: what the model consumes (a missing/empty one drops the set;
+    without the image the set is the cloud alone, stamped by it, and the Frame has no image or calibration);
     drops: shared counters; warn: a function(str) for log lines (rate-limited here, per reason);
     reset_after_s: a stamp this far behind the last accepted one is a restart (replay/bag played again), not a
     backwards stamp: it is accepted and the stamp check starts over.
@@ -53,9 +54,11 @@ class FrameAssembler:
     def __init__(
         self, needs_points: bool, needs_right_image: bool, drops: DropCounter | None = None,
         warn: Callable[[str], None] = print, log_period_s: float = 5.0, reset_after_s: float = 3.0,
+        needs_image: bool = True,
     ) -> None:
-        self.needs_points = needs_points
-        self.needs_right_image = needs_right_image
+        self.needs_points = needs_points or not needs_image
+        self.needs_right_image = needs_right_image and needs_image
+        self.needs_image = needs_image
         self.drops = drops or DropCounter()
         self.log = RateLimitedLogger(warn, log_period_s)
         self.reset_after_ns = int(reset_after_s * 1e9)
@@ -67,17 +70,22 @@ class FrameAssembler:
         self.log.log(reason, f"dropping input: {message}")
 
     def assemble(
-        self, image_msg: Any, info_msg: Any, cloud_msg: Any = None, right_image_msg: Any = None,
+        self, image_msg: Any = None, info_msg: Any = None, cloud_msg: Any = None, right_image_msg: Any = None,
         right_info_msg: Any = None, T_cam_velo: np.ndarray | None = None, T_odom_velo: np.ndarray | None = None,
         T_velo_cloud: np.ndarray | None = None, index: int = -1,
     ) -> Frame | None:
         """One Frame from one synchronized set, or None (counted + logged). T_cam_velo: left camera <- LiDAR
-        (None = TF missing: dropped); T_odom_velo: LiDAR pose in the fixed frame (None allowed: no history);
-        T_velo_cloud: LiDAR <- cloud frame when the cloud is not in the LiDAR frame."""
+        (None = TF missing: dropped, for camera models); T_odom_velo: LiDAR pose in the fixed frame (None allowed:
+        no history); T_velo_cloud: LiDAR <- cloud frame when the cloud is not in the LiDAR frame. Without
+        ``needs_image`` the image, camera_info and T_cam_velo are not read (pass None)."""
         self.drops.count_received()
-        stamp_ns = stamp_to_ns(image_msg.header.stamp)
+        reference, what = (image_msg, "image") if self.needs_image else (cloud_msg, "cloud")
+        if reference is None:
+            self.reject(f"missing_{'image' if self.needs_image else 'points'}", f"the set has no {what}")
+            return None
+        stamp_ns = stamp_to_ns(reference.header.stamp)
         if stamp_ns <= 0:
-            self.reject("bad_stamp", f"image stamp {stamp_ns} ns is not positive (unset header?)")
+            self.reject("bad_stamp", f"{what} stamp {stamp_ns} ns is not positive (unset header?)")
             return None
         if self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns - self.reset_after_ns:
             self.log.log("time_reset", f"input time jumped back from {self.last_stamp_ns} to {stamp_ns} ns: restart")
@@ -101,6 +109,9 @@ class FrameAssembler:
 
     def _convert(self, stamp_ns, image_msg, info_msg, cloud_msg, right_image_msg, right_info_msg, T_cam_velo,
                  T_odom_velo, T_velo_cloud, index) -> Frame:
+        if not self.needs_image:
+            return Frame(stamp_ns=stamp_ns, image_left=None, calib=None, T_odom_velo=T_odom_velo,
+                         points_velo=self._required_points(cloud_msg, T_velo_cloud), index=index)
         try:
             image = image_to_rgb(image_msg, "image")
         except DataFormatError as exc:
@@ -126,20 +137,21 @@ class FrameAssembler:
                 P_right = camera_info_to_P(right_info_msg, "camera_info_right")
             except DataFormatError as exc:
                 raise _Reject("bad_right_image", str(exc)) from None
-        points = None
-        if self.needs_points:
-            if cloud_msg is None:
-                raise _Reject("missing_points", "the model needs a point cloud but none came with the set")
-            try:
-                points = self._points(cloud_msg, T_velo_cloud)
-            except DataFormatError as exc:
-                raise _Reject("bad_points", str(exc)) from None
+        points = self._required_points(cloud_msg, T_velo_cloud) if self.needs_points else None
         try:
             calib = calib_from_ros(P_left, T_cam_velo, P_right)
         except SSCError as exc:
             raise _Reject("bad_camera_info", str(exc)) from None
         return Frame(stamp_ns=stamp_ns, image_left=image, calib=calib, T_odom_velo=T_odom_velo,
                      image_right=image_right, points_velo=points, index=index)
+
+    def _required_points(self, cloud_msg: Any, T_velo_cloud: np.ndarray | None) -> np.ndarray:
+        if cloud_msg is None:
+            raise _Reject("missing_points", "the model needs a point cloud but none came with the set")
+        try:
+            return self._points(cloud_msg, T_velo_cloud)
+        except DataFormatError as exc:
+            raise _Reject("bad_points", str(exc)) from None
 
     def _points(self, cloud_msg: Any, T_velo_cloud: np.ndarray | None) -> np.ndarray:
         n_total = int(cloud_msg.width) * int(cloud_msg.height)

@@ -32,8 +32,10 @@ SSC_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("model.precision", "fp32", "fp32, fp16 or bf16 (autocast; fp16/bf16 only on CUDA)."),
     ParamSpec("model.num_threads", 0, "Torch CPU threads for inference; 0: the CLIs' rule (OMP_NUM_THREADS, else "
               "the cores the load average leaves idle)."),
-    ParamSpec("topics.image", "image", "Left colour image (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8)."),
-    ParamSpec("topics.camera_info", "camera_info", "CameraInfo of the left image (P is used as KITTI's P2)."),
+    ParamSpec("topics.image", "image", "Left colour image (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8); "
+              "subscribed only for camera models."),
+    ParamSpec("topics.camera_info", "camera_info", "CameraInfo of the left image (P is used as KITTI's P2); "
+              "subscribed only for camera models."),
     ParamSpec("topics.points", "points", "LiDAR PointCloud2 (x, y, z[, intensity]); subscribed only when the "
               "model uses points."),
     ParamSpec("topics.image_right", "image_right", "Right image; subscribed only for stereo models."),

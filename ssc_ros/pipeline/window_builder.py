@@ -1,12 +1,12 @@
 """WindowBuilder: one synchronized input set + a TF lookup -> the FrameWindow the model runs on.
 
 The step between the synchronizer and the inference worker, shared by the live node (TF from tf2_ros) and
-offline runs (TF from a bag): look up camera <- LiDAR (projection), fixed <- LiDAR (temporal window pose) and
-LiDAR <- cloud (when the cloud comes in another frame); turn the messages into a Frame (``FrameAssembler``:
-validation, counted drops); store it in the ``TemporalBuffer`` and return the window for it.
+offline runs (TF from a bag): look up camera <- LiDAR (projection; camera models only), fixed <- LiDAR (temporal
+window pose) and LiDAR <- cloud (when the cloud comes in another frame); turn the messages into a Frame
+(``FrameAssembler``: validation, counted drops); store it in the ``TemporalBuffer`` and return the window for it.
 
-Input sets are dicts keyed by ``INPUT_KEYS``; ``lookup(target, source, stamp_ns)`` returns T_target_source as a
-(4, 4) float64 array or None when the transform is unavailable.
+Input sets are dicts keyed by the model's ``SensorInputs.keys``; ``lookup(target, source, stamp_ns)`` returns
+T_target_source as a (4, 4) float64 array or None when the transform is unavailable.
 """
 
 from __future__ import annotations
@@ -19,35 +19,26 @@ import numpy as np
 from ssc_core.types import FrameWindow
 from ssc_ros.pipeline.health import DropCounter
 from ssc_ros.pipeline.inputs import FrameAssembler
+from ssc_ros.pipeline.sensor_inputs import SensorInputs
 from ssc_ros.pipeline.temporal_buffer import PushResult, TemporalBuffer
 
-INPUT_KEYS = ("image", "camera_info", "points", "image_right", "camera_info_right")
 Lookup = Callable[[str, str, int], "np.ndarray | None"]
 
 
-def input_keys(needs_points: bool, needs_right_image: bool) -> list[str]:
-    """The inputs a model needs, in synchronizer order: image, camera_info[, points][, right image + info]."""
-    keys = ["image", "camera_info"]
-    if needs_points:
-        keys.append("points")
-    if needs_right_image:
-        keys += ["image_right", "camera_info_right"]
-    return keys
-
-
 class WindowBuilder:
-    """predictor: the Predictor contract (history_offsets, frame_rate_hz, needs_points, needs_right_image);
-    params: ssc_node parameter values (frames.*, window.*, log.period_s); drops: shared counters;
-    warn: log function for rate-limited warnings."""
+    """predictor: the Predictor contract (history_offsets, frame_rate_hz, needs_image, needs_points,
+    needs_right_image); params: ssc_node parameter values (frames.*, window.*, log.period_s); drops: shared
+    counters; warn: log function for rate-limited warnings."""
 
     def __init__(self, predictor: Any, params: dict[str, Any], drops: DropCounter | None = None,
                  warn: Callable[[str], None] = print) -> None:
         self.p = params
         self.drops = drops or DropCounter()
-        self.keys = input_keys(bool(predictor.needs_points), bool(predictor.needs_right_image))
-        self.assembler = FrameAssembler(bool(predictor.needs_points), bool(predictor.needs_right_image),
-                                        self.drops, warn=warn, log_period_s=params["log.period_s"],
-                                        reset_after_s=params["window.reset_after_s"])
+        self.inputs = SensorInputs.of(predictor)
+        self.keys = self.inputs.keys
+        self.assembler = FrameAssembler(self.inputs.points, self.inputs.image_right, self.drops, warn=warn,
+                                        log_period_s=params["log.period_s"],
+                                        reset_after_s=params["window.reset_after_s"], needs_image=self.inputs.image)
         window_kwargs = dict(tolerance_s=params["window.tolerance_s"] or None,
                              reset_after_s=params["window.reset_after_s"])
         if params["window.from_model"]:
@@ -69,9 +60,10 @@ class WindowBuilder:
         return items["points"].header.frame_id if "points" in items else ""
 
     def required_transforms(self, items: dict[str, Any]) -> list[tuple[str, str]]:
-        """(target, source) pairs a set waits for: camera <- LiDAR and, with history, fixed <- LiDAR."""
+        """(target, source) pairs a set waits for: camera <- LiDAR (camera models) and, with history,
+        fixed <- LiDAR."""
         lidar = self.lidar_frame(items)
-        pairs = [(items["camera_info"].header.frame_id, lidar)]
+        pairs = [(items["camera_info"].header.frame_id, lidar)] if self.inputs.image else []
         if self.needs_pose:
             pairs.append((self.p["frames.fixed"], lidar))
         return pairs
@@ -81,10 +73,12 @@ class WindowBuilder:
         ``index`` becomes the Frame's index (the bag path numbers its sets)."""
         self.last_push = None
         lidar = self.lidar_frame(items)
-        camera = items["camera_info"].header.frame_id
-        T_cam_velo = lookup(camera, lidar, stamp_ns) if lidar else None
-        if T_cam_velo is None:
-            return self._reject("missing_tf", f"no TF {camera} <- '{lidar}' at stamp {stamp_ns} ns")
+        T_cam_velo = None
+        if self.inputs.image:
+            camera = items["camera_info"].header.frame_id
+            T_cam_velo = lookup(camera, lidar, stamp_ns) if lidar else None
+            if T_cam_velo is None:
+                return self._reject("missing_tf", f"no TF {camera} <- '{lidar}' at stamp {stamp_ns} ns")
         T_odom_velo = lookup(self.p["frames.fixed"], lidar, stamp_ns) if self.needs_pose else None
         if T_odom_velo is None and self.needs_pose:
             if self.p["window.require_pose"]:
@@ -97,8 +91,9 @@ class WindowBuilder:
             if T_velo_cloud is None:
                 return self._reject("missing_tf", f"no TF {lidar} <- {cloud.header.frame_id} for the cloud")
         frame = self.assembler.assemble(
-            items["image"], items["camera_info"], cloud, items.get("image_right"), items.get("camera_info_right"),
-            T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo, T_velo_cloud=T_velo_cloud, index=index)
+            items.get("image"), items.get("camera_info"), cloud, items.get("image_right"),
+            items.get("camera_info_right"), T_cam_velo=T_cam_velo, T_odom_velo=T_odom_velo, T_velo_cloud=T_velo_cloud,
+            index=index)
         if frame is None:
             return None
         self.last_push = self.buffer.push(frame)

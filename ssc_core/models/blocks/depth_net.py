@@ -10,7 +10,8 @@ from an image feature map, both gated by the camera parameters.
 - context: 1x1 conv mid -> context_channels;
 - depth: 3 x BasicBlock(mid) -> ASPP(mid; dilations 1/6/12/18 + image pooling, dropout 0.5) -> deformable 3x3
   conv (``ssc_core.ops.DeformConv2d``, ``dcn_groups`` convolution groups, zero-initialised offsets as mmcv's
-  ``DCN``) -> 1x1 conv mid -> depth_bins.
+  ``DCN``) -> 1x1 conv mid -> depth_bins. CGFormer / L2COcc run this path at ``block_channels`` = depth_bins
+  (the first block narrows mid -> depth_bins), much lighter at 640 -> 112 channels.
 
 forward((N, in, h, w), (N, cam_channels)) -> (depth logits (N, depth_bins, h, w), context (N, context, h, w)).
 """
@@ -57,18 +58,23 @@ def camera_features(P: torch.Tensor, post_rot: torch.Tensor, post_tran: torch.Te
 
 
 class BasicBlock2d(nn.Module):
-    """ResNet basic block (mmdet): 3x3 conv - BN - ReLU - 3x3 conv - BN, plus identity, ReLU. Shape-preserving."""
+    """ResNet basic block (mmdet): 3x3 conv - BN - ReLU - 3x3 conv - BN, plus the input, ReLU. (N, in, h, w) ->
+    (N, out, h, w); when ``out_channels`` differs, the input passes through a 3x3 conv with bias (CGFormer's
+    ``downsample``) on the shortcut."""
 
-    def __init__(self, channels: int, norm: NormSpec = "BN") -> None:
+    def __init__(self, channels: int, norm: NormSpec = "BN", out_channels: int | None = None) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = build_norm(norm, channels, 2)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = build_norm(norm, channels, 2)
+        out_channels = channels if out_channels is None else out_channels
+        self.conv1 = nn.Conv2d(channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = build_norm(norm, out_channels, 2)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = build_norm(norm, out_channels, 2)
+        self.downsample = nn.Conv2d(channels, out_channels, 3, padding=1) if out_channels != channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        return F.relu(self.bn2(self.conv2(out)) + x, inplace=True)
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(self.bn2(self.conv2(out)) + identity, inplace=True)
 
 
 class ASPP(nn.Module):
@@ -122,14 +128,17 @@ class DepthNet(nn.Module):
     in_channels: image feature channels (640 in HTCL); mid_channels (640); context_channels (128); depth_bins
     (112); cam_channels: length of the ``camera_features`` vector (HTCL 30, L2COcc 33); dcn_groups: convolution
     groups of the deformable conv (4); norm: BatchNorm of the blocks and ASPP; reduce_norm / cam_norm /
-    pool_norm: norms of reduce_conv, of the camera vector, of ASPP's pooling branch (GN(2) in HTCL)."""
+    pool_norm: norms of reduce_conv, of the camera vector, of ASPP's pooling branch (GN(2) in HTCL);
+    block_channels: width of the depth path's blocks, ASPP and deformable conv (default mid_channels, HTCL's;
+    CGFormer / L2COcc narrow it to depth_bins, the first block taking mid -> depth_bins)."""
 
     def __init__(self, in_channels: int, mid_channels: int, context_channels: int, depth_bins: int,
                  cam_channels: int = 30, dcn_groups: int = 4, norm: NormSpec = "BN", reduce_norm: NormSpec = GN2,
-                 cam_norm: NormSpec = GN2, pool_norm: NormSpec = GN2) -> None:
+                 cam_norm: NormSpec = GN2, pool_norm: NormSpec = GN2, block_channels: int | None = None) -> None:
         super().__init__()
-        if mid_channels % dcn_groups:
-            raise ConfigError(f"DepthNet mid_channels {mid_channels} must be divisible by dcn_groups {dcn_groups}")
+        width = mid_channels if block_channels is None else int(block_channels)
+        if width % dcn_groups:
+            raise ConfigError(f"DepthNet block width {width} must be divisible by dcn_groups {dcn_groups}")
         self.cam_channels = int(cam_channels)
         self.reduce_conv = nn.Sequential(nn.Conv2d(in_channels, mid_channels, 3, padding=1),
                                          build_norm(reduce_norm, mid_channels, 2), nn.ReLU(inplace=True))
@@ -140,10 +149,10 @@ class DepthNet(nn.Module):
         self.depth_mlp = _camera_mlp(cam_channels, mid_channels)
         self.depth_se = CameraSE(mid_channels)
         self.depth_conv = nn.Sequential(
-            *(BasicBlock2d(mid_channels, norm) for _ in range(3)),
-            ASPP(mid_channels, mid_channels, norm, pool_norm),
-            DeformConv2d(mid_channels, mid_channels, 3, padding=1, groups=dcn_groups),
-            nn.Conv2d(mid_channels, depth_bins, 1),
+            BasicBlock2d(mid_channels, norm, width), BasicBlock2d(width, norm), BasicBlock2d(width, norm),
+            ASPP(width, width, norm, pool_norm),
+            DeformConv2d(width, width, 3, padding=1, groups=dcn_groups),
+            nn.Conv2d(width, depth_bins, 1),
         )
 
     def forward(self, x: torch.Tensor, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
