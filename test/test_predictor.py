@@ -109,6 +109,8 @@ def test_predictor_reports_what_the_model_needs_from_its_config():
     stereo = _cfg(points={"source": "stereo_sgbm"})
     stereo_predictor = Predictor(FovModel(stereo), stereo)
     assert stereo_predictor.needs_right_image and not stereo_predictor.needs_points
+    # pseudo-points made from the images are the model's input, not a LiDAR stream to drop
+    assert stereo_predictor.sample_cfg()["points"]["source"] == "stereo_sgbm"
     assert Predictor(FovModel(_cfg()), _cfg()).frame_rate_hz == 10.0
     with pytest.raises(ConfigError, match="history_offsets"):
         Predictor(FovModel(_cfg()), _cfg(history_offsets=[3]))

@@ -16,6 +16,7 @@ from ssc_ros.pipeline.sensor_inputs import SensorInputs
     ("l2cocc_d", {"image", "image_right"}, ["image", "camera_info", "image_right", "camera_info_right"]),
     ("sgn_tiny", {"image", "points"}, ["image", "camera_info", "points"]),
     ("sgn_t", {"image", "image_right"}, ["image", "camera_info", "image_right", "camera_info_right"]),
+    ("voxformer_tiny", {"image", "points"}, ["image", "camera_info", "points"]),  # its sweeps read the scan
 ])
 def test_subscriptions_follow_the_models_declared_inputs(name, expected, keys):
     cfg = load_config(name)

@@ -69,9 +69,11 @@ def sweep_offsets(data_cfg: dict) -> list[int]:
 
 
 def window_offsets(data_cfg: dict) -> list[int]:
-    """Every history offset a window must hold: ``data.history_offsets`` (image frames) and the sweep frames,
-    sorted oldest first without repeats."""
-    return sorted(set(int(o) for o in data_cfg.get("history_offsets") or []) | set(sweep_offsets(data_cfg)))
+    """Every history offset a window must hold, sorted oldest first: ``data.history_offsets`` (image frames, kept
+    as given, repeats included: a repeated offset is one more frame) and the sweep frames that are not image
+    frames already."""
+    images = [int(o) for o in data_cfg.get("history_offsets") or []]
+    return sorted(images + [o for o in sweep_offsets(data_cfg) if o not in images])
 
 
 def sweep_occupancy(frames: list[Frame], transforms: list[np.ndarray], data_cfg: dict) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI, ClassSet
+from ssc_core.data.point_sources import point_source_name, point_source_requires
 from ssc_core.data.rgbd import RGBDFrame, rgbd_frame_to_sample
 from ssc_core.data.sweeps import window_offsets
 from ssc_core.data.transforms import collate, window_to_sample
@@ -115,9 +116,10 @@ class Predictor:
     def sample_cfg(self, data_cfg: dict | None = None) -> dict:
         """The ``data:`` section samples are built with at inference: ``data_cfg`` (default the config's) without
         the streams the model does not read, so a frame without them still makes a sample (e.g. L2COcc-D's
-        ``points`` feed only its teacher: dropped; a LiDAR-only model gets no camera entries)."""
+        LiDAR ``points`` feed only its teacher: dropped; a LiDAR-only model gets no camera entries). A point source
+        that makes its points from the images (SGN's stereo pseudo-points) stays."""
         cfg = dict(self.data_cfg if data_cfg is None else data_cfg)
-        if not self.needs_points:
+        if not self.needs_points and "points_velo" in point_source_requires(point_source_name(cfg)):
             cfg["points"] = {**(cfg.get("points") or {}), "source": "none"}
         if not self.needs_image:
             cfg.update(use_left_image=False, use_right_image=False)
