@@ -3,7 +3,8 @@
 Composed of parts, each testable alone (layer list and shapes as the release, ``temporal_baseline.py``; sizes for
 384 x 1280 images, 112 depth bins, the 128 x 128 x 16 work grid; D depth bins, (h, w) = image / 8):
 
-  ImageEncoder    current left image -> timm EfficientNet-B7 (strides 4..32 + head map) -> SECONDFPN -> (B, 640, h, w)
+  image encoder   current left image -> timm EfficientNet-B7 (strides 4..32 + head map) -> SECONDFPN -> (B, 640, h, w)
+                  (blocks.image_encoder.MultiLevelImageEncoder, shared with L2COcc-C/-D)
   DepthNet        camera-aware depth logits (B, D, h, w) + context (B, 128, h, w)       (blocks/depth_net.py)
   StereoBranch    left/right at 0.75 x size -> LEAStereo feature net (stride 3) -> concat cost volume over
                   ``disparities`` -> resampled to depth planes -> LEAStereo matching net -> (B, 1, D_s, H/4, W/4)
@@ -38,11 +39,12 @@ from ssc_core.losses import geo_scal_loss, lovasz_softmax_loss, resolve_class_we
 from ssc_core.models.blocks.depth_net import DepthNet, camera_features
 from ssc_core.models.blocks.hourglass import Hourglass3D, conv_norm_3d
 from ssc_core.models.blocks.image_backbone import build_image_backbone, read_weights_file
+from ssc_core.models.blocks.image_encoder import MultiLevelImageEncoder
 from ssc_core.models.blocks.leastereo import FeatureNet, MatchingNet
 from ssc_core.models.blocks.lss import depth_bins, frustum_to_lidar, lift, make_frustum, splat, voxel_index
 from ssc_core.models.blocks.occ_head import OccHead
 from ssc_core.models.blocks.resnet3d import ResNet3D
-from ssc_core.models.blocks.second_fpn import SECONDFPN, SECONDFPN3D
+from ssc_core.models.blocks.second_fpn import SECONDFPN3D
 from ssc_core.models.registry import loss_weights, model_sections, register_model, scene_grids
 from ssc_core.ops import DeformConv3dHW
 from ssc_core.types import GridSpec
@@ -80,23 +82,6 @@ def _section(model_cfg: dict, name: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ image + depth
-class ImageEncoder(nn.Module):
-    """Image backbone (EfficientNet-B7 levels at strides 4..32 and its head map) + SECONDFPN to stride 8.
-    (N, 3, H, W) -> (N, levels x channels, H/8, W/8)."""
-
-    def __init__(self, backbone_cfg: dict, channels: int, strides: list[float]) -> None:
-        super().__init__()
-        self.backbone = build_image_backbone(backbone_cfg)
-        if len(strides) != len(self.backbone.out_channels):
-            raise ConfigError(f"model.neck.strides has {len(strides)} entries for the backbone's "
-                              f"{len(self.backbone.out_channels)} levels {self.backbone.out_channels}")
-        self.neck = SECONDFPN(self.backbone.out_channels, [channels] * len(strides), strides)
-        self.out_channels = self.neck.out_channels
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        return self.neck(self.backbone(img))
-
-
 def concat_cost_volume(left: torch.Tensor, right: torch.Tensor, disparities: int) -> torch.Tensor:
     """(B, C, H, W) left / right features -> (B, 2C, disparities, H, W): level d holds the left features and the
     right ones shifted right by d pixels, zero where the shifted map has no data (columns < d)."""
@@ -461,8 +446,8 @@ class HTCL(nn.Module):
                 raise ConfigError("HTCL's temporal branch needs history frames: set data.history_offsets (HTCL: "
                                   "[-15, -10, -5]) or model.temporal.enabled: false")
 
-        self.image_encoder = ImageEncoder(dict(m.get("backbone") or DEFAULT_BACKBONE), int(neck["channels"]),
-                                          list(neck["strides"]))
+        self.image_encoder = MultiLevelImageEncoder(dict(m.get("backbone") or DEFAULT_BACKBONE),
+                                                    int(neck["channels"]), list(neck["strides"]))
         img_c = self.image_encoder.out_channels
         self.depth_net = DepthNet(img_c, img_c, int(depth["context_channels"]), self.depth_bins.numel(),
                                   int(depth["cam_channels"]), int(depth["dcn_groups"]))

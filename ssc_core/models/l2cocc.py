@@ -33,13 +33,12 @@ from ssc_core.losses import geo_scal_loss, resolve_class_weights, sem_scal_loss,
 from ssc_core.losses.depth import depth_kl_loss, num_bins
 from ssc_core.models.blocks.depth_net import DepthNet, camera_features
 from ssc_core.models.blocks.evt import EVT, stereo_proposals
-from ssc_core.models.blocks.image_backbone import build_image_backbone
+from ssc_core.models.blocks.image_encoder import MultiLevelImageEncoder
 from ssc_core.models.blocks.lidar_encoder import LidarVoxelEncoder
 from ssc_core.models.blocks.lss import LiftSplat, depth_bins, lift
 from ssc_core.models.blocks.lss_fpn import GeneralizedLSSFPN
 from ssc_core.models.blocks.occ_head import OccHead
 from ssc_core.models.blocks.resnet3d import ResNet3D
-from ssc_core.models.blocks.second_fpn import SECONDFPN
 from ssc_core.models.blocks.stereo_depth import StereoMonoDepth
 from ssc_core.models.blocks.tpv import TPVNetwork
 from ssc_core.models.registry import register_model
@@ -196,13 +195,12 @@ class L2COccCamera(L2COccBase):
         if count % 4:
             raise ConfigError(f"model.depth_bins {list(self.bins)} give {count} bins; DepthAggregation's 3D U-Net "
                               "needs a multiple of 4")
-        self.backbone = build_image_backbone(dict(m.get("backbone") or {}))
         neck = dict(m.get("neck") or {})
-        levels = len(self.backbone.out_channels)
-        self.neck = SECONDFPN(self.backbone.out_channels, neck.get("out_channels", [128] * levels),
-                              neck.get("strides", [0.5, 1, 2, 4, 4][:levels]))
+        self.image_encoder = MultiLevelImageEncoder(dict(m.get("backbone") or {}), neck.get("out_channels", 128),
+                                                    neck.get("strides"))
+        img_c = self.image_encoder.out_channels
         depth_cfg = dict(m.get("depth_net") or {})
-        self.depth_net = DepthNet(self.neck.out_channels, int(depth_cfg.get("mid_channels", self.neck.out_channels)),
+        self.depth_net = DepthNet(img_c, int(depth_cfg.get("mid_channels", img_c)),
                                   self.channels, count, cam_channels=33, norm="BN", reduce_norm="BN",
                                   cam_norm={"type": "GN", "num_groups": 1}, pool_norm={"type": "GN", "num_groups": 2},
                                   block_channels=count)
@@ -235,7 +233,7 @@ class L2COccCamera(L2COccBase):
         T_velo_cam = torch.linalg.inv(T_cam_velo.float())
         b = img.shape[0]
         cam = camera_features(P2, post_rot, post_tran, T_velo_cam, torch.eye(4, device=img.device).expand(b, 4, 4))
-        mono_logits, context = self.depth_net(self.neck(self.backbone(img)), cam)
+        mono_logits, context = self.depth_net(self.image_encoder(img), cam)
         stereo_depth = batch["stereo_depth"].float()
         depth_prob = self.depth(mono_logits, stereo_depth)
         index = self.lift_splat.geometry(P2, post_rot, post_tran, T_velo_cam)
