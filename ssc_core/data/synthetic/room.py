@@ -146,7 +146,7 @@ def small_object(rng: np.random.Generator, on_floor: bool) -> Item:
 WALL_YAWS = {"south": np.pi, "east": -np.pi / 2, "north": 0.0, "west": np.pi / 2}
 
 
-class _Layout:
+class _RoomLayout:
     """Places templates on the floor of a room (Lx, Ly) without overlaps (axis-aligned footprints), keeping a
     disc around the camera position clear."""
 
@@ -273,7 +273,7 @@ def build_room(seed: int, camera_xy: tuple[float, float] | None = None) -> Room:
     size = (float(rng.uniform(3.2, 6.0)), float(rng.uniform(3.2, 6.0)), float(rng.uniform(2.4, 2.8)))
     cam = camera_xy if camera_xy is not None else (size[0] / 2, 0.4)
     kind = ROOM_KINDS[int(rng.integers(len(ROOM_KINDS)))]
-    layout = _Layout(size, (cam[0], cam[1], 0.8))
+    layout = _RoomLayout(size, (cam[0], cam[1], 0.8))
     rows = _structure(size, rng) + _windows(size, rng)
     glass = [False] * 6 + [True] * (len(rows) - 6)
     walls = ["east", "north", "west"]

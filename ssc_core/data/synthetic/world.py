@@ -207,7 +207,7 @@ MOVER_HORIZON_S = 40.0
 INSTANCE_SLOTS = 5  # instance id = 1 + slot + 5 * k: each placement stream numbers its own things
 
 
-class _Layout:
+class _StreetLayout:
     """Places templates along both sides of a street; rejects objects that would land on the road. Every
     kind of placement on every side draws from its own seeded stream, so a longer street keeps a shorter
     one's objects."""
@@ -335,7 +335,7 @@ def build_world(street: Street, seed: int, s_range: tuple[float, float], density
     (``ego_s(t)``) within ``duration_s`` (and 40 s beyond). ``density`` scales the number of objects; the
     seed varies it further by 0.75-1.3x."""
     density *= seed_stream(seed, "density").uniform(0.75, 1.3)
-    layout = _Layout(street, seed, density)
+    layout = _StreetLayout(street, seed, density)
     for sign in (-1.0, 1.0):
         layout.side(sign, *s_range)
     # Movers meeting the ego car up to MOVER_HORIZON_S after the end are created too: they are far out of
