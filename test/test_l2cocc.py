@@ -38,7 +38,8 @@ def test_shapes_distillation_outputs_losses_and_gradients(name, one_thread):
     assert all(v.dim() == 0 and torch.isfinite(v) and v.item() > 0 for v in losses.values())
     sum(losses.values()).backward()
     parts = ["voxel_encoder", "tpv.pooler", "tpv.swin", "tpv.neck", "tpv.aggregator", "head"]
-    parts += ["lidar_encoder"] if name == "l2cocc_l" else ["image_encoder.backbone", "image_encoder.neck", "depth_net", "depth", "evt"]
+    camera = ["image_encoder.backbone", "image_encoder.neck", "depth_net", "depth", "evt"]
+    parts += ["lidar_encoder"] if name == "l2cocc_l" else camera
     for part in parts:
         grads = [p.grad for n, p in model.named_parameters() if n.startswith(part + ".") and p.requires_grad]
         assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), part
