@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from ssc_core.data.label_maps import SGN_SEMANTIC_KITTI_CLASS_WEIGHTS
-from ssc_core.errors import ConfigError
+from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.losses import (
     binary_occupancy_loss,
     geo_scal_loss,
     lovasz_softmax_loss,
     resolve_class_weights,
+    scene_target,
     sem_scal_loss,
     weighted_ce_loss,
 )
@@ -122,3 +123,13 @@ def test_class_weights_resolve_by_name_and_reject_wrong_lengths():
         resolve_class_weights([1.0, 2.0, 3.0], "semantic_kitti", 20)
     with pytest.raises(ConfigError, match="class_weights"):
         resolve_class_weights("inverse-sqrt", "semantic_kitti", 20)
+
+
+def test_scene_target_is_the_int64_target_and_names_the_model_when_it_is_missing_or_off_grid():
+    logits = torch.zeros(2, 20, 4, 4, 2)
+    target = torch.zeros(2, 4, 4, 2, dtype=torch.uint8)
+    assert scene_target({"target": target}, logits, "M").dtype == torch.int64
+    with pytest.raises(DataFormatError, match=r"M losses need batch\['target'\]"):
+        scene_target({}, logits, "M")
+    with pytest.raises(DataFormatError, match="M: target shape .* does not fit the logits"):
+        scene_target({"target": torch.zeros(2, 4, 4, 4)}, logits, "M")

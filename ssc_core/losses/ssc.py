@@ -9,7 +9,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssc_core.errors import DataFormatError
 from ssc_core.types import IGNORE_LABEL
+
+
+def scene_target(batch: dict, logits: torch.Tensor, model: str) -> torch.Tensor:
+    """``batch['target']`` (B, X, Y, Z) as int64 for ``logits`` (B, C, X, Y, Z). DataFormatError naming ``model``
+    when the batch has no target or its grid is not the logits' grid."""
+    if "target" not in batch:
+        raise DataFormatError(f"{model} losses need batch['target'] (keys: {sorted(batch)})")
+    target = batch["target"].long()
+    if tuple(target.shape[1:]) != tuple(logits.shape[2:]):
+        raise DataFormatError(f"{model}: target shape {tuple(target.shape)} does not fit the logits "
+                              f"{tuple(logits.shape)}")
+    return target
 
 
 def _zero(logits: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssc_core.errors import ConfigError, DataFormatError
+from ssc_core.losses import scene_target
 from ssc_core.models.blocks.ddr import DDRUNet3D
 from ssc_core.models.blocks.image_backbone import build_image_backbone
 from ssc_core.models.blocks.pixel_to_voxel import fill_empty_voxels, pixels_to_voxels
@@ -131,13 +132,11 @@ class VoxelSSC(nn.Module):
 
     def losses(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """loss_ssc (CE over label_weight > 0 and label != 255) and loss_ssc_2d (0.25 x CE at mapped pixels)."""
-        for key in ("target", "label_weight", "mapping2d"):
+        logits = outputs["ssc_logits"]
+        target = scene_target(batch, logits, "CleanerS")
+        for key in ("label_weight", "mapping2d"):
             if key not in batch:
                 raise DataFormatError(f"CleanerS losses need batch[{key!r}] (keys: {sorted(batch)})")
-        target = batch["target"].long()
-        logits = outputs["ssc_logits"]
-        if tuple(target.shape[1:]) != tuple(logits.shape[2:]):
-            raise DataFormatError(f"target {tuple(target.shape)} does not fit the logits {tuple(logits.shape)}")
         used = (batch["label_weight"] > 0) & (target != IGNORE_LABEL)
         terms = {"ssc": self._ce(logits.movedim(1, -1)[used], target[used])}
         mapping2d = batch["mapping2d"]

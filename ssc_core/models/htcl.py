@@ -35,7 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
-from ssc_core.losses import geo_scal_loss, lovasz_softmax_loss, resolve_class_weights, sem_scal_loss, weighted_ce_loss
+from ssc_core.losses import (
+    geo_scal_loss,
+    lovasz_softmax_loss,
+    resolve_class_weights,
+    scene_target,
+    sem_scal_loss,
+    weighted_ce_loss,
+)
 from ssc_core.models.blocks.depth_net import DepthNet, camera_features
 from ssc_core.models.blocks.hourglass import Hourglass3D, conv_norm_3d
 from ssc_core.models.blocks.image_backbone import build_image_backbone, read_weights_file
@@ -580,11 +587,9 @@ class HTCL(nn.Module):
         """HTCL's weighted terms (see the module docstring); a weight of 0 drops a term (and the batch key it
         needs). Needs ``target``; ``lidar_depth`` for loss_depth (data.lidar_depth), ``labelled_points`` for the
         point terms (data.labelled_points)."""
-        if "target" not in batch:
-            raise DataFormatError(f"HTCL losses need batch['target'] (keys: {sorted(batch)})")
+        target = scene_target(batch, outputs["ssc_logits"], "HTCL")
         if self.temporal is not None and self.temporal_aux and "temporal_logits" not in outputs:
             raise DataFormatError("HTCL losses need outputs made in training mode (temporal_logits are missing)")
-        target = batch["target"].long()
         terms: dict[str, torch.Tensor] = {}
         if self.loss_weights["depth"]:
             if "lidar_depth" not in batch:

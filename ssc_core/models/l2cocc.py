@@ -29,7 +29,7 @@ from torch import nn
 from ssc_core.data.stereo_depth import stereo_depth_requires
 from ssc_core.data.transforms import image_crop_hw
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_core.losses import geo_scal_loss, resolve_class_weights, sem_scal_loss, weighted_ce_loss
+from ssc_core.losses import geo_scal_loss, resolve_class_weights, scene_target, sem_scal_loss, weighted_ce_loss
 from ssc_core.losses.depth import depth_kl_loss, num_bins
 from ssc_core.models.blocks.depth_net import DepthNet, camera_features
 from ssc_core.models.blocks.evt import EVT, stereo_proposals
@@ -130,12 +130,8 @@ class L2COccBase(nn.Module):
     def losses(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """``loss_ce`` (class-weighted CE, PyTorch's weighted mean), ``loss_sem_scal``, ``loss_geo_scal`` on the
         scene grid, plus ``extra_losses``; each times ``model.loss_weights[name]``, terms of weight 0 dropped."""
-        if "target" not in batch:
-            raise DataFormatError(f"L2COcc losses need batch['target'] (keys: {sorted(batch)})")
-        target = batch["target"].long()
         logits = outputs["ssc_logits"]
-        if target.shape[1:] != logits.shape[2:]:
-            raise DataFormatError(f"target shape {tuple(target.shape)} does not fit the logits {tuple(logits.shape)}")
+        target = scene_target(batch, logits, "L2COcc")
         terms = {"ce": weighted_ce_loss(logits, target, self.class_weights, normalize=True),
                  "sem_scal": sem_scal_loss(logits, target), "geo_scal": geo_scal_loss(logits, target),
                  **self.extra_losses(outputs, batch)}

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ssc_core.errors import ConfigError, DataFormatError
-from ssc_core.losses import geo_scal_loss, sem_scal_loss, weighted_ce_loss
+from ssc_core.losses import geo_scal_loss, scene_target, sem_scal_loss, weighted_ce_loss
 from ssc_core.models.blocks.bev_unet import LMSCNetSS
 from ssc_core.models.blocks.deformable_attention import (
     CameraCrossAttention,
@@ -228,12 +228,8 @@ class VoxFormer(nn.Module):
         """loss_ssc (class-weighted CE, plain mean), loss_sem_scal, loss_geo_scal (1:1 target) and, with online
         proposals, loss_qpn (CE with weights [1 - alpha, alpha] against the binarised 1:2 target), each times its
         model.loss_weights entry."""
-        if "target" not in batch:
-            raise DataFormatError(f"VoxFormer losses need batch['target'] (keys: {sorted(batch)})")
-        target = batch["target"].long()
         logits = outputs["ssc_logits"]
-        if target.shape[1:] != logits.shape[2:]:
-            raise DataFormatError(f"target shape {tuple(target.shape)} does not fit the grid {self.grid.dims}")
+        target = scene_target(batch, logits, "VoxFormer")
         terms = {
             "ssc": weighted_ce_loss(logits, target, self.class_weights),
             "sem_scal": sem_scal_loss(logits, target),
