@@ -1,4 +1,4 @@
-"""InferenceWorker: newest first, stale and superseded drops counted, errors survive, and a load test."""
+"""InferenceWorker: newest first, stale and superseded drops counted, errors survive, and a flood of input."""
 
 from __future__ import annotations
 
@@ -43,8 +43,26 @@ class SlowPredictor:
         return Prediction(labels, np.ones(GRID.dims, np.float32), GRID, stamp_ns=window.current.stamp_ns)
 
 
-def job(i: int, received_ns: int | None = None) -> Job:
-    img = np.zeros((4, 4, 3), np.uint8)
+class GatedPredictor(SlowPredictor):
+    """SlowPredictor that, instead of sleeping, sets ``running`` and waits inside predict until ``gate`` is set
+    (after the first call, the gate stays open): tests decide when the model finishes, not the clock."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+        self.running = threading.Event()
+        self.gate = threading.Event()
+
+    def predict(self, window: FrameWindow) -> Prediction:
+        self.calls.append(window.current.index)
+        self.running.set()
+        if not self.gate.wait(10.0):
+            raise TimeoutError("the test never opened the gate")
+        return Prediction(np.zeros(GRID.dims, np.uint8), np.ones(GRID.dims, np.float32), GRID,
+                          stamp_ns=window.current.stamp_ns)
+
+
+def job(i: int, received_ns: int | None = None, side: int = 4) -> Job:
+    img = np.zeros((side, side, 3), np.uint8)
     frame = Frame(stamp_ns=(i + 1) * 100_000_000, image_left=img, calib=CALIB, index=i)
     return Job(FrameWindow(current=frame), received_ns=time.monotonic_ns() if received_ns is None else received_ns)
 
@@ -62,15 +80,16 @@ def test_results_arrive_with_processing_time_and_latency():
 
 
 def test_newest_job_wins_and_older_pending_ones_are_counted_superseded():
-    predictor = SlowPredictor(0.2)
+    predictor = GatedPredictor()
     done = []
     drops = DropCounter()
     worker = InferenceWorker(predictor, done.append, drops=drops).start()
     try:
         worker.submit(job(0))
-        time.sleep(0.05)  # job 0 is running now
+        assert predictor.running.wait(5.0)  # job 0 is inside predict now
         for i in range(1, 6):
             worker.submit(job(i))
+        predictor.gate.set()
         assert worker.wait_idle(5.0)
     finally:
         worker.stop()
@@ -106,37 +125,43 @@ def test_a_failing_prediction_is_reported_and_the_worker_keeps_going():
     assert worker.stats().errors == 1
 
 
-def test_load_10hz_into_a_half_second_model_keeps_memory_flat_and_processes_the_newest():
-    """3 s of 10 Hz input into a 0.5 s model: submit never blocks, each processed set was the newest available
-    when the worker took it, roughly 4 of 5 sets are dropped, and memory does not grow."""
-    predictor = SlowPredictor(0.5)
-    worker = InferenceWorker(predictor, lambda r: None, max_staleness_s=5.0).start()
-    submit_times = []
+def test_submit_never_waits_for_the_model_and_memory_stays_flat_under_a_flood():
+    """While the model is stuck inside one prediction, 500 more input sets arrive: every submit returns (the
+    receive path never waits for inference), all but the newest are counted superseded, the pending state holds
+    one window whatever the flood, and once the model is free it runs the newest set and nothing in between.
+    (The same behaviour in real time, 10 Hz into a 0.5 s model, is measured by bench/ros_worker_load.py.)"""
+    predictor = GatedPredictor()
+    worker = InferenceWorker(predictor, lambda r: None, max_staleness_s=60.0).start()
+    n = 500
     tracemalloc.start()
     try:
-        n = 30
-        for i in range(n):
-            t0 = time.perf_counter()
-            worker.submit(job(i))
-            submit_times.append(time.perf_counter() - t0)
-            if i == 5:
-                mem_early = tracemalloc.get_traced_memory()[0]
-            time.sleep(0.1)
-        mem_late = tracemalloc.get_traced_memory()[0]
+        worker.submit(job(0))
+        assert predictor.running.wait(5.0)
+        mem = {}
+
+        def flood() -> None:
+            for i in range(1, n + 1):
+                worker.submit(job(i, side=64))  # 12 kB each: 480 kept would be 5.9 MB
+                if i == 20:
+                    mem["early"] = tracemalloc.get_traced_memory()[0]
+            mem["late"] = tracemalloc.get_traced_memory()[0]
+
+        sender = threading.Thread(target=flood)
+        sender.start()
+        sender.join(30.0)
+        assert not sender.is_alive(), "submit blocked while the model was busy"
+        assert not predictor.gate.is_set() and predictor.calls == [0]  # it all happened during one prediction
+        stats = worker.stats()
+        assert stats.submitted == n + 1 and stats.superseded == n - 1 and stats.processed == 0
+        predictor.gate.set()
         assert worker.wait_idle(5.0)
     finally:
         tracemalloc.stop()
         worker.stop()
     stats = worker.stats()
-    print(f"load test: {stats.submitted} sets at 10 Hz, {stats.processed} processed, drop rate {stats.drop_rate:.2f}, "
-          f"mean latency {stats.mean_latency_s * 1e3:.0f} ms, memory growth {(mem_late - mem_early) / 1e3:.0f} kB")
-    assert max(submit_times) < 0.01                          # the receive path never waits for the model
-    assert stats.submitted == n and stats.processed + stats.dropped == n
-    assert 4 <= stats.processed <= 9 and 0.65 <= stats.drop_rate <= 0.9
-    assert predictor.calls[-1] == n - 1                        # the last input is processed
-    gaps = np.diff(predictor.calls)
-    assert np.all(gaps >= 3)                                  # always skipping ahead to the newest
-    assert mem_late - mem_early < 2_000_000                    # flat: one pending job at most
+    assert predictor.calls == [0, n]                             # the newest, nothing in between
+    assert stats.processed == 2 and stats.processed + stats.dropped == n + 1
+    assert mem["late"] - mem["early"] < 1_000_000               # flat: 480 more windows kept nothing alive
 
 
 def test_submit_from_many_threads_loses_nothing_uncounted():

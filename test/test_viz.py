@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -88,15 +86,16 @@ def test_two_scenes_on_one_grid_render_to_the_same_frame():
     )
 
 
-def test_full_size_scene_renders_within_a_few_seconds():
+def test_full_size_worst_case_scene_renders_both_classes():
+    """Full 256x256x32 grid with many isolated voxels (the worst case for face culling). How long it takes is
+    a benchmark (docs/viz_and_bags.md), not asserted here."""
     labels = np.zeros((256, 256, 32), dtype=np.uint8)
     labels[:, :, 7] = ROAD
     labels[:, 160:256, 8:28] = BUILDING
     rng = np.random.default_rng(0)
     labels[rng.random((256, 256, 32)) < 0.02] = VEGETATION  # many isolated voxels: worst case for faces
-    start = time.perf_counter()
     image = render_voxels_3d(labels, SEMANTIC_KITTI, GridSpec(), width=800)
-    assert time.perf_counter() - start < 8.0
+    assert image.shape[1] == 800
     assert has_shade_of(image, VEGETATION) and has_shade_of(image, BUILDING)
 
 
