@@ -302,9 +302,6 @@ def test_replay_messages_arrive_whole(ros_context, sequence):
               names.right_info: ns.CameraInfo, names.cloud: ns.PointCloud2, names.clock: ns.Clock}
     got = listen(listener, topics)
     gt = listen(listener, {names.gt_voxels: ns.MarkerArray}, LATCHED)[names.gt_voxels]
-    replay = replay_node(sequence, rate=4.0, end_frame=6)
-    with spinning(replay, listener):
-        assert wait_until(lambda: all(len(v) >= 6 for v in got.values()) and gt)
     seq = KittiSequence(sequence, end=6, grid=GRID)
     builder = GroundTruthMarkers()
     expected: dict[str, list] = {topic: [] for topic in [*topics, names.gt_voxels]}
@@ -312,6 +309,11 @@ def test_replay_messages_arrive_whole(ros_context, sequence):
         for topic, _, msg in replay_messages(seq, record, ns, names, builder, publish_clock=True):
             if topic in expected:
                 expected[topic].append(deserialize_message(msg, ns.MarkerArray) if isinstance(msg, bytes) else msg)
+    replay = replay_node(sequence, rate=4.0, end_frame=6)
+    with spinning(replay, listener):
+        # the ground truth goes out last in a frame's tick: wait for frame 5's, not just for any
+        assert wait_until(lambda: all(len(v) >= 6 for v in got.values()) and gt
+                          and gt[-1] == expected[names.gt_voxels][-1]), (len(gt), {k: len(v) for k, v in got.items()})
     for topic in topics:
         assert len(got[topic]) == 6 and got[topic] == expected[topic], topic
     assert len(expected[names.gt_voxels]) == 2 and gt[-1] == expected[names.gt_voxels][-1]  # latched: frame 5's
@@ -384,7 +386,7 @@ def test_latency_counts_from_the_stamp_not_from_a_clock_that_jumped(ros_context,
             assert wait_until(lambda: latency, 20.0)
         jumper.join()
     assert ssc.get_clock().now().nanoseconds == first + 5_000_000_000  # the jump did happen meanwhile
-    assert 250.0 <= latency[0].data < 2500.0  # predict (0.3 s) + transport, not the 5 s the clock jumped
+    assert 250.0 <= latency[0].data < 4500.0  # predict (0.3 s) + transport (slack for a loaded machine), not 5 s+
 
 
 def test_diagnostics_name_an_input_that_went_silent_while_the_others_flow(ros_context, sequence):
