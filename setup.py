@@ -10,7 +10,8 @@ package_name = "ssc_ros"
 setup(
     name=package_name,
     version="0.1.0",
-    description="3D semantic scene completion (SGN, VoxFormer, HASSC training) for ROS 2 and offline use",
+    description=("3D semantic scene completion (SGN, HTCL, VoxFormer + HASSC, L2COcc, CleanerS) for ROS 2 and "
+                 "offline use"),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
@@ -27,11 +28,15 @@ setup(
     ],
     install_requires=[
         # torch is deliberately open-ended at the top: GPU users bring the build they need (README, "Set-up");
-        # torchvision must be the release made for that torch. timm builds every image backbone
-        # (forward_intermediates needs timm 1.0).
-        "torch>=2.1",
-        "torchvision>=0.16",
-        "timm>=1.0,<2",
+        # torchvision must be the release made for that torch. The floor is torch 2.5: the checkpoint reader uses
+        # torch.serialization.safe_globals / get_unsafe_globals_in_checkpoint (2.5), the deformable conv
+        # torch.is_autocast_enabled(device) (2.4), the Trainer torch.amp.GradScaler(device) (2.3).
+        # timm builds every image backbone: pvt_v2 (CleanerS's MiT-B2) has forward_intermediates from 1.0.16 and
+        # Swin builds on the meta device (parameter counts, bench/model_cost.py) from 1.0.21 (checked against the
+        # 1.0.15/1.0.16/1.0.20/1.0.21 wheels).
+        "torch>=2.5",
+        "torchvision>=0.20",
+        "timm>=1.0.21,<2",
         "numpy>=1.23",
         "pyyaml>=5.4",
         "tqdm>=4.60",

@@ -1,8 +1,10 @@
 """Replay a SemanticKITTI sequence, run ssc_node on it and show both in RViz.
 
     ros2 launch ssc_ros kitti_replay.launch.py sequence_dir:=/data/kitti/dataset/sequences/08 \
-        checkpoint:=/models/sgn_s.pt [model_config:=sgn_s] [device:=cuda] [rate:=0.5] [rviz:=true]
+        checkpoint:=runs/sgn_s/best.pt [model_config:=sgn_s] [device:=cuda] [rate:=0.5] [rviz:=true]
 
+No trained checkpoint is shipped: ``checkpoint`` is a file that ``ssc-train`` wrote (its ``best.pt``) or
+``ssc-import-checkpoint`` made from the authors' weights (README, "Checkpoints: none is shipped").
 Without ``checkpoint`` only the replay (and RViz) start: camera, LiDAR, TF and ground truth can be inspected.
 The replay node publishes /clock (it runs on wall time); every other node uses use_sim_time.
 """

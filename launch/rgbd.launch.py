@@ -1,12 +1,14 @@
 """Run ssc_node in RGB-D mode (indoor models such as CleanerS) on a live RGB-D camera, or on a replayed NYU bag.
 
-    ros2 launch ssc_ros rgbd.launch.py checkpoint:=/models/cleaners_student.pt \
+    ros2 launch ssc_ros rgbd.launch.py checkpoint:=runs/cleaners_student/best.pt \
         image:=/camera/color/image_raw depth:=/camera/aligned_depth_to_color/image_raw \
         camera_info:=/camera/color/camera_info grid_frame:=map grid_origin:="[-2.4, 0.5, 0.0]" [rviz:=true]
 
     ros2 bag play rooms/ --clock &   # from ssc-bag nyu2bag
-    ros2 launch ssc_ros rgbd.launch.py checkpoint:=student.pt use_sim_time:=true rviz:=true
+    ros2 launch ssc_ros rgbd.launch.py checkpoint:=runs/cleaners_student/best.pt use_sim_time:=true rviz:=true
 
+No trained checkpoint is shipped: ``checkpoint`` is a file that ``ssc-train`` wrote (its ``best.pt``) or
+``ssc-import-checkpoint`` made from the authors' weights (README, "Checkpoints: none is shipped").
 The depth must be registered to the colour image (16UC1 mm or 32FC1 m); TF must give the camera_info frame (an
 optical frame) relative to ``grid_frame``, whose z axis points up. The grid (60 x 36 x 60 voxels of 0.08 m for the
 NYU models: 4.8 m along x, 4.8 m along y, 2.88 m up) starts at ``grid_origin`` in that frame. The defaults fit the

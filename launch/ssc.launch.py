@@ -1,9 +1,11 @@
 """Run ssc_node on live sensors: remap its inputs to your camera (and LiDAR) topics.
 
-    ros2 launch ssc_ros ssc.launch.py checkpoint:=/models/sgn_s.pt \
+    ros2 launch ssc_ros ssc.launch.py checkpoint:=runs/sgn_s/best.pt \
         image:=/camera/color/image_raw camera_info:=/camera/color/camera_info points:=/lidar/points \
         fixed_frame:=odom lidar_frame:=lidar_link [device:=cuda] [rviz:=true]
 
+No trained checkpoint is shipped: ``checkpoint`` is a file that ``ssc-train`` wrote (its ``best.pt``) or
+``ssc-import-checkpoint`` made from the authors' weights (README, "Checkpoints: none is shipped").
 The camera_info frame must be reachable from ``lidar_frame`` through TF; for a temporal model the
 ``fixed_frame <- lidar_frame`` pose must be on /tf as well (odometry).
 """
