@@ -796,18 +796,24 @@ class RecordingPredictor:
         return self.inner.predict(window)
 
 
+def random_checkpoint(path: Path, cfg: dict) -> tuple[Path, GridSpec]:
+    """``cfg``'s model with its random initial weights saved as ssc-train saves a checkpoint (SemanticKITTI
+    classes, the config's grid) at ``path``; returns (path, grid)."""
+    from ssc_core.models import build_model
+
+    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    return save_checkpoint(path, build_model(cfg), cfg, SEMANTIC_KITTI, grid), grid
+
+
 def test_ssc_node_runs_an_htcl_checkpoint_on_stereo_sets_with_its_keyframe_history(fake_ros, sequence, tmp_path,
                                                                                     one_thread):
     """What ``kitti_replay.launch.py checkpoint:=htcl.pt model_config:=htcl_tiny`` starts: the node takes both
     images and no cloud, predicts every 10 Hz frame on HTCL's grid, and the -0.5 s keyframe slot holds the frame
     half a second back once there is one (the current frame before)."""
     from ssc_core.config import load_config
-    from ssc_core.models import build_model
     from ssc_ros.pipeline.predictor_setup import build_predictor
 
-    cfg = load_config("htcl_tiny")
-    grid = GridSpec.from_dict(cfg["data"]["grid"])
-    path = save_checkpoint(tmp_path / "htcl_tiny.pt", build_model(cfg), cfg, SEMANTIC_KITTI, grid)
+    path, grid = random_checkpoint(tmp_path / "htcl_tiny.pt", load_config("htcl_tiny"))
     predictor = RecordingPredictor(build_predictor(str(path), config="htcl_tiny", device="cpu"))
     node, frames = start_ssc_node(fake_ros, path, sequence, predictor, **{
         "model.config": "htcl_tiny", "topics.image_right": NAMES.right_image,
