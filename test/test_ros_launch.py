@@ -3,8 +3,10 @@ publishes the three ssc_node outputs (needs ROS 2 with launch_testing and a colc
 elsewhere). Run with ``python -m pytest test/test_ros_launch.py`` (launch_testing's pytest plugin) or
 ``launch_test test/test_ros_launch.py``.
 
-The checkpoint is built from the ``sgn_tiny`` config (override with SSC_LAUNCH_TEST_CONFIG) with random weights:
-the test checks the wiring, not the accuracy.
+The checkpoint is built from the ``sgn_tiny`` config (override with SSC_LAUNCH_TEST_CONFIG, e.g. ``htcl_tiny``)
+with random weights and the launch is given that config as ``model_config``: the test checks the wiring, not the
+accuracy. The sequence has both colour cameras (image_2, image_3, a P3 0.54 m right of P2 as in KITTI), so a
+stereo config runs on a real pair.
 """
 
 from __future__ import annotations
@@ -45,20 +47,24 @@ from ssc_ros.messages import rclpy_namespace  # noqa: E402
 pytestmark = pytest.mark.ros
 
 P2 = np.array([[700.0, 0.0, 620.0, 44.0], [0.0, 700.0, 180.0, 0.2], [0.0, 0.0, 1.0, 0.003]])
+P3 = np.array([[700.0, 0.0, 620.0, 44.0 - 700.0 * 0.54], [0.0, 700.0, 180.0, 0.2], [0.0, 0.0, 1.0, 0.003]])
 TR = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.08], [1.0, 0.0, 0.0, -0.27]])
+CONFIG = os.environ.get("SSC_LAUNCH_TEST_CONFIG", "sgn_tiny")
 
 
 def _write_inputs(root: Path) -> tuple[Path, Path]:
-    """A 30-frame sequence (images 1242x375, a few points) and a random-weight checkpoint; returns both paths."""
+    """A 30-frame sequence (left and right images 1242x375, a few points) and a random-weight checkpoint of
+    CONFIG; returns both paths."""
     seq = root / "sequences" / "00"
-    write_calib(seq / "calib.txt", Calib(P2=P2, P3=P2, T_cam0_velo=TR))
+    write_calib(seq / "calib.txt", Calib(P2=P2, P3=P3, T_cam0_velo=TR))
     write_poses(seq / "poses.txt", np.tile(np.eye(4), (30, 1, 1)))
     write_times(seq / "times.txt", np.arange(30) * 0.1)
     rng = np.random.default_rng(0)
     for i in range(30):
-        write_image(seq / "image_2" / f"{i:06d}.png", rng.integers(0, 255, (375, 1242, 3), dtype=np.uint8))
+        for camera in ("image_2", "image_3"):
+            write_image(seq / camera / f"{i:06d}.png", rng.integers(0, 255, (375, 1242, 3), dtype=np.uint8))
         write_points(seq / "velodyne" / f"{i:06d}.bin", rng.uniform(0, 20, (500, 4)).astype(np.float32))
-    cfg = load_config(os.environ.get("SSC_LAUNCH_TEST_CONFIG", "sgn_tiny"))
+    cfg = load_config(CONFIG)
     model = build_model(cfg)
     ckpt = save_checkpoint(root / "tiny.pt", model, cfg, SEMANTIC_KITTI, GridSpec.from_dict(cfg["data"]["grid"]))
     return seq, ckpt
@@ -70,8 +76,8 @@ def generate_test_description():
     seq, ckpt = _write_inputs(root)
     replay = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "kitti_replay.launch.py")),
-        launch_arguments={"sequence_dir": str(seq), "checkpoint": str(ckpt), "device": "cpu", "rate": "0.5",
-                          "loop": "true", "rviz": "false"}.items(),
+        launch_arguments={"sequence_dir": str(seq), "checkpoint": str(ckpt), "model_config": CONFIG, "device": "cpu",
+                          "rate": "0.5", "loop": "true", "rviz": "false"}.items(),
     )
     return launch.LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
 

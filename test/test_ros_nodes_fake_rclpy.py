@@ -37,13 +37,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from l2cocc_scenes import GRID as L2COCC_GRID
 from points_model import LIDAR_POINTS_MODEL_NAME, POINTS_MODEL_NAME, LidarPointsModel, PointsModel
 from ros_standins import message_filters as standin_message_filters
 
 from ssc_core.data.label_maps import SEMANTIC_KITTI
 from ssc_core.data.synthetic import SyntheticOptions, generate_sequence
 from ssc_core.errors import SSCError
-from ssc_core.training.checkpoint import save_checkpoint
+from ssc_core.training.checkpoint import load_checkpoint, save_checkpoint
 from ssc_core.types import GridSpec
 from ssc_ros.bag.tf_history import TransformHistory
 from ssc_ros.messages import (
@@ -796,18 +797,24 @@ class RecordingPredictor:
         return self.inner.predict(window)
 
 
+def random_checkpoint(path: Path, cfg: dict) -> tuple[Path, GridSpec]:
+    """``cfg``'s model with its random initial weights saved as ssc-train saves a checkpoint (SemanticKITTI
+    classes, the config's grid) at ``path``; returns (path, grid)."""
+    from ssc_core.models import build_model
+
+    grid = GridSpec.from_dict(cfg["data"]["grid"])
+    return save_checkpoint(path, build_model(cfg), cfg, SEMANTIC_KITTI, grid), grid
+
+
 def test_ssc_node_runs_an_htcl_checkpoint_on_stereo_sets_with_its_keyframe_history(fake_ros, sequence, tmp_path,
                                                                                     one_thread):
     """What ``kitti_replay.launch.py checkpoint:=htcl.pt model_config:=htcl_tiny`` starts: the node takes both
     images and no cloud, predicts every 10 Hz frame on HTCL's grid, and the -0.5 s keyframe slot holds the frame
     half a second back once there is one (the current frame before)."""
     from ssc_core.config import load_config
-    from ssc_core.models import build_model
     from ssc_ros.pipeline.predictor_setup import build_predictor
 
-    cfg = load_config("htcl_tiny")
-    grid = GridSpec.from_dict(cfg["data"]["grid"])
-    path = save_checkpoint(tmp_path / "htcl_tiny.pt", build_model(cfg), cfg, SEMANTIC_KITTI, grid)
+    path, grid = random_checkpoint(tmp_path / "htcl_tiny.pt", load_config("htcl_tiny"))
     predictor = RecordingPredictor(build_predictor(str(path), config="htcl_tiny", device="cpu"))
     node, frames = start_ssc_node(fake_ros, path, sequence, predictor, **{
         "model.config": "htcl_tiny", "topics.image_right": NAMES.right_image,
@@ -828,6 +835,62 @@ def test_ssc_node_runs_an_htcl_checkpoint_on_stereo_sets_with_its_keyframe_histo
         assert windows[0] == [stamps[0]] * 4
         assert windows[5] == [stamps[5], stamps[5], stamps[0], stamps[5]]
         assert all(w.current.image_right is not None for w in predictor.windows)
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("name", ["l2cocc_l", "l2cocc_c", "l2cocc_d"])
+def test_ssc_node_runs_l2cocc_l_on_the_lidar_alone_and_l2cocc_c_and_d_on_the_stereo_pair(
+        name, fake_ros, sequence, tmp_path, one_thread):
+    """Issue 13 live: the L2COcc-L teacher subscribes to the cloud alone and predicts from LiDAR-only sets (no
+    image is ever sent); L2COcc-C and the -D student subscribe to both images (SGBM stereo depth) and no cloud
+    (-D's config's LiDAR points feed its teacher in training only), and -D runs without the teacher checkpoint
+    its config names. The ``_tiny`` configs with random weights on the L2COcc test grid (64 x 64 x 8) and the
+    sequence's 64 x 32 images."""
+    from ssc_core.config import load_config
+    from ssc_ros.pipeline.predictor_setup import build_predictor
+
+    data = {"grid": L2COCC_GRID, "image_crop": [IMAGE_SIZE[1], IMAGE_SIZE[0]]}
+    teacher = tmp_path / "teacher" / "best.pt"  # never written
+    overrides = {"data": data}
+    if name != "l2cocc_l":  # 64 x 32 images: 16 SGBM disparities leave valid columns, a 4 x 8 map a 3 x 3 kernel
+        data["stereo_depth"] = {"source": "stereo_sgbm", "sgbm": {"num_disparities": 16}}
+        overrides["model"] = {"aggregation": {"kernel": 3}}
+    if name == "l2cocc_d":
+        overrides["distill"] = {"teacher_checkpoint": str(teacher)}
+    path, grid = random_checkpoint(tmp_path / f"{name}.pt", load_config(f"{name}_tiny", overrides))
+    predictor = RecordingPredictor(build_predictor(str(path), device="cpu"))
+    node, frames = start_ssc_node(fake_ros, path, sequence, predictor, **{
+        "topics.image_right": NAMES.right_image, "topics.camera_info_right": NAMES.right_info})
+    cameras = [NAMES.left_image, NAMES.left_info, NAMES.right_image, NAMES.right_info]
+    if name == "l2cocc_l":
+        inputs, topics = ["points"], [NAMES.cloud]
+    else:
+        inputs, topics = ["image", "camera_info", "image_right", "camera_info_right"], cameras
+    try:
+        assert node.input_names == inputs
+        assert [s.sub.topic for s in node.subs] == topics
+        subscribed = {s.topic for s in node.subscriptions}
+        assert not ({NAMES.cloud, *cameras} - set(topics)) & subscribed
+        grid_pub, stats = node.publisher("/ssc_node/occupancy_grid"), node.worker.stats
+        for i in (0, 1):
+            for topic in (NAMES.tf, *topics):
+                deliver(node, topic, frames[i][topic])
+            node.timer("_on_intake").callback()
+            assert wait_for(lambda i=i: stats().processed + stats().errors == i + 1 and node.worker.idle), stats()
+        assert stats().errors == 0, node.get_logger().messages("warning")
+        assert [stamp_to_ns(m.header.stamp) for m in grid_pub.msgs] == [
+            stamp_to_ns(frames[i][topics[0]].header.stamp) for i in (0, 1)]
+        assert all((m.info.width, m.info.height) == grid.dims[:2] == (64, 64) for m in grid_pub.msgs)
+        current = [w.current for w in predictor.windows]
+        if name == "l2cocc_l":
+            assert all(f.image_left is None and f.points_velo is not None for f in current)
+            assert not any(target.startswith("camera") for target, _, _ in node.tf_buffer.lookups)
+        else:
+            assert all(f.image_right is not None and f.points_velo is None for f in current)
+        if name == "l2cocc_d":
+            assert load_checkpoint(path)["config"]["distill"]["teacher_checkpoint"] == str(teacher)
+            assert not teacher.exists()
     finally:
         node.destroy_node()
 
