@@ -27,10 +27,8 @@ import re
 import torch
 
 from ssc_core.convert.keymap import KeyMap, KeyRule, Relayout
-from ssc_core.convert.registry import Conversion, register_converter
-from ssc_core.data.label_maps import get_class_set
+from ssc_core.convert.registry import Conversion, load_converted, register_converter, ssc_conversion
 from ssc_core.errors import CheckpointMismatchError, ConfigError
-from ssc_core.training.checkpoint import load_model_state, make_checkpoint
 from ssc_core.types import GridSpec
 
 ENC = "encoder.model."
@@ -168,23 +166,7 @@ def convert_cleaners(state: dict[str, torch.Tensor], config: dict | None) -> Con
     _check_config(config)
     state, dropped = _student_subtree(state)
     model = build_model(config)
-    own = model.state_dict()
-    keymap = cleaners_keymap()
-    mapped = keymap.to_ours(state)
-    if mapped.unmatched:
-        raise CheckpointMismatchError(f"{len(mapped.unmatched)} key(s) of the file are not keys of an official "
-                                      f"CleanerS checkpoint: {mapped.unmatched[:10]}")
-    _check_fits(state, own)
-    surplus = keymap.to_official({k: v for k, v in mapped.state.items() if k not in own}).state
-    if surplus:
-        raise CheckpointMismatchError(f"the file has {len(surplus)} key(s) the config's model lacks (a deeper "
-                                      f"encoder? check model.backbone.name): {sorted(surplus)[:10]}")
-    missing = keymap.to_official({k: v for k, v in own.items() if k not in mapped.state}).state
-    if missing:
-        raise CheckpointMismatchError(f"the file lacks {len(missing)} key(s) of an official CleanerS checkpoint "
-                                      f"for this config: {sorted(missing)[:10]}")
-    load_model_state(model, mapped.state, source="the converted CleanerS checkpoint")
-    data = config.get("data") or {}
-    class_set = get_class_set(data.get("class_set", "nyu"))
-    grid = GridSpec.from_dict(data.get("grid") or GridSpec.nyu().to_dict())
-    return Conversion(make_checkpoint(model.state_dict(), config, class_set, grid), {**dropped, **mapped.dropped})
+    _check_fits(state, model.state_dict())
+    dropped.update(load_converted(cleaners_keymap(), state, model, "CleanerS",
+                                  " (a deeper encoder? check model.backbone.name)"))
+    return ssc_conversion(model, config, dropped, "nyu", GridSpec.nyu().to_dict())
