@@ -32,13 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
         "  ssc-import-checkpoint --method sgn --config sgn_t --input sgn-t.pth --output sgn_t_files.pt "
         "--depth-files /data/semantic_kitti/dataset/msnet3d_depth\n"
         "  ssc-import-checkpoint --method htcl --config htcl --input htcl.pth --output htcl.pt\n"
+        "  ssc-import-checkpoint --method cleaners --config cleaners_student --input CleanerS_ckpt.pth "
+        "--output cleaners_student.pt\n"
         "exit codes: 0 = written, 2 = bad input (the message names the file or keys)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--method", required=True, choices=[c.method for c in list_converters()],
                         help="which official code wrote the file (see the list below)")
     parser.add_argument("--config", help="config name or YAML path of the matching variant (SSC methods: e.g. "
-                        "sgn_t, sgn_l, sgn_s, sgn_t_kitti360, htcl); it is stored in the output")
+                        "sgn_t, sgn_l, sgn_s, sgn_t_kitti360, htcl, cleaners_student, cleaners_teacher); it is "
+                        "stored in the output")
     parser.add_argument("--input", required=True, type=Path, help="the official checkpoint file")
     parser.add_argument("--output", required=True, type=Path, help="checkpoint to write (.pt)")
     depth = parser.add_mutually_exclusive_group()

@@ -32,11 +32,8 @@ import re
 import torch
 
 from ssc_core.convert.keymap import KeyMap, KeyRule, Relayout
-from ssc_core.convert.registry import Conversion, register_converter
-from ssc_core.data.label_maps import get_class_set
+from ssc_core.convert.registry import Conversion, load_converted, register_converter, ssc_conversion
 from ssc_core.errors import CheckpointMismatchError, ConfigError
-from ssc_core.training.checkpoint import load_model_state, make_checkpoint
-from ssc_core.types import GridSpec
 
 BACKBONE = "image_encoder.backbone.model."
 VT = "img_view_transformer."
@@ -289,22 +286,9 @@ def convert_htcl(state: dict[str, torch.Tensor], config: dict | None) -> Convers
         raise ConfigError("the htcl converter needs an HTCL config (model.name: htcl), e.g. --config htcl")
     model = build_model(config)
     own = model.state_dict()
-    keymap = htcl_keymap(own)
-    mapped = keymap.to_ours(state)
-    if mapped.unmatched:
-        raise CheckpointMismatchError(f"{len(mapped.unmatched)} key(s) of the file are not keys of an official "
-                                      f"HTCL checkpoint: {mapped.unmatched[:10]}")
     _check_fits(state, own, config)
-    missing = keymap.to_official({k: v for k, v in own.items() if k not in mapped.state}).state
-    if missing:
-        raise CheckpointMismatchError(f"the file lacks {len(missing)} key(s) of an official HTCL checkpoint for "
-                                      f"this config: {sorted(missing)[:10]}")
-    load_model_state(model, mapped.state, source="the converted HTCL checkpoint")
-    dropped = dict(mapped.dropped)
+    dropped = load_converted(htcl_keymap(own), state, model, "HTCL")
     if ATTENTION_QKV in state:
         rows = state[ATTENTION_QKV].shape[0] // 3
         dropped[f"{ATTENTION_QKV}[:{rows}]"] = "the query rows of to_qkv, which the forward replaces by to_q(query)"
-    data = config.get("data") or {}
-    class_set = get_class_set(data.get("class_set", "semantic_kitti"))
-    grid = GridSpec.from_dict(data.get("grid") or {})
-    return Conversion(make_checkpoint(model.state_dict(), config, class_set, grid), dropped)
+    return ssc_conversion(model, config, dropped, "semantic_kitti")

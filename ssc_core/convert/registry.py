@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-from ssc_core.errors import ConfigError
+from ssc_core.convert.keymap import KeyMap
+from ssc_core.data.label_maps import get_class_set
+from ssc_core.errors import CheckpointMismatchError, ConfigError
+from ssc_core.training.checkpoint import load_model_state, make_checkpoint
+from ssc_core.types import GridSpec
 
 
 @dataclass
@@ -40,6 +45,39 @@ class Converter:
     needs_config: bool
     convert: Callable[[dict[str, torch.Tensor], dict | None], Conversion]
     depth_source: bool = False
+
+
+def load_converted(keymap: KeyMap, state: dict[str, torch.Tensor], model: nn.Module, method: str,
+                   surplus_hint: str = "") -> dict[str, str]:
+    """Map the official ``state`` with ``keymap`` and load it into ``model`` strictly; returns the keys dropped on
+    purpose (key -> reason). CheckpointMismatchError naming, in official names: keys no rule knows, keys the model
+    has no place for (``surplus_hint`` says which config key to check), keys of the model the file lacks; then any
+    mis-shaped tensor (``load_model_state``). ``method`` names the release in the messages."""
+    own = model.state_dict()
+    mapped = keymap.to_ours(state)
+    if mapped.unmatched:
+        raise CheckpointMismatchError(f"{len(mapped.unmatched)} key(s) of the file are not keys of an official "
+                                      f"{method} checkpoint: {mapped.unmatched[:10]}")
+    surplus = keymap.to_official({k: v for k, v in mapped.state.items() if k not in own}).state
+    if surplus:
+        raise CheckpointMismatchError(f"the file has {len(surplus)} key(s) the config's model has no place for"
+                                      f"{surplus_hint}: {sorted(surplus)[:10]}")
+    missing = keymap.to_official({k: v for k, v in own.items() if k not in mapped.state}).state
+    if missing:
+        raise CheckpointMismatchError(f"the file lacks {len(missing)} key(s) of an official {method} checkpoint "
+                                      f"for this config: {sorted(missing)[:10]}")
+    load_model_state(model, mapped.state, source=f"the converted {method} checkpoint")
+    return mapped.dropped
+
+
+def ssc_conversion(model: nn.Module, config: dict, dropped: dict[str, str], default_class_set: str,
+                   default_grid: dict | None = None) -> Conversion:
+    """The Conversion of an SSC model: our normal checkpoint (model state, ``config``, the class map and grid of
+    ``config['data']``, or the defaults given) and the ``dropped`` keys."""
+    data = config.get("data") or {}
+    class_set = get_class_set(data.get("class_set", default_class_set))
+    grid = GridSpec.from_dict(data.get("grid") or default_grid or {})
+    return Conversion(make_checkpoint(model.state_dict(), config, class_set, grid), dropped)
 
 
 _CONVERTERS: dict[str, Converter] = {}

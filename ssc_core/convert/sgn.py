@@ -22,11 +22,8 @@ from __future__ import annotations
 import torch
 
 from ssc_core.convert.keymap import KeyMap, KeyRule, Relayout
-from ssc_core.convert.registry import Conversion, register_converter
-from ssc_core.data.label_maps import get_class_set
+from ssc_core.convert.registry import Conversion, load_converted, register_converter, ssc_conversion
 from ssc_core.errors import CheckpointMismatchError, ConfigError
-from ssc_core.training.checkpoint import load_model_state, make_checkpoint
-from ssc_core.types import GridSpec
 
 BACKBONE_PREFIX = "image_encoder.backbone.model."
 HEAD = "pts_bbox_head."
@@ -197,19 +194,6 @@ def convert_sgn(state: dict[str, torch.Tensor], config: dict | None) -> Conversi
 
     if config is None or (config.get("model") or {}).get("name") != "sgn":
         raise ConfigError("the sgn converter needs an SGN config (model.name: sgn), e.g. --config sgn_t")
-    mapped = SGN_KEYS.to_ours(state)
-    if mapped.unmatched:
-        raise CheckpointMismatchError(f"{len(mapped.unmatched)} key(s) of the file are not keys of an official SGN "
-                                      f"checkpoint: {mapped.unmatched[:10]}")
     _check_fits(state, config)
     model = build_model(config)
-    own = model.state_dict()
-    missing = SGN_KEYS.to_official({k: v for k, v in own.items() if k not in mapped.state}).state
-    if missing:
-        raise CheckpointMismatchError(f"the file lacks {len(missing)} key(s) of an official SGN checkpoint for this "
-                                      f"config: {sorted(missing)[:10]}")
-    load_model_state(model, mapped.state, source="the converted SGN checkpoint")
-    data = config.get("data") or {}
-    class_set = get_class_set(data.get("class_set", "semantic_kitti"))
-    grid = GridSpec.from_dict(data.get("grid") or {})
-    return Conversion(make_checkpoint(model.state_dict(), config, class_set, grid), mapped.dropped)
+    return ssc_conversion(model, config, load_converted(SGN_KEYS, state, model, "SGN"), "semantic_kitti")
