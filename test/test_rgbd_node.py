@@ -25,6 +25,7 @@ from ssc_ros.bag.pipeline import node_parameters
 from ssc_ros.bag.tf_history import TransformHistory
 from ssc_ros.messages import depth_image_to_metres, make_depth_image, rosbags_namespace
 from ssc_ros.pipeline.health import DropCounter
+from ssc_ros.pipeline.predictor_setup import PrecisionPredictor
 from ssc_ros.pipeline.rgbd import input_pipeline
 from ssc_ros.replay_nyu import NYUReplayNames, nyu_records, nyu_replay_messages, read_nyu_record
 
@@ -113,6 +114,29 @@ def test_node_pipeline_gives_the_offline_tsdf_mapping_logits_and_prediction_of_a
     assert online.grid.dims == (60, 60, 36) and online.grid.voxel_size == pytest.approx(0.08)
     np.testing.assert_array_equal(online.labels, offline.labels.transpose(0, 2, 1))
     np.testing.assert_allclose(online.confidence, offline.confidence.transpose(0, 2, 1), atol=1e-6)
+
+
+def test_model_precision_bf16_runs_the_rgbd_prediction_under_autocast_on_cpu(synthetic_nyu_root, checkpoint):
+    """model.precision reaches the RGB-D path: with bf16 the model's layers compute in bfloat16 (the node's
+    prediction then differs from fp32's by bf16 rounding); with fp32 in float32."""
+    predictor = Predictor.from_checkpoint(checkpoint)
+    dtypes = []
+    for module in predictor.model.modules():
+        if isinstance(module, torch.nn.Conv3d):
+            module.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
+    stamp, messages, tf = replayed_room(synthetic_nyu_root)
+    items = {"image": messages[NAMES.image], "depth": messages[NAMES.depth], "camera_info": messages[NAMES.camera_info]}
+    confidence = {}
+    for precision in ("fp32", "bf16"):
+        dtypes.clear()
+        wrapped, builder = input_pipeline(PrecisionPredictor(predictor, precision),
+                                          rgbd_params(**{"rgbd.tsdf_subdivision": 2}))
+        prediction = wrapped.predict(builder.build(items, stamp, tf.lookup))
+        assert dtypes and set(dtypes) == {torch.float32 if precision == "fp32" else torch.bfloat16}, precision
+        confidence[precision] = prediction.confidence
+    assert confidence["bf16"].dtype == np.float32  # the outputs stay float32
+    difference = np.abs(confidence["bf16"] - confidence["fp32"])
+    assert 0 < difference.max() < 0.05, difference.max()
 
 
 def test_builder_drops_unusable_depth_with_a_counted_reason(synthetic_nyu_root, checkpoint):
