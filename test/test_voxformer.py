@@ -115,17 +115,34 @@ def test_cached_proposals_replace_the_proposal_network():
     assert not torch.equal(volume[0, (2 * 16 + 3) * 4 + 1], model.mask_embed.weight[0])
 
 
-@pytest.mark.parametrize("name,header,official_m", [("voxformer_t", "linear", 58.2), ("voxformer_s", "linear", 58.2),
-                                                     ("hassc_voxformer_t", "conv", 58.4)])
-def test_full_size_parameter_count_matches_the_fact_sheet(name, header, official_m):
+@pytest.mark.parametrize("name,header,frames,official_m", [
+    ("voxformer_t", "linear", 5, 58.2), ("voxformer_s", "linear", 1, 58.2),
+    ("hassc_voxformer_t", "conv", 5, 58.4), ("hassc_voxformer_s", "conv", 1, 58.4)])
+def test_full_size_parameter_count_matches_the_fact_sheet(name, header, frames, official_m):
     with torch.device("meta"):
         model = build_model(load_config(name))
     stage2 = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("qpn.")) / 1e6
     assert abs(stage2 - official_m) < 0.05, stage2
+    assert model.num_frames == frames
     assert model.queries.weight.numel() == 128 * 128 * 16 * 128  # 33.55 M: the query embedding
     assert sum(p.numel() for p in model.qpn.parameters()) == pytest.approx(315_534, rel=0)
     assert isinstance(model.self_layers[0].attention, PlaneSelfAttention)
     assert model.self_layers[0].attention.plane == (512, 512)
+    assert type(model.ssc_header).__name__ == {"linear": "UpsampleHeader", "conv": "ConvHeader"}[header]
+
+
+@pytest.mark.parametrize("name,header,frames,stage2_m", [
+    ("voxformer_tiny", "linear", 1, 12.278), ("voxformer_t_tiny", "linear", 5, 12.278),
+    ("hassc_voxformer_tiny", "conv", 1, 12.306)])
+def test_every_tiny_config_builds_with_the_frames_and_parameter_count_docs_models_gives(name, header, frames,
+                                                                                        stage2_m):
+    """docs/models.md (VoxFormer, "Configs"): stage 2 in millions, the QPN's 0.09 M, one camera embedding a frame."""
+    with torch.device("meta"):
+        model = build_model(load_config(name))
+    stage2 = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("qpn.")) / 1e6
+    assert stage2 == pytest.approx(stage2_m, abs=5e-4)
+    assert sum(p.numel() for p in model.qpn.parameters()) == 87_376
+    assert model.num_frames == frames and model.cams_embeds.shape == (frames, 32)
     assert type(model.ssc_header).__name__ == {"linear": "UpsampleHeader", "conv": "ConvHeader"}[header]
 
 
