@@ -1,6 +1,6 @@
 """VoxFormer: module order and shapes for T/S at a reduced grid, losses, batching, cached proposals, parameter
-counts against the fact sheet and docs/models.md, the attention layers' semantics, and overfitting a frame of a short
-synthetic street whose sweeps aggregate its previous frames by pose."""
+counts against the fact sheet and docs/models.md, the attention layers' semantics, and on a short synthetic street:
+the -T input path's history images, and overfitting a frame whose sweeps aggregate its previous frames by pose."""
 
 from __future__ import annotations
 
@@ -219,6 +219,24 @@ def synthetic_street_root(tmp_path_factory):
     generate_sequence(root, sequence="00", frames=10, seed=0,
                       options=SyntheticOptions.small(label_scans=10, label_stride=9, write_right_image=False))
     return root
+
+
+def test_voxformer_t_tiny_reads_history_images_at_their_offsets_and_runs_on_them(synthetic_street_root, one_thread):
+    """voxformer_t_tiny on frame 9 of the street: offsets -12, -9, -6, -3 give frames 9 (outside the sequence: the
+    current frame again), 0, 3, 6, then the current frame, each image with its own lidar-to-camera transform."""
+    from ssc_core.data.datasets import build_dataset
+    from ssc_core.data.transforms import collate
+
+    cfg = load_config("voxformer_t_tiny")
+    sample = build_dataset(cfg["data"], None, synthetic_street_root, sequences=["00"])[1]
+    assert sample["img"].shape == (5, 3, 96, 320) and sample["T_cam_velo"].shape == (5, 4, 4)
+    same = [torch.equal(sample["T_cam_velo"][i], sample["T_cam_velo"][4]) for i in range(4)]
+    assert same == [True, False, False, False] and torch.equal(sample["img"][0], sample["img"][4])
+    assert not any(torch.equal(sample["img"][i], sample["img"][j]) for i in range(1, 5) for j in range(i + 1, 5))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = build_model(cfg).eval()(collate([sample]))["ssc_logits"]
+    assert logits.shape == (1, 20, 128, 128, 16) and torch.isfinite(logits).all()
 
 
 @pytest.mark.slow
