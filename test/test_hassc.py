@@ -204,11 +204,54 @@ class Recorder(TrainerHook):
         self.teacher.append([p.detach().clone() for p in self.wrapper.teacher.parameters()])
 
 
-@pytest.mark.slow
-def test_hassc_on_small_sgn_trains_resumes_exactly_and_exports_the_base_model(tmp_path, one_thread):
+def assert_teacher_is_the_ema_of_the_student(initial: list[torch.Tensor], recorder: Recorder) -> None:
+    """T0 = S0 (``initial``), then T_t = m_t T_(t-1) + (1 - m_t) S_t with m = 1/2, 2/3, ... after every step."""
+    teacher = initial
+    for step, (student_t, teacher_t) in enumerate(zip(recorder.student, recorder.teacher), start=1):
+        m = ema_momentum(step)
+        for t, expected_prev, s in zip(teacher_t, teacher, student_t):
+            torch.testing.assert_close(t, m * expected_prev + (1 - m) * s)
+        teacher = teacher_t
+
+
+def assert_export_is_the_base_model(cfg: dict, wrapper: HASSC, work_dir, batch: dict) -> nn.Module:
+    """best.pt and last.pt of a HASSC run hold exactly the base model's keys (the teacher and the refinement layer
+    only under last.pt's ``training_model``); the Predictor loads best.pt as the base model, whose logits equal the
+    trained student's. Returns the Predictor's model."""
     from ssc_core.inference.predictor import Predictor
     from ssc_core.training.checkpoint import load_checkpoint, load_model_state
 
+    base = build_model(cfg)
+    for name in ("best.pt", "last.pt"):
+        assert set(load_checkpoint(work_dir / name)["model"]) == set(base.state_dict()), name
+    assert {k.split(".")[0] for k in load_checkpoint(work_dir / "last.pt")["training_model"]} == {"teacher", "refine"}
+    predictor = Predictor.from_checkpoint(work_dir / "best.pt")
+    assert type(predictor.model) is type(base)
+    assert sum(p.numel() for p in predictor.model.parameters()) == sum(p.numel() for p in base.parameters())
+    load_model_state(base, wrapper.student.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(predictor.model(batch)["ssc_logits"], base.eval()(batch)["ssc_logits"],
+                                   rtol=0, atol=0)
+    return predictor.model
+
+
+def train_then_resume(short_cfg: dict, cfg: dict, data, work_dir) -> tuple[HASSC, list[TrainerHook], Trainer]:
+    """Trains ``short_cfg`` from seed 0 in ``work_dir``, then resumes its last.pt under ``cfg`` (more epochs) and
+    trains on. Returns the resumed wrapper, its hooks and its Trainer."""
+    seed_everything(0)
+    first, hooks = apply_training_schemes(build_model(short_cfg), short_cfg)
+    Trainer(first, short_cfg, data, work_dir=work_dir, device="cpu", hooks=hooks, progress=False).fit()
+    seed_everything(0)
+    resumed, hooks = apply_training_schemes(build_model(cfg), cfg)
+    trainer = Trainer(resumed, cfg, data, work_dir=work_dir, device="cpu", hooks=hooks, progress=False)
+    trainer.resume(work_dir / "last.pt")
+    assert trainer.step == len(data) // cfg["train"]["batch_size"] * short_cfg["train"]["epochs"]
+    trainer.fit()
+    return resumed, hooks, trainer
+
+
+@pytest.mark.slow
+def test_hassc_on_small_sgn_trains_resumes_exactly_and_exports_the_base_model(tmp_path, one_thread):
     data = SceneData([0, 1])
     cfg = sgn_config()
     cfg["train"].update(epochs=4, val_interval=4)  # validation only after the last step: it draws from the RNG
@@ -220,43 +263,14 @@ def test_hassc_on_small_sgn_trains_resumes_exactly_and_exports_the_base_model(tm
                        progress=False)
     history = straight.fit()
     assert history[-1]["train"]["total"] < history[0]["train"]["total"]
-    # the teacher is the EMA of the student: T0 = S0, then T_t = m_t T_(t-1) + (1 - m_t) S_t, m = 1/2, 2/3, 3/4
-    teacher = initial
-    for step, (student_t, teacher_t) in enumerate(zip(recorder.student, recorder.teacher), start=1):
-        m = ema_momentum(step)
-        for t, expected_prev, s in zip(teacher_t, teacher, student_t):
-            torch.testing.assert_close(t, m * expected_prev + (1 - m) * s)
-        teacher = teacher_t
     assert len(recorder.teacher) == 4
-
-    # exported: exactly the base model's keys, loaded by the Predictor as the base model
-    base = build_model(cfg)
-    for name in ("best.pt", "last.pt"):
-        ckpt = load_checkpoint(tmp_path / "a" / name)
-        assert set(ckpt["model"]) == set(base.state_dict()), name
-    assert {k.split(".")[0] for k in load_checkpoint(tmp_path / "a" / "last.pt")["training_model"]} == {
-        "teacher", "refine"}
-    predictor = Predictor.from_checkpoint(tmp_path / "a" / "best.pt")
-    assert type(predictor.model) is type(base)
-    assert sum(p.numel() for p in predictor.model.parameters()) == sum(p.numel() for p in base.parameters())
-    load_model_state(base, wrapper.student.state_dict())
-    batch = collate([data[1]])
-    with torch.no_grad():
-        expected = base.eval()(batch)["ssc_logits"]
-        exported = predictor.model(batch)["ssc_logits"]
-    torch.testing.assert_close(exported, expected, rtol=0, atol=0)
+    assert_teacher_is_the_ema_of_the_student(initial, recorder)
+    assert_export_is_the_base_model(cfg, wrapper, tmp_path / "a", collate([data[1]]))
 
     # resume: 3 epochs, then 1 more from last.pt, equals 4 straight (losses and teacher)
     cfg1 = sgn_config()
     cfg1["train"]["epochs"] = 3
-    seed_everything(0)
-    first, hooks1 = apply_training_schemes(build_model(cfg1), cfg1)
-    Trainer(first, cfg1, data, work_dir=tmp_path / "b", device="cpu", hooks=hooks1, progress=False).fit()
-    seed_everything(0)
-    resumed, hooks2 = apply_training_schemes(build_model(cfg), cfg)
-    trainer = Trainer(resumed, cfg, data, work_dir=tmp_path / "b", device="cpu", hooks=hooks2, progress=False)
-    trainer.resume(tmp_path / "b" / "last.pt")
-    trainer.fit()
+    resumed, _, trainer = train_then_resume(cfg1, cfg, data, tmp_path / "b")
     assert trainer.step_losses[-1] == straight.step_losses[-1]
     for a, b in zip(resumed.teacher.parameters(), wrapper.teacher.parameters()):
         assert torch.equal(a, b)
@@ -303,12 +317,10 @@ def voxformer_config(epochs: int) -> dict:
 def test_hassc_on_small_voxformer_trains_resumes_exactly_and_exports_the_base_model(tmp_path, one_thread):
     """hassc_voxformer_tiny (the release's conv header) at the 32 x 32 x 8 test grid: every HASSC term trains the
     VoxFormer through its coarse-output interface, the teacher is the EMA of the student step by step, 2 epochs +
-    resume equals 3 epochs (losses, teacher, refinement layer, EMA step and momentum), and the exported checkpoint
-    is the base VoxFormer key for key."""
-    from ssc_core.inference.predictor import Predictor
+    resume equals 3 (losses, teacher, refinement layer, EMA step and momentum), and the exported checkpoint is the
+    base VoxFormer key for key."""
     from ssc_core.models.blocks.heads import ConvHeader
     from ssc_core.models.voxformer import VoxFormer
-    from ssc_core.training.checkpoint import load_checkpoint, load_model_state
 
     cfg = voxformer_config(epochs=3)  # validation only after the last step (val_interval 3): it draws from the RNG
     data = VoxFormerSceneData(cfg, [0, 1])
@@ -326,42 +338,14 @@ def test_hassc_on_small_voxformer_trains_resumes_exactly_and_exports_the_base_mo
     # measured (seed 0, one thread): total 16.5 -> 12.9, loss_ssc 1.43 -> 1.25, loss_hvm 2.61 -> 1.34
     for name in ("total", "loss_ssc", "loss_hvm"):
         assert history[-1]["train"][name] < history[0]["train"][name], name
-
-    # the teacher is the EMA of the student: T0 = S0, then T_t = m_t T_(t-1) + (1 - m_t) S_t, m = 1/2, 2/3, ...
     assert len(recorder.teacher) == trainer.step == 6
-    teacher = initial
-    for step, (student_t, teacher_t) in enumerate(zip(recorder.student, recorder.teacher), start=1):
-        m = ema_momentum(step)
-        for t, expected_prev, s in zip(teacher_t, teacher, student_t):
-            torch.testing.assert_close(t, m * expected_prev + (1 - m) * s)
-        teacher = teacher_t
-
-    base = build_model(cfg)
-    for name in ("best.pt", "last.pt"):
-        assert set(load_checkpoint(tmp_path / "a" / name)["model"]) == set(base.state_dict()), name
-    assert {k.split(".")[0] for k in load_checkpoint(tmp_path / "a" / "last.pt")["training_model"]} == {
-        "teacher", "refine"}
-    predictor = Predictor.from_checkpoint(tmp_path / "a" / "last.pt")
-    assert type(predictor.model) is VoxFormer
-    assert sum(p.numel() for p in predictor.model.parameters()) == sum(p.numel() for p in base.parameters())
-    load_model_state(base, wrapper.student.state_dict())
-    batch = collate([data[1]])
-    with torch.no_grad():
-        torch.testing.assert_close(predictor.model(batch)["ssc_logits"], base.eval()(batch)["ssc_logits"],
-                                   rtol=0, atol=0)
+    assert_teacher_is_the_ema_of_the_student(initial, recorder)
+    assert type(assert_export_is_the_base_model(cfg, wrapper, tmp_path / "a", collate([data[1]]))) is VoxFormer
 
     # resume: 2 epochs, then 1 more from last.pt, equals 3 straight
-    cfg2 = voxformer_config(epochs=2)
-    seed_everything(0)
-    first, hooks1 = apply_training_schemes(build_model(cfg2), cfg2)
-    Trainer(first, cfg2, data, work_dir=tmp_path / "b", device="cpu", hooks=hooks1, progress=False).fit()
-    seed_everything(0)
-    resumed, hooks2 = apply_training_schemes(build_model(cfg), cfg)
-    again = Trainer(resumed, cfg, data, work_dir=tmp_path / "b", device="cpu", hooks=hooks2, progress=False)
-    again.resume(tmp_path / "b" / "last.pt")
-    assert again.step == 4
-    again.fit()
-    assert again.step == trainer.step and hooks2[0].last_momentum == hooks[0].last_momentum == ema_momentum(6)
+    resumed, resumed_hooks, again = train_then_resume(voxformer_config(epochs=2), cfg, data, tmp_path / "b")
+    assert again.step == trainer.step
+    assert resumed_hooks[0].last_momentum == hooks[0].last_momentum == ema_momentum(6)
     assert again.step_losses[-1] == trainer.step_losses[-1]
     for part in ("teacher", "refine"):
         for a, b in zip(getattr(resumed, part).parameters(), getattr(wrapper, part).parameters()):
