@@ -1,6 +1,6 @@
 """Benchmark: parameter count, forward latency and peak memory of model configs at their FULL resolution.
 
-    python bench/models.py                                   # sgn_t sgn_l sgn_s sgn_tiny, CPU fp32 + bf16
+    python bench/models.py                                   # SGN-T/L/S, sgn_tiny, CleanerS; CPU fp32 + bf16
     python bench/models.py --configs sgn_tiny sgn_l --repeats 3 --warmup 1 --train --markdown /tmp/bench.md
     python bench/models.py --device cuda --seed-fraction 0.1
     python bench/models.py --configs htcl_tiny htcl --dtypes fp32 bf16 --train --live-tensors --threads 1
@@ -24,11 +24,18 @@ stereo depth map (L2COcc-C/-D, ``data.stereo_depth``) get the frame's own ``dept
 (``plausible_depth``: the road plane below the horizon, a wall 40 m ahead above it), instead of running the stereo
 matcher.
 
-Distilled students (``DISTILL_TEACHERS``, e.g. l2cocc_d <- l2cocc_l): their training step also runs the frozen
-teacher (random weights, built from the teacher's config) and the KD terms of the student's ``distill:`` section,
-as ``ssc-train`` does through the distillation hook. After the table, ``--ratios`` prints each row's time per run
-(CPU: process CPU seconds; CUDA: wall seconds) and tensor peak divided by the same-mode, same-device, same-dtype
-rows of the reference configs (default sgn_t and htcl) measured in the same run.
+Indoor (RGB-D, ``data.dataset: nyu``) configs, e.g. cleaners_teacher and cleaners_student, get one RGB-D view
+instead (``make_rgbd_sample``: a random 640 x 480 image, a flat wall 3 m ahead, its TSDF and mapping computed as
+the RGB-D node does); their shape cell reads ``RGB-D 640×480 → h×w`` and ``no LiDAR``.
+
+Distilled students (``DISTILL_TEACHERS``, e.g. l2cocc_d <- l2cocc_l, cleaners_student <- cleaners_teacher): their
+training step also runs the frozen teacher (random weights, built from the teacher's config) and the KD terms of
+the student's ``distill:`` section through ssc-train's own ``DistillationHook``, so the teacher reads the batch
+with ``distill.teacher_inputs`` applied (the CleanerS teacher reads ``tsdf_cad``).
+
+After the table, ``--ratios`` prints each row's time per run (CPU: process CPU seconds; CUDA: wall seconds) and
+tensor peak divided by the same-mode, same-device, same-dtype rows of the reference configs (default sgn_t and
+htcl) measured in the same run.
 
 Columns: parameters as the official SGN README counts them (every parameter of the model, including the whole
 ResNet without its classifier -- ``sum(p.numel() for p in model.parameters())``, the expression
@@ -105,13 +112,15 @@ from ssc_core.data.transforms import (  # noqa: E402
 )
 from ssc_core.errors import ConfigError  # noqa: E402
 from ssc_core.models import build_model  # noqa: E402
+from ssc_core.training.distill import DistillationHook, build_terms  # noqa: E402
 from ssc_core.types import Calib, Frame, FrameWindow, GridSpec  # noqa: E402
 
 DEFAULT_CONFIGS = ("sgn_t", "sgn_l", "sgn_s", "sgn_tiny", "cleaners_teacher", "cleaners_student",
                    "cleaners_teacher_tiny", "cleaners_student_tiny")
 DEFAULT_REFERENCES = ("sgn_t", "htcl")
 # Distilled students and the teacher config their training step runs (random weights, as the student's).
-DISTILL_TEACHERS = {"l2cocc_d": "l2cocc_l", "l2cocc_d_kitti360": "l2cocc_l_kitti360", "l2cocc_d_tiny": "l2cocc_l_tiny"}
+DISTILL_TEACHERS = {"l2cocc_d": "l2cocc_l", "l2cocc_d_kitti360": "l2cocc_l_kitti360", "l2cocc_d_tiny": "l2cocc_l_tiny",
+                    "cleaners_student": "cleaners_teacher", "cleaners_student_tiny": "cleaners_teacher_tiny"}
 DEPTH_SOURCES = ("sgbm", "msnet2d", "msnet3d")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 METRES_PER_FRAME = 1.0  # forward motion between raw frames (10 m/s at KITTI's 10 Hz)
@@ -215,7 +224,9 @@ def make_window(cfg: dict, points_per_frame: int, seed: int = 0) -> FrameWindow:
 def make_rgbd_sample(cfg: dict, seed: int = 0) -> dict:
     """The sample of an indoor (RGB-D, ``data.dataset: nyu``) config through ``rgbd_frame_to_sample``: a random
     640 x 480 image and NYU's intrinsics, a camera 1.2 m high looking along the grid's y axis at a wall 3 m ahead
-    (every pixel has depth), the grid starting 0.3 m behind it; plus a random ``label_weight`` (60 % weighted)."""
+    (every pixel has depth), the grid starting 0.3 m behind it; plus a random ``label_weight`` (60 % weighted).
+    With ``data.load_tsdf_cad`` (the distilled student, whose teacher reads it) also ``tsdf_cad``: the depth is
+    noise-free, so the TSDF-CAD of the view is its TSDF."""
     rng = np.random.default_rng(seed)
     grid = replace(GridSpec.from_dict(cfg["data"].get("grid") or {}), origin=(-2.4, -0.3, -0.1))
     T_grid_cam = np.eye(4)
@@ -225,6 +236,8 @@ def make_rgbd_sample(cfg: dict, seed: int = 0) -> dict:
                       depth_m=np.full((480, 640), 3.0, np.float32), K=NYU_CAM_K, T_grid_cam=T_grid_cam)
     sample = rgbd_frame_to_sample(frame, grid, cfg["data"])
     sample["label_weight"] = torch.from_numpy((rng.random(grid.dims) < 0.6).astype(np.float32))
+    if cfg["data"].get("load_tsdf_cad"):
+        sample["tsdf_cad"] = sample["tsdf"].clone()
     return sample
 
 
@@ -246,6 +259,26 @@ def make_batch(cfg: dict, points_per_frame: int, with_targets: bool, seed: int =
         sample["target"] = torch.from_numpy(target)
         sample["target_1_2"] = torch.from_numpy(downsample_labels(target, 2).astype(np.int64))
     return collate([sample])
+
+
+def batch_shape(cfg: dict, batch: dict) -> str:
+    """The ``grid / image / frames / points`` cell of a config's batch: the grid, the image size the model sees
+    (the crop, ``raw``, ``RGB-D WxH -> hxw`` for indoor configs, or ``no camera``), the frame count and the number of
+    LiDAR points (``no LiDAR`` for RGB-D configs, whose batches carry a TSDF instead)."""
+    data = cfg["data"]
+    grid = GridSpec.from_dict(data.get("grid") or {})
+    frames = len(data.get("history_offsets") or []) + 1
+    if "points" not in batch:
+        mapping_h, mapping_w = batch["mapping2d"].shape[-2:]
+        img_h, img_w = batch["img"].shape[-2:]
+        image = f"RGB-D {mapping_w}×{mapping_h}" + ("" if (img_h, img_w) == (mapping_h, mapping_w)
+                                                      else f" → {img_w}×{img_h}")
+        points = "no LiDAR"
+    else:
+        crop = image_crop_hw(data) if uses_left_image(data) else None
+        image = "×".join(map(str, crop)) if crop else "raw" if uses_left_image(data) else "no camera"
+        points = str(len(batch["points"]))
+    return f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / {image} / {frames} / {points}"
 
 
 def add_lidar_targets(sample: dict, current: Frame, cfg: dict, seed: int) -> None:
@@ -471,27 +504,35 @@ def time_runs(step: Callable[[], int | None], device: torch.device, warmup: int,
         result.memory_exact = host.exact
 
 
-def build_bench_teacher(name: str, cfg: dict) -> tuple[torch.nn.Module, list] | None:
-    """(teacher, KD terms) for a distilled student's training rows (``DISTILL_TEACHERS``), None for other
-    configs: the teacher built with random weights from its own config (frozen, eval mode, as the distillation
-    hook holds it) on the student's grid, the terms from the student's ``distill.terms``."""
+class BenchAutocast:
+    """What ``DistillationHook.kd_losses`` reads of a Trainer: ``autocast()``, here the measured device and dtype."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype | None) -> None:
+        self.device, self.dtype = device, dtype
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return autocast_ctx(self.device, self.dtype)
+
+
+def build_bench_teacher(name: str, cfg: dict) -> DistillationHook | None:
+    """The distillation hook of a distilled student's training rows (``DISTILL_TEACHERS``), None for other
+    configs: the teacher built with random weights from its own config on the student's grid, held frozen in eval
+    mode by the same ``DistillationHook`` ssc-train uses, with the student's ``distill.terms`` and
+    ``distill.teacher_inputs`` (CleanerS: the teacher reads ``tsdf_cad`` as its ``tsdf``)."""
     teacher_name = DISTILL_TEACHERS.get(name)
     if teacher_name is None:
         return None
-    from ssc_core.training.distill import build_terms
-
+    section = cfg.get("distill") or {}
     teacher_cfg = load_config(teacher_name, {"data": {"grid": cfg["data"].get("grid")}})
-    teacher = build_model(teacher_cfg).eval()
-    for param in teacher.parameters():
-        param.requires_grad_(False)
-    return teacher, build_terms((cfg.get("distill") or {}).get("terms"))
+    return DistillationHook(build_model(teacher_cfg), build_terms(section.get("terms")),
+                            section.get("teacher_inputs"))
 
 
 def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, device: torch.device, dtype_name: str,
             mode: str, args: argparse.Namespace, params: tuple[int, int], shape: str,
-            distill: tuple[torch.nn.Module, list] | None = None) -> Result:
-    """One (config, device, dtype, mode) measurement; an exception becomes the row's error. ``distill``: (frozen
-    teacher, KD terms) run in the training step of a distilled student."""
+            distill: DistillationHook | None = None) -> Result:
+    """One (config, device, dtype, mode) measurement; an exception becomes the row's error. ``distill``: the
+    distillation hook (frozen teacher, KD terms) run in the training step of a distilled student."""
     grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
     analytic = analytic_parameters(cfg)
     result = Result(name, device.type, dtype_name, mode, params[0] / 1e6, params[1] / 1e6, shape,
@@ -512,7 +553,7 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                                           weight_decay=0.01)
             clip = (cfg.get("train") or {}).get("grad_clip", GRAD_CLIP)
             if distill is not None:
-                distill[0].to(device)
+                distill.teacher.to(device)
 
             def step() -> int | None:
                 optimizer.zero_grad(set_to_none=True)  # as Trainer.train_group: before the forward pass
@@ -522,11 +563,8 @@ def measure(name: str, cfg: dict, model: torch.nn.Module, batch_cpu: dict, devic
                     outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
                                for k, v in outputs.items()}
                 losses = model.losses(outputs, batch)
-                if distill is not None:  # as the distillation hook: frozen teacher, KD terms
-                    teacher, terms = distill
-                    with torch.no_grad(), autocast_ctx(device, dtype):
-                        teacher_out = teacher(batch)
-                    losses.update({t.name: t.weight * t.fn(outputs, teacher_out, batch) for t in terms})
+                if distill is not None:  # the distillation hook: frozen teacher on its inputs, KD terms
+                    losses.update(distill.kd_losses(outputs, batch, BenchAutocast(device, dtype)))
                 total = sum(v.float() for v in losses.values())
                 total.backward()
                 if clip is not None:
@@ -873,13 +911,8 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(cfg)
         distill = build_bench_teacher(name, cfg) if "train" in modes else None
         params = count_parameters(model)
-        grid = GridSpec.from_dict(cfg["data"].get("grid") or {})
-        crop = image_crop_hw(cfg["data"]) if uses_left_image(cfg["data"]) else None
-        frames = len(cfg["data"].get("history_offsets") or []) + 1
         batch = make_batch(cfg, args.points, with_targets="train" in modes)
-        shape = (f"{'×'.join(map(str, grid.dims))} @ {grid.voxel_size:g} m / "
-                 f"{'×'.join(map(str, crop)) if crop else 'raw' if uses_left_image(cfg['data']) else 'no camera'}"
-                 f" / {frames} / {len(batch['points'])}")
+        shape = batch_shape(cfg, batch)
         threshold = getattr(model, "seed_threshold", None)
         for device in devices:
             model.to(device)

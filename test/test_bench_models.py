@@ -128,3 +128,47 @@ def test_htcl_tiny_row_gives_our_parameter_count_beside_the_analytic_one(bench, 
     assert row[columns.index("mode")] == "forward" and float(row[columns.index("median s")]) > 0
     ours = row[columns.index("params M (trained)")].split()[0]  # "6.43 (6.43)": all (trainable)
     assert ours == row[columns.index("analytic M")] and float(ours) == pytest.approx(6.43, abs=0.01)
+
+
+def _table_rows(md: Path, prefix: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in md.read_text().splitlines()
+            if line.startswith(f"| {prefix}")]
+
+
+def test_cleaners_rows_run_on_an_rgbd_batch_and_the_students_training_row_runs_its_teacher(bench, tmp_path):
+    columns = bench.COLUMNS
+    md = tmp_path / "teacher.md"
+    assert bench.main(["--configs", "cleaners_teacher_tiny", "--device", "cpu", "--dtypes", "fp32", "--repeats", "1",
+                       "--warmup", "0", "--threads", "1", "--markdown", str(md)]) == 0
+    (row,) = _table_rows(md, "cleaners_teacher_tiny |")
+    assert row[columns.index("mode")] == "forward" and float(row[columns.index("median s")]) > 0
+    shape = row[columns.index("grid / image / frames / points")]
+    assert shape == "60×36×60 @ 0.08 m / RGB-D 640×480 → 160×120 / 1 / no LiDAR"
+    md = tmp_path / "student.md"
+    assert bench.main(["--configs", "cleaners_student_tiny", "--device", "cpu", "--dtypes", "fp32", "--train",
+                       "--no-forward", "--repeats", "1", "--warmup", "0", "--threads", "1", "--markdown", str(md)]) == 0
+    (row,) = _table_rows(md, "cleaners_student_tiny |")
+    assert row[columns.index("mode")] == "train" and float(row[columns.index("median s")]) > 0
+    assert bench.DISTILL_TEACHERS["cleaners_student_tiny"] == "cleaners_teacher_tiny"
+    assert bench.DISTILL_TEACHERS["cleaners_student"] == "cleaners_teacher"
+
+
+def test_the_cleaners_teacher_in_the_students_training_step_reads_tsdf_cad_and_adds_the_kd_losses(bench):
+    import torch
+
+    cfg = bench.load_configs(["cleaners_student_tiny"])["cleaners_student_tiny"]
+    torch.manual_seed(0)
+    student = bench.build_model(cfg).eval()
+    hook = bench.build_bench_teacher("cleaners_student_tiny", cfg)
+    batch = bench.make_batch(cfg, 0, with_targets=True)
+    assert torch.equal(batch["tsdf_cad"], batch["tsdf"])  # the bench's wall depth is noise-free
+    batch["tsdf_cad"] = -batch["tsdf"]  # so the teacher's input can be told from the student's
+    with torch.no_grad():
+        outputs = student(batch)
+        on_cad = hook.teacher(hook.teacher_batch(batch))["ssc_logits"]
+        on_noisy = hook.teacher(batch)["ssc_logits"]
+    assert not torch.allclose(on_cad, on_noisy)
+    assert torch.equal(hook.teacher_outputs(batch)["ssc_logits"], on_cad)
+    losses = hook.kd_losses(outputs, batch, bench.BenchAutocast(torch.device("cpu"), None))
+    assert set(losses) == {"loss_kd_t", "loss_kd_sc", "loss_kd_sa"}
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())

@@ -445,3 +445,24 @@ def test_negative_frame_numbers_name_the_option(data, tmp_path, capsys):
     code = bag_cli.main(["kitti2bag", "--sequence-dir", str(data["seq"]), "--output", str(tmp_path / "b.mcap"),
                          "--end", "-2", "--no-progress"])
     expect_error(capsys, code, "--end must be a frame number >= 0, got -2")
+
+
+def test_training_on_rooms_without_test_rooms_names_test_frames_and_no_val(synthetic_nyu_root, tmp_path, capsys):
+    root = tmp_path / "rooms"
+    shutil.copytree(synthetic_nyu_root, root)
+    (root / "NYU" / "test.txt").write_text("")  # as ssc-make-synthetic --test-frames 0 writes it
+    code = train.main(["--config", "cleaners_teacher_tiny", "--data-root", str(root), "--work-dir",
+                       str(tmp_path / "run"), "--epochs", "1", "--no-progress", "--from-scratch"])
+    expect_error(capsys, code, "no frames in split 'test'", "--test-frames", "--no-val", "last.pt")
+
+
+def test_a_student_whose_teacher_ran_without_validation_is_told_to_use_its_last_checkpoint(synthetic_nyu_root,
+                                                                                            tmp_path, capsys):
+    teacher_dir = tmp_path / "teacher"
+    teacher_dir.mkdir()
+    (teacher_dir / "last.pt").write_bytes(b"")  # what a --no-val run leaves: last.pt, no best.pt
+    code = train.main(["--config", "cleaners_student_tiny", "--data-root", str(synthetic_nyu_root), "--work-dir",
+                       str(tmp_path / "run"), "--epochs", "1", "--no-progress", "--from-scratch", "--set",
+                       f"distill.teacher_checkpoint={teacher_dir / 'best.pt'}"])
+    expect_error(capsys, code, f"{teacher_dir / 'best.pt'} does not exist", "--no-val",
+                 f"--set distill.teacher_checkpoint={teacher_dir / 'last.pt'}")

@@ -1,7 +1,7 @@
 """HASSC as a training scheme: hard-point selection on a hand-made logit volume, LGA on a hand-made label grid, the
 EMA momentum sequence, every loss term finite and non-zero, and on a small SGN: training through the Trainer, an
-exported checkpoint that is the base model key for key (identical predictions through the Predictor), exact
-resume with the teacher; on a small VoxFormer with the release's conv header: training and the same export."""
+exported checkpoint that is the base model key for key (identical predictions through the Predictor), the EMA
+teacher step by step and exact resume with it; on a small VoxFormer with the release's conv header: the same."""
 
 from __future__ import annotations
 
@@ -204,11 +204,54 @@ class Recorder(TrainerHook):
         self.teacher.append([p.detach().clone() for p in self.wrapper.teacher.parameters()])
 
 
-@pytest.mark.slow
-def test_hassc_on_small_sgn_trains_resumes_exactly_and_exports_the_base_model(tmp_path, one_thread):
+def assert_teacher_is_the_ema_of_the_student(initial: list[torch.Tensor], recorder: Recorder) -> None:
+    """T0 = S0 (``initial``), then T_t = m_t T_(t-1) + (1 - m_t) S_t with m = 1/2, 2/3, ... after every step."""
+    teacher = initial
+    for step, (student_t, teacher_t) in enumerate(zip(recorder.student, recorder.teacher), start=1):
+        m = ema_momentum(step)
+        for t, expected_prev, s in zip(teacher_t, teacher, student_t):
+            torch.testing.assert_close(t, m * expected_prev + (1 - m) * s)
+        teacher = teacher_t
+
+
+def assert_export_is_the_base_model(cfg: dict, wrapper: HASSC, work_dir, batch: dict) -> nn.Module:
+    """best.pt and last.pt of a HASSC run hold exactly the base model's keys (the teacher and the refinement layer
+    only under last.pt's ``training_model``); the Predictor loads best.pt as the base model, whose logits equal the
+    trained student's. Returns the Predictor's model."""
     from ssc_core.inference.predictor import Predictor
     from ssc_core.training.checkpoint import load_checkpoint, load_model_state
 
+    base = build_model(cfg)
+    for name in ("best.pt", "last.pt"):
+        assert set(load_checkpoint(work_dir / name)["model"]) == set(base.state_dict()), name
+    assert {k.split(".")[0] for k in load_checkpoint(work_dir / "last.pt")["training_model"]} == {"teacher", "refine"}
+    predictor = Predictor.from_checkpoint(work_dir / "best.pt")
+    assert type(predictor.model) is type(base)
+    assert sum(p.numel() for p in predictor.model.parameters()) == sum(p.numel() for p in base.parameters())
+    load_model_state(base, wrapper.student.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(predictor.model(batch)["ssc_logits"], base.eval()(batch)["ssc_logits"],
+                                   rtol=0, atol=0)
+    return predictor.model
+
+
+def train_then_resume(short_cfg: dict, cfg: dict, data, work_dir) -> tuple[HASSC, list[TrainerHook], Trainer]:
+    """Trains ``short_cfg`` from seed 0 in ``work_dir``, then resumes its last.pt under ``cfg`` (more epochs) and
+    trains on. Returns the resumed wrapper, its hooks and its Trainer."""
+    seed_everything(0)
+    first, hooks = apply_training_schemes(build_model(short_cfg), short_cfg)
+    Trainer(first, short_cfg, data, work_dir=work_dir, device="cpu", hooks=hooks, progress=False).fit()
+    seed_everything(0)
+    resumed, hooks = apply_training_schemes(build_model(cfg), cfg)
+    trainer = Trainer(resumed, cfg, data, work_dir=work_dir, device="cpu", hooks=hooks, progress=False)
+    trainer.resume(work_dir / "last.pt")
+    assert trainer.step == len(data) // cfg["train"]["batch_size"] * short_cfg["train"]["epochs"]
+    trainer.fit()
+    return resumed, hooks, trainer
+
+
+@pytest.mark.slow
+def test_hassc_on_small_sgn_trains_resumes_exactly_and_exports_the_base_model(tmp_path, one_thread):
     data = SceneData([0, 1])
     cfg = sgn_config()
     cfg["train"].update(epochs=4, val_interval=4)  # validation only after the last step: it draws from the RNG
@@ -220,43 +263,14 @@ def test_hassc_on_small_sgn_trains_resumes_exactly_and_exports_the_base_model(tm
                        progress=False)
     history = straight.fit()
     assert history[-1]["train"]["total"] < history[0]["train"]["total"]
-    # the teacher is the EMA of the student: T0 = S0, then T_t = m_t T_(t-1) + (1 - m_t) S_t, m = 1/2, 2/3, 3/4
-    teacher = initial
-    for step, (student_t, teacher_t) in enumerate(zip(recorder.student, recorder.teacher), start=1):
-        m = ema_momentum(step)
-        for t, expected_prev, s in zip(teacher_t, teacher, student_t):
-            torch.testing.assert_close(t, m * expected_prev + (1 - m) * s)
-        teacher = teacher_t
     assert len(recorder.teacher) == 4
-
-    # exported: exactly the base model's keys, loaded by the Predictor as the base model
-    base = build_model(cfg)
-    for name in ("best.pt", "last.pt"):
-        ckpt = load_checkpoint(tmp_path / "a" / name)
-        assert set(ckpt["model"]) == set(base.state_dict()), name
-    assert {k.split(".")[0] for k in load_checkpoint(tmp_path / "a" / "last.pt")["training_model"]} == {
-        "teacher", "refine"}
-    predictor = Predictor.from_checkpoint(tmp_path / "a" / "best.pt")
-    assert type(predictor.model) is type(base)
-    assert sum(p.numel() for p in predictor.model.parameters()) == sum(p.numel() for p in base.parameters())
-    load_model_state(base, wrapper.student.state_dict())
-    batch = collate([data[1]])
-    with torch.no_grad():
-        expected = base.eval()(batch)["ssc_logits"]
-        exported = predictor.model(batch)["ssc_logits"]
-    torch.testing.assert_close(exported, expected, rtol=0, atol=0)
+    assert_teacher_is_the_ema_of_the_student(initial, recorder)
+    assert_export_is_the_base_model(cfg, wrapper, tmp_path / "a", collate([data[1]]))
 
     # resume: 3 epochs, then 1 more from last.pt, equals 4 straight (losses and teacher)
     cfg1 = sgn_config()
     cfg1["train"]["epochs"] = 3
-    seed_everything(0)
-    first, hooks1 = apply_training_schemes(build_model(cfg1), cfg1)
-    Trainer(first, cfg1, data, work_dir=tmp_path / "b", device="cpu", hooks=hooks1, progress=False).fit()
-    seed_everything(0)
-    resumed, hooks2 = apply_training_schemes(build_model(cfg), cfg)
-    trainer = Trainer(resumed, cfg, data, work_dir=tmp_path / "b", device="cpu", hooks=hooks2, progress=False)
-    trainer.resume(tmp_path / "b" / "last.pt")
-    trainer.fit()
+    resumed, _, trainer = train_then_resume(cfg1, cfg, data, tmp_path / "b")
     assert trainer.step_losses[-1] == straight.step_losses[-1]
     for a, b in zip(resumed.teacher.parameters(), wrapper.teacher.parameters()):
         assert torch.equal(a, b)
@@ -288,42 +302,51 @@ class VoxFormerSceneData(torch.utils.data.Dataset):
         return {k: v[0] for k, v in make_batch(self.cfg, 1, seeds=[self.seeds[i]]).items()}
 
 
-@pytest.mark.slow
-def test_hassc_on_small_voxformer_trains_and_exports_the_base_model(tmp_path, one_thread):
-    """hassc_voxformer_tiny (the release's conv header) at the 32 x 32 x 8 test grid: every HASSC term trains the
-    VoxFormer through its coarse-output interface, and the exported checkpoint is the base VoxFormer key for key."""
+def voxformer_config(epochs: int) -> dict:
+    """hassc_voxformer_tiny shrunk to the 32 x 32 x 8 test grid (C = 16, ResNet-18), batch 1, a constant learning
+    rate after one warm-up step (so a shorter run follows the same rates as a longer one), 64 points per sample."""
     from test_voxformer import TINY
 
-    from ssc_core.inference.predictor import Predictor
+    cfg = small_config("hassc_voxformer_tiny", **{**TINY, "conv_header_hidden": 16})
+    cfg["train"].update({"epochs": epochs, "lr": 5e-3, "warmup_iters": 1, "val_interval": 3, "min_lr_ratio": 1.0})
+    cfg["train"]["extra"]["hassc"]["points"] = 64
+    return cfg
+
+
+@pytest.mark.slow
+def test_hassc_on_small_voxformer_trains_resumes_exactly_and_exports_the_base_model(tmp_path, one_thread):
+    """hassc_voxformer_tiny (the release's conv header) at the 32 x 32 x 8 test grid: every HASSC term trains the
+    VoxFormer through its coarse-output interface, the teacher is the EMA of the student step by step, 2 epochs +
+    resume equals 3 (losses, teacher, refinement layer, EMA step and momentum), and the exported checkpoint is the
+    base VoxFormer key for key."""
     from ssc_core.models.blocks.heads import ConvHeader
     from ssc_core.models.voxformer import VoxFormer
-    from ssc_core.training.checkpoint import load_checkpoint, load_model_state
 
-    cfg = small_config("hassc_voxformer_tiny", **{**TINY, "conv_header_hidden": 16})
-    cfg["train"].update({"epochs": 3, "lr": 5e-3, "warmup_iters": 1, "val_interval": 3, "min_lr_ratio": 1.0})
-    cfg["train"]["extra"]["hassc"]["points"] = 64
+    cfg = voxformer_config(epochs=3)  # validation only after the last step (val_interval 3): it draws from the RNG
     data = VoxFormerSceneData(cfg, [0, 1])
     seed_everything(0)
     wrapper, hooks = apply_training_schemes(build_model(cfg), cfg)
     assert isinstance(wrapper, HASSC) and isinstance(wrapper.student, VoxFormer)
     assert isinstance(wrapper.student.ssc_header, ConvHeader)
-    trainer = Trainer(wrapper, cfg, data, data, work_dir=tmp_path, device="cpu", hooks=hooks, progress=False)
+    initial = [p.detach().clone() for p in wrapper.student.parameters()]
+    recorder = Recorder(wrapper)
+    trainer = Trainer(wrapper, cfg, data, data, work_dir=tmp_path / "a", device="cpu", hooks=[*hooks, recorder],
+                      progress=False)
     history = trainer.fit()
     for name in ("loss_lga", "loss_hvm", "loss_distill", "loss_hvm_teacher", "loss_qpn", "loss_ssc"):
         assert all(np.isfinite(h["train"][name]) and h["train"][name] > 0 for h in history), name
     # measured (seed 0, one thread): total 16.5 -> 12.9, loss_ssc 1.43 -> 1.25, loss_hvm 2.61 -> 1.34
     for name in ("total", "loss_ssc", "loss_hvm"):
         assert history[-1]["train"][name] < history[0]["train"][name], name
+    assert len(recorder.teacher) == trainer.step == 6
+    assert_teacher_is_the_ema_of_the_student(initial, recorder)
+    assert type(assert_export_is_the_base_model(cfg, wrapper, tmp_path / "a", collate([data[1]]))) is VoxFormer
 
-    base = build_model(cfg)
-    for name in ("best.pt", "last.pt"):
-        assert set(load_checkpoint(tmp_path / name)["model"]) == set(base.state_dict()), name
-    assert {k.split(".")[0] for k in load_checkpoint(tmp_path / "last.pt")["training_model"]} == {"teacher", "refine"}
-    predictor = Predictor.from_checkpoint(tmp_path / "last.pt")
-    assert type(predictor.model) is VoxFormer
-    assert sum(p.numel() for p in predictor.model.parameters()) == sum(p.numel() for p in base.parameters())
-    load_model_state(base, wrapper.student.state_dict())
-    batch = collate([data[1]])
-    with torch.no_grad():
-        torch.testing.assert_close(predictor.model(batch)["ssc_logits"], base.eval()(batch)["ssc_logits"],
-                                   rtol=0, atol=0)
+    # resume: 2 epochs, then 1 more from last.pt, equals 3 straight
+    resumed, resumed_hooks, again = train_then_resume(voxformer_config(epochs=2), cfg, data, tmp_path / "b")
+    assert again.step == trainer.step
+    assert resumed_hooks[0].last_momentum == hooks[0].last_momentum == ema_momentum(6)
+    assert again.step_losses[-1] == trainer.step_losses[-1]
+    for part in ("teacher", "refine"):
+        for a, b in zip(getattr(resumed, part).parameters(), getattr(wrapper, part).parameters()):
+            assert torch.equal(a, b), part

@@ -92,6 +92,16 @@ def test_cli_bad_input_is_one_error_line(tmp_path, capsys):
     assert err.startswith("error:") and err.count("\n") == 1
 
 
+def test_without_test_frames_the_cli_writes_test_rooms_that_ssc_train_can_validate_on(nyu_root, tmp_path):
+    assert make_synthetic(["--output", str(tmp_path), "--layout", "nyu", "--frames", "1", "--seed", "3", "--small",
+                           "--no-progress"]) == 0
+    paths = NYUTsdfPaths(find_nyu_root(tmp_path))
+    assert paths.frame_ids("train") == ["0001"] and paths.frame_ids("test") == ["0002"]  # a quarter, at least one
+    # rooms are seeded by id, whatever their split: the default changes no room's bytes
+    for name in ("Label/0002.npz", "TSDF/0002.npz", "Mapping/0002.npz"):
+        assert (tmp_path / "NYU" / name).read_bytes() == (nyu_root / "NYU" / name).read_bytes(), name
+
+
 def test_rooms_hold_every_nyu_class():
     classes = set()
     for i in range(30):

@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "20 aggregated scans (other size options still override it); --layout nyu: labels "
                              "and TSDF on a 120x72x120 sub-grid instead of 240x144x240 (about 3x faster)")
     indoor = parser.add_argument_group("indoor rooms (--layout nyu)")
-    indoor.add_argument("--test-frames", type=int, default=0,
-                        help="test rooms written after the training rooms, each a room never seen in training "
-                             "(default: %(default)s)")
+    indoor.add_argument("--test-frames", type=int, default=None,
+                        help="test rooms written after the training rooms, each a room never seen in training; "
+                             "ssc-train validates on them (default: a quarter of --frames, at least 1)")
     size = parser.add_argument_group("sensors and sizes")
     size.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="image size (default 1226 370)")
     size.add_argument("--azimuth-step", type=float, help="LiDAR azimuth step in degrees (default 0.16)")
@@ -100,6 +100,12 @@ def options_from_args(args: argparse.Namespace) -> SyntheticOptions:
     return SyntheticOptions.small(**overrides) if args.small else SyntheticOptions(**overrides)
 
 
+def default_test_frames(frames: int) -> int:
+    """The number of test rooms ``--layout nyu`` writes without ``--test-frames``: a quarter of the ``frames``
+    training rooms, at least one, so that ``ssc-train`` (which validates on the test split) runs on the output."""
+    return max(1, frames // 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, generate, print where the sequence went. Returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -113,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             from ssc_core.data.synthetic.indoor import IndoorOptions
             from ssc_core.data.synthetic.nyu_writer import generate_nyu
 
-            nyu = generate_nyu(args.output, args.frames, args.seed, args.test_frames,
+            test_frames = default_test_frames(args.frames) if args.test_frames is None else args.test_frames
+            nyu = generate_nyu(args.output, args.frames, args.seed, test_frames,
                                IndoorOptions(subdivision=2 if args.small else 4), progress=not args.no_progress)
             print(f"wrote {len(nyu.train_ids)} training and {len(nyu.test_ids)} test rooms to {nyu.root} (TSDF-CAD "
                   f"in {nyu.cad_root}) in {time.perf_counter() - start:.1f} s")

@@ -7,18 +7,22 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ssc_core.cli.entry import add_torch_options, apply_num_threads, run_and_report
 from ssc_core.config import deep_merge, load_config, resolve_config_path
 from ssc_core.data.datasets import build_dataset
-from ssc_core.errors import ConfigError, Interrupted
+from ssc_core.errors import ConfigError, DataFormatError, Interrupted
 from ssc_core.output_paths import ensure_output_dir
 from ssc_core.training.distributed import cleanup_distributed, init_distributed
 from ssc_core.training.schemes import apply_training_schemes, training_schemes
 from ssc_core.training.settings import TrainSettings
 from ssc_core.training.trainer import RUN_FILES, Trainer, seed_everything
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 WORK_DIR_FILES = (*RUN_FILES, "config.yaml")  # what a run writes to its work dir
 
@@ -59,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-sequences", nargs="+", help="explicit training sequences (replace --train-split)")
     parser.add_argument("--val-sequences", nargs="+", help="explicit validation sequences (replace --val-split)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs and TensorBoard as usual)")
-    parser.add_argument("--no-val", action="store_true", help="train without validation (no best.pt)")
+    parser.add_argument("--no-val", action="store_true",
+                        help="train without validation: writes last.pt but no best.pt (a student distilled from "
+                        "this run then needs --set distill.teacher_checkpoint=WORK_DIR/last.pt)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="the backbone starts from random weights on purpose: no warning about a missing "
                              "model.backbone.pretrained_path")
@@ -147,6 +153,18 @@ def interrupted_message(trainer: Trainer | None, work_dir: Path) -> str:
     return f"training stopped; {where}; continue with the same command plus --resume"
 
 
+def build_validation_set(data_cfg: dict, args: argparse.Namespace) -> Dataset:
+    """The validation Dataset of ``--val-split`` / ``--val-sequences``. A DataFormatError (e.g. a split without
+    frames) is re-raised naming the ways out: write the split, or ``--no-val`` (then no best.pt, only last.pt)."""
+    try:
+        return build_dataset(data_cfg, args.val_split, args.data_root, sequences=args.val_sequences)
+    except DataFormatError as exc:
+        rooms = (" (synthetic rooms: ssc-make-synthetic --layout nyu --test-frames M writes test rooms)"
+                 if data_cfg.get("dataset") == "nyu" else "")
+        raise DataFormatError(f"validation data: {exc}{rooms}; or train without validation with --no-val, which "
+                              "writes last.pt but no best.pt") from None
+
+
 def run(args: argparse.Namespace) -> dict | None:
     """Train as ``args`` say. Returns a summary dict (work_dir, epochs, best_metric, last/best paths) on rank 0,
     None on the other ranks of a torchrun job."""
@@ -174,8 +192,7 @@ def run(args: argparse.Namespace) -> dict | None:
         model, hooks = apply_training_schemes(build_model(cfg), cfg)
         data_cfg = cfg.get("data") or {}
         train_set = build_dataset(data_cfg, args.train_split, args.data_root, sequences=args.train_sequences)
-        val_set = None if args.no_val else build_dataset(data_cfg, args.val_split, args.data_root,
-                                                         sequences=args.val_sequences)
+        val_set = None if args.no_val else build_validation_set(data_cfg, args)
         from ssc_core.training.distill import build_distillation
 
         distillation = build_distillation(cfg, getattr(train_set, "class_set", None))

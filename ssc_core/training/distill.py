@@ -256,7 +256,10 @@ def build_distillation(cfg: dict, class_set: ClassSet | None = None) -> Distilla
         raise ConfigError("distill.teacher_checkpoint is required (a checkpoint written by ssc-train for the teacher)")
     path = Path(section["teacher_checkpoint"])
     if not path.is_file():
-        raise ConfigError(f"distill.teacher_checkpoint {path} does not exist: train the teacher first")
+        last = path.with_name("last.pt")
+        hint = (f"; {last} exists (a teacher trained with --no-val writes no best.pt): use it with --set "
+                f"distill.teacher_checkpoint={last}" if path.name != "last.pt" and last.is_file() else "")
+        raise ConfigError(f"distill.teacher_checkpoint {path} does not exist: train the teacher first{hint}")
     inputs = section.get("teacher_inputs") or {}
     if not isinstance(inputs, dict):
         raise ConfigError(f"distill.teacher_inputs must map teacher keys to batch keys, got {inputs!r}")

@@ -29,7 +29,7 @@ SSC_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("model.config", "", "Config name or YAML path to run with; must match the checkpoint's model/data "
               "sections. Empty: the config stored in the checkpoint."),
     ParamSpec("model.device", "auto", "Torch device: auto, cpu, cuda, cuda:1, ..."),
-    ParamSpec("model.precision", "fp32", "fp32, fp16 or bf16 (autocast; fp16/bf16 only on CUDA)."),
+    ParamSpec("model.precision", "fp32", "fp32, fp16 or bf16 (autocast, in camera and rgbd mode; fp16 only on CUDA)."),
     ParamSpec("model.num_threads", 0, "Torch CPU threads for inference; 0: the CLIs' rule (OMP_NUM_THREADS, else "
               "the cores the load average leaves idle)."),
     ParamSpec("topics.image", "image", "Left colour image (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8); "

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ssc_core.errors import ConfigError
 from ssc_core.types import FrameWindow, Prediction
 
+if TYPE_CHECKING:
+    from ssc_core.data.rgbd import RGBDFrame
+
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+CPU_PRECISIONS = ("fp32", "bf16")  # CPU autocast runs bf16; fp16 needs CUDA
 
 
 class PrecisionPredictor:
-    """Wraps a Predictor: ``predict`` runs under torch.autocast(dtype) on CUDA devices; every other property of
-    the Predictor contract is forwarded unchanged."""
+    """Wraps a Predictor: ``predict`` (a FrameWindow) and ``predict_rgbd`` (an RGB-D view, the node's rgbd mode) run
+    under torch.autocast(device type, dtype); every other property of the Predictor contract is forwarded
+    unchanged. fp16 needs a CUDA device, bf16 runs on CUDA and CPU (ConfigError otherwise)."""
 
     def __init__(self, predictor: Any, precision: str) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"model.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         device = torch.device(getattr(predictor, "device", "cpu"))
-        if PRECISIONS[precision] is not None and device.type != "cuda":
-            raise ConfigError(f"model.precision {precision} needs a CUDA device (model.device is {device})")
+        if precision not in CPU_PRECISIONS and device.type != "cuda":
+            raise ConfigError(f"model.precision {precision} needs a CUDA device (model.device is {device}); "
+                              f"on the CPU use one of {list(CPU_PRECISIONS)}")
         self.predictor = predictor
         self.precision = precision
         self._device_type = device.type
@@ -30,12 +36,22 @@ class PrecisionPredictor:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["predictor"], name)
 
-    def predict(self, window: FrameWindow) -> Prediction:
-        """The wrapped predictor's prediction, computed under autocast when precision is not fp32."""
+    def autocast(self) -> AbstractContextManager:
+        """torch.autocast at the precision on the predictor's device type (a no-op for fp32)."""
         dtype = PRECISIONS[self.precision]
-        ctx = torch.autocast(self._device_type, dtype=dtype) if dtype is not None else nullcontext()
-        with ctx:
+        return torch.autocast(self._device_type, dtype=dtype) if dtype is not None else nullcontext()
+
+    def predict(self, window: FrameWindow) -> Prediction:
+        """The wrapped predictor's prediction of ``window``, computed under ``autocast()``."""
+        with self.autocast():
             return self.predictor.predict(window)
+
+    def predict_rgbd(self, frame: RGBDFrame, origin: tuple[float, float, float] | None = None,
+                     subdivision: int = 4) -> Prediction:
+        """The wrapped predictor's ``predict_rgbd`` of an RGB-D view (same arguments), computed under
+        ``autocast()``."""
+        with self.autocast():
+            return self.predictor.predict_rgbd(frame, origin, subdivision)
 
 
 def build_predictor(checkpoint: str, config: str = "", device: str = "auto", precision: str = "fp32") -> Any:

@@ -37,8 +37,8 @@ def _dataset_of(predictor: Any) -> str | None:
 
 class RGBDPredictor:
     """A Predictor of an indoor model as the node's worker needs it: ``predict(FrameWindow) -> Prediction`` on the
-    x, y, z grid in ``rgbd.grid_frame``; ``class_set``, ``grid`` (x, y, z), and the window properties (no history,
-    no points, no right image) that WindowBuilder reads."""
+    x, y, z grid in ``rgbd.grid_frame``; ``rgbd_frame(FrameWindow)``, the RGB-D view it predicts; ``class_set``; and
+    the window properties (no history, no points, no right image) that WindowBuilder reads."""
 
     history_offsets: list[int] = []
     frame_rate_hz = 30.0
@@ -62,14 +62,19 @@ class RGBDPredictor:
         """The model's class set (NYU: 12 classes and their colours)."""
         return self.predictor.class_set
 
-    def predict(self, window: FrameWindow) -> Prediction:
-        """Labels and confidence on the x, y, z grid of the current frame's view (its depth must be set)."""
+    def rgbd_frame(self, window: FrameWindow) -> RGBDFrame:
+        """The RGB-D view of the window's current frame: its image, depth (metres), K and T_grid_cam (the inverse
+        of the camera <- grid-frame transform TF gave). DataFormatError when the frame has no depth."""
         frame = window.current
         if frame.depth is None:
             raise DataFormatError(f"frame {frame.index}: the RGB-D model needs a depth image")
-        rgbd = RGBDFrame(image_rgb=frame.image_left, depth_m=frame.depth, K=frame.calib.K,
+        return RGBDFrame(image_rgb=frame.image_left, depth_m=frame.depth, K=frame.calib.K,
                          T_grid_cam=invert_transform(frame.calib.T_cam0_velo), stamp_ns=frame.stamp_ns)
-        return to_room_xyz(self.predictor.predict_rgbd(rgbd, self.origin, self.subdivision))
+
+    def predict(self, window: FrameWindow) -> Prediction:
+        """Labels and confidence on the x, y, z grid of the current frame's view (``rgbd_frame``), its TSDF and
+        mapping computed on the grid at ``origin`` (``Predictor.predict_rgbd``)."""
+        return to_room_xyz(self.predictor.predict_rgbd(self.rgbd_frame(window), self.origin, self.subdivision))
 
 
 class RGBDBuilder(WindowBuilder):
