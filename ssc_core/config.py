@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,16 @@ DATA_KEYS = (
     # RGB-D (NYU) datasets: docs/datasets.md
     "augment", "cad_root", "eval_protocol", "image_size", "load_tsdf_cad", "tsdf_source",
 )
+
+
+def reject_unknown_keys(section: Mapping, known: Iterable[str], where: str, owner: str | None = None) -> None:
+    """ConfigError naming the keys of ``section`` (the ``where`` mapping of a config, e.g. ``data.sweeps``) that
+    are not in ``known``, and the known ones (as ``owner knows`` when an owner, e.g. a model name, is given)."""
+    known = set(known)
+    unknown = set(section) - known
+    if unknown:
+        lead = f"{owner} knows" if owner else "known:"
+        raise ConfigError(f"unknown {where} keys {sorted(unknown)}; {lead} {sorted(known)}")
 
 
 def check_config_keys(cfg: dict, source: str = "config") -> None:

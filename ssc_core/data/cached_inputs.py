@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.data.semantic_kitti import read_packed_bits
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.types import GridSpec
@@ -47,9 +48,7 @@ def _section(data_cfg: dict, key: str, known: set[str]) -> dict | None:
         return None
     if not isinstance(section, dict) or not section.get("root"):
         raise ConfigError(f"data.{key} must be a mapping with a root folder, got {section!r}")
-    unknown = set(section) - known
-    if unknown:
-        raise ConfigError(f"unknown data.{key} keys {sorted(unknown)}; known: {sorted(known)}")
+    reject_unknown_keys(section, known, f"data.{key}")
     return section
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.data.point_sources import get_point_source, point_source_name
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.geometry.poses import transform_points
@@ -38,9 +39,7 @@ def sweeps_cfg(data_cfg: dict) -> dict | None:
         return None
     if not isinstance(section, dict):
         raise ConfigError(f"data.sweeps must be a mapping (e.g. {{frames: 10, source: lidar}}), got {section!r}")
-    unknown = set(section) - SWEEP_KEYS
-    if unknown:
-        raise ConfigError(f"unknown data.sweeps keys {sorted(unknown)}; known: {sorted(SWEEP_KEYS)}")
+    reject_unknown_keys(section, SWEEP_KEYS, "data.sweeps")
     frames = section.get("frames", 10)
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
         raise ConfigError(f"data.sweeps.frames must be an integer >= 1, got {frames!r}")

@@ -30,7 +30,7 @@ from ssc_core.models.blocks.ddr import DDRUNet3D
 from ssc_core.models.blocks.image_backbone import build_image_backbone
 from ssc_core.models.blocks.pixel_to_voxel import fill_empty_voxels, pixels_to_voxels
 from ssc_core.models.blocks.segformer_head import SegFormerHead
-from ssc_core.models.registry import register_model
+from ssc_core.models.registry import model_sections, register_model
 from ssc_core.types import IGNORE_LABEL, GridSpec
 
 MODEL_KEYS = {
@@ -65,11 +65,8 @@ class VoxelSSC(nn.Module):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        m = dict(cfg.get("model") or {})
-        unknown = set(m) - MODEL_KEYS
-        if unknown:
-            raise ConfigError(f"unknown model keys {sorted(unknown)}; CleanerS knows {sorted(MODEL_KEYS)}")
-        self.grid = GridSpec.from_dict((cfg.get("data") or {}).get("grid") or GridSpec.nyu().to_dict())
+        m, data = model_sections(cfg, MODEL_KEYS, "CleanerS")
+        self.grid = GridSpec.from_dict(data.get("grid") or GridSpec.nyu().to_dict())
         if any(d % 4 for d in self.grid.dims):
             raise ConfigError(f"CleanerS needs data.grid.dims divisible by 4, got {self.grid.dims}")
         self.num_classes = int(m.get("num_classes", 12))

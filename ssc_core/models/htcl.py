@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.errors import CheckpointMismatchError, ConfigError, DataFormatError
 from ssc_core.losses import (
     geo_scal_loss,
@@ -82,9 +83,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def _section(model_cfg: dict, name: str) -> dict:
     """``model.<name>`` merged over its defaults; ConfigError for keys the section does not have."""
     given = dict(model_cfg.get(name) or {})
-    unknown = set(given) - set(SECTION_DEFAULTS[name])
-    if unknown:
-        raise ConfigError(f"unknown model.{name} keys {sorted(unknown)}; known: {sorted(SECTION_DEFAULTS[name])}")
+    reject_unknown_keys(given, SECTION_DEFAULTS[name], f"model.{name}")
     return {**SECTION_DEFAULTS[name], **given}
 
 

@@ -41,7 +41,7 @@ from ssc_core.models.blocks.occ_head import OccHead
 from ssc_core.models.blocks.resnet3d import ResNet3D
 from ssc_core.models.blocks.stereo_depth import StereoMonoDepth
 from ssc_core.models.blocks.tpv import TPVNetwork
-from ssc_core.models.registry import register_model
+from ssc_core.models.registry import model_sections, register_model
 from ssc_core.types import GridSpec
 
 COMMON_KEYS = {"name", "num_classes", "class_weights", "dim", "voxel_blocks", "swin", "loss_weights", "norm_groups"}
@@ -77,12 +77,7 @@ class L2COccBase(nn.Module):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        m = dict(cfg.get("model") or {})
-        data = cfg.get("data") or {}
-        unknown = set(m) - COMMON_KEYS - self.EXTRA_KEYS
-        if unknown:
-            raise ConfigError(f"unknown model keys {sorted(unknown)}; {m.get('name')} knows "
-                              f"{sorted(COMMON_KEYS | self.EXTRA_KEYS)}")
+        m, data = model_sections(cfg, COMMON_KEYS | self.EXTRA_KEYS, str((cfg.get("model") or {}).get("name")))
         self.grid = GridSpec.from_dict(data.get("grid") or {})
         if any(d % 8 for d in self.grid.dims):
             raise ConfigError(f"L2COcc needs data.grid.dims divisible by 8 (1:2 work grid, two stride-2 stages), "

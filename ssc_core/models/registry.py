@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.errors import ConfigError
 from ssc_core.losses import resolve_class_weights
 from ssc_core.types import GridSpec
@@ -100,9 +101,7 @@ def model_sections(cfg: dict, known_keys: set[str], model: str) -> tuple[dict, d
     """(``model:``, ``data:``) of a whole config for a model's constructor; ConfigError naming ``model`` for
     ``model:`` keys outside ``known_keys``."""
     m = dict(cfg.get("model") or {})
-    unknown = set(m) - set(known_keys)
-    if unknown:
-        raise ConfigError(f"unknown model keys {sorted(unknown)}; {model} knows {sorted(known_keys)}")
+    reject_unknown_keys(m, known_keys, "model", owner=model)
     return m, dict(cfg.get("data") or {})
 
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.data.label_maps import ClassSet
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.losses.distill import (
@@ -249,9 +250,7 @@ def build_distillation(cfg: dict, class_set: ClassSet | None = None) -> Distilla
         return None
     if not isinstance(section, dict):
         raise ConfigError(f"distill: must be a mapping, got {type(section).__name__}")
-    unknown = set(section) - DISTILL_KEYS
-    if unknown:
-        raise ConfigError(f"unknown distill keys {sorted(unknown)}; known: {sorted(DISTILL_KEYS)}")
+    reject_unknown_keys(section, DISTILL_KEYS, "distill")
     if not section.get("teacher_checkpoint"):
         raise ConfigError("distill.teacher_checkpoint is required (a checkpoint written by ssc-train for the teacher)")
     path = Path(section["teacher_checkpoint"])

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.errors import ConfigError, DataFormatError
 from ssc_core.losses.hassc import (
     batch_miou,
@@ -118,9 +119,7 @@ class HASSC(nn.Module):
         if missing:
             raise ConfigError(f"HASSC needs a model with the coarse-output interface (docs/models.md); "
                               f"{type(model).__name__} lacks {missing}")
-        unknown = set(options or {}) - set(HASSC_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown train.extra.hassc keys {sorted(unknown)}; known: {sorted(HASSC_DEFAULTS)}")
+        reject_unknown_keys(options or {}, HASSC_DEFAULTS, "train.extra.hassc")
         self.options = {**HASSC_DEFAULTS, **{k: float(v) for k, v in (options or {}).items()}}
         if not 0 < self.options["importance"] <= 1 or self.options["points"] < 1 or self.options["oversample"] < 1:
             raise ConfigError(f"train.extra.hassc: need points >= 1, oversample >= 1, 0 < importance <= 1, got "

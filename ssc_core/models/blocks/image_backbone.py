@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.errors import CheckpointMismatchError, ConfigError
 
 BACKBONE_KEYS = {
@@ -224,9 +225,7 @@ def build_image_backbone(cfg: dict) -> ImageBackbone:
     if "depth" in cfg or "source" in cfg:
         raise ConfigError("backbone.depth/source are gone: backbones come from timm; name the model instead, e.g. "
                           "backbone: {name: resnet50, out_indices: [3]} (timm feature indices: 3 = layer3)")
-    unknown = set(cfg) - BACKBONE_KEYS
-    if unknown:
-        raise ConfigError(f"unknown backbone keys {sorted(unknown)}; known: {sorted(BACKBONE_KEYS)}")
+    reject_unknown_keys(cfg, BACKBONE_KEYS, "backbone")
     if not cfg.get("name"):
         raise ConfigError("backbone.name is required (a timm model name, e.g. resnet50 or tf_efficientnet_b7)")
     net = ImageBackbone(

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssc_core.config import reject_unknown_keys
 from ssc_core.errors import CheckpointMismatchError, ConfigError
 from ssc_core.models.blocks.image_backbone import read_weights_file
 from ssc_core.models.blocks.lss_fpn import GeneralizedLSSFPN
@@ -132,9 +133,7 @@ def build_plane_swin(in_channels: int, cfg: dict | None) -> PlaneSwin:
     """A PlaneSwin from a ``swin:`` mapping (keys SWIN_KEYS; see PlaneSwin for the defaults), weights from
     ``pretrained_path`` when given."""
     cfg = dict(cfg or {})
-    unknown = set(cfg) - SWIN_KEYS
-    if unknown:
-        raise ConfigError(f"unknown swin keys {sorted(unknown)}; known: {sorted(SWIN_KEYS)}")
+    reject_unknown_keys(cfg, SWIN_KEYS, "swin")
     path = cfg.pop("pretrained_path", None)
     swin = PlaneSwin(in_channels, **cfg)
     if path:
